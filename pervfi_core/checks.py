@@ -1,0 +1,76 @@
+"""Input validation for public entry points.
+
+Checks run once, where user data enters (model.blend/decode/encode, flow estimators, pipeline);
+inner modules trust their inputs. Errors are :class:`~pervfi_core.errors.InputError` with the
+expected and the actual value in the message.
+"""
+from __future__ import annotations
+
+import torch
+
+from .errors import InputError
+
+
+def check_image(name: str, x, *, channels: int = 3) -> None:
+    """``x`` must be a float tensor ``(B, channels, H, W)`` with B >= 1 and finite values."""
+    if not isinstance(x, torch.Tensor):
+        raise InputError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
+    if x.ndim != 4:
+        raise InputError(f"{name}: expected shape (B, {channels}, H, W), got {tuple(x.shape)}")
+    if x.shape[1] != channels:
+        hint = " (drop the alpha channel or convert grayscale to RGB first)" if channels == 3 else ""
+        raise InputError(
+            f"{name}: expected {channels} channels in dim 1 (B, C, H, W), got {x.shape[1]}{hint}"
+        )
+    if x.shape[0] == 0:
+        raise InputError(f"{name}: empty batch (B = 0); pass at least one sample")
+    if x.shape[2] == 0 or x.shape[3] == 0:
+        raise InputError(f"{name}: empty image {x.shape[2]}x{x.shape[3]}")
+    if not x.is_floating_point():
+        raise InputError(
+            f"{name}: expected a floating-point tensor (float32/float16/bfloat16) with values "
+            f"in [0, 1], got {x.dtype}; convert with x.float() / 255 for 8-bit data"
+        )
+    check_finite(name, x)
+
+
+def check_finite(name: str, x: torch.Tensor) -> None:
+    if not bool(torch.isfinite(x).all()):
+        bad = int((~torch.isfinite(x)).sum())
+        raise InputError(f"{name}: contains {bad} NaN/Inf values; every value must be finite")
+
+
+def check_flow(name: str, flow, like: torch.Tensor) -> None:
+    """``flow`` must be ``(B, 2, H, W)`` in pixels on the grid of ``like`` ``(B, C, H, W)``."""
+    check_image(name, flow, channels=2)
+    if flow.shape[0] != like.shape[0] or flow.shape[2:] != like.shape[2:]:
+        raise InputError(
+            f"{name}: expected shape ({like.shape[0]}, 2, {like.shape[2]}, {like.shape[3]}) to match "
+            f"the frames, got {tuple(flow.shape)}; was the flow computed for another clip or size?"
+        )
+
+
+def check_same_shape(name_a: str, a: torch.Tensor, name_b: str, b: torch.Tensor) -> None:
+    if a.shape != b.shape:
+        raise InputError(
+            f"{name_a} and {name_b} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
+
+
+def as_timesteps(t, batch: int, *, device=None, dtype=torch.float32) -> torch.Tensor:
+    """Normalise ``t`` (a float or a ``(B,)`` tensor) to a ``(B,)`` tensor with values in [0, 1]."""
+    if isinstance(t, torch.Tensor):
+        if t.ndim == 0:
+            t = t.reshape(1).expand(batch)
+        if t.ndim != 1 or t.shape[0] != batch:
+            raise InputError(f"t: expected a float or a tensor of shape ({batch},), got {tuple(t.shape)}")
+        tt = t.to(device=device, dtype=dtype)
+    else:
+        try:
+            value = float(t)
+        except (TypeError, ValueError):
+            raise InputError(f"t: expected a float in [0, 1] or a ({batch},) tensor, got {t!r}") from None
+        tt = torch.full((batch,), value, device=device, dtype=dtype)
+    if not bool(torch.isfinite(tt).all()) or bool(((tt < 0) | (tt > 1)).any()):
+        raise InputError(f"t: every timestep must lie in [0, 1], got {tt.tolist()}")
+    return tt
