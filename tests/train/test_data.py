@@ -1,0 +1,57 @@
+import pytest
+import torch
+
+from pervfi_core.errors import InputError
+from pervfi_core.train.data import FrameTriplets, SyntheticTriplets, VimeoTriplets
+
+
+def _photos():
+    g = torch.Generator().manual_seed(0)
+    return [torch.nn.functional.interpolate(torch.rand(1, 3, 40, 40, generator=g), size=(200, 220))[0] for _ in range(3)]
+
+
+def test_synthetic_triplets_are_reproducible_and_shaped():
+    ds = SyntheticTriplets(_photos(), length=3, size=(48, 64), seed=1)
+    a, b = ds[2], ds[2]
+    assert len(ds) == 3
+    assert a["img0"].shape == (3, 48, 64) and float(a["t"]) == 0.5
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(ds[0]["img0"], ds[1]["img0"])
+
+
+def test_random_t_lies_inside_the_pair():
+    ds = SyntheticTriplets(_photos(), length=8, size=(32, 32), random_t=True)
+    ts = [float(ds[i]["t"]) for i in range(8)]
+    assert all(0.1 <= t <= 0.9 for t in ts) and len(set(ts)) > 1
+
+
+def test_frame_triplets_take_the_middle_frame_as_ground_truth():
+    frames = torch.arange(5).float().view(5, 1, 1, 1).expand(5, 3, 8, 8) / 4
+    ds = FrameTriplets(frames, size=(4, 4))
+    item = ds[1]
+    assert len(ds) == 3
+    assert float(item["img0"].mean()) == 0.25 and float(item["gt"].mean()) == 0.5 and float(item["img1"].mean()) == 0.75
+    assert item["gt"].shape == (3, 4, 4)
+
+
+def test_bad_inputs_are_refused(tmp_path):
+    with pytest.raises(InputError, match="at least 2 photos"):
+        SyntheticTriplets(_photos()[:1], length=1)
+    with pytest.raises(InputError, match="N>=3"):
+        FrameTriplets(torch.rand(2, 3, 8, 8))
+    with pytest.raises(InputError, match="tri_trainlist.txt"):
+        VimeoTriplets(tmp_path)
+
+
+def test_vimeo_reader_reads_the_triplet_layout(tmp_path):
+    cv2 = pytest.importorskip("cv2")
+    import numpy as np
+
+    seq = tmp_path / "sequences" / "00001" / "0001"
+    seq.mkdir(parents=True)
+    for k in (1, 2, 3):
+        cv2.imwrite(str(seq / f"im{k}.png"), np.full((16, 24, 3), 40 * k, np.uint8))
+    (tmp_path / "tri_trainlist.txt").write_text("00001/0001\n")
+    item = VimeoTriplets(tmp_path, size=(8, 8))[0]
+    assert item["img0"].shape == (3, 8, 8)
+    assert abs(float(item["gt"].mean()) - 80 / 255) < 1e-6
