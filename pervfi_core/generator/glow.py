@@ -55,8 +55,11 @@ class FlowBlock(nn.Module):
         mean, log_sd = self.prior.constant_output().chunk(2, dim=1)  # prior(zeros) is constant
         return mean.expand_as(like), log_sd.expand_as(like)
 
-    def encode(self, x: torch.Tensor, cond: torch.Tensor):
-        """x (B, in_channels, h, w) -> (kept (B, 2·in, h/2, w/2) or None, logdet, log_p (B,), z)."""
+    def encode(self, x: torch.Tensor, cond: torch.Tensor, *, standardize: bool = False):
+        """x (B, in_channels, h, w) -> (kept (B, 2·in, h/2, w/2) or None, logdet, log_p (B,), z).
+
+        ``standardize``: return ``(z - mean)·exp(-log_sd)`` (the decode's eps) instead of z.
+        """
         x = F.pixel_unshuffle(x, 2)  # squeeze: (B, C, h, w) -> (B, 4C, h/2, w/2)
         x, logdet = self.actnorm.encode(x)
         x, ld = self.invconv.encode(x)
@@ -71,6 +74,8 @@ class FlowBlock(nn.Module):
             kept, z = None, x
             mean, log_sd = self._prior_from_zeros(z)
         log_p = gaussian_log_p(z, mean, log_sd).sum(dim=(1, 2, 3))  # Eq. (12)
+        if standardize:
+            z = (z - mean) * torch.exp(-log_sd)
         return kept, logdet, log_p, z
 
     def decode(self, kept: torch.Tensor | None, cond: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
@@ -154,11 +159,17 @@ class CondFlowNet(nn.Module):
                     f"conds[{b}]: expected (B={batch}, C, {height // s}, {width // s}), got {tuple(c.shape)}"
                 )
 
-    def encode(self, x: torch.Tensor, conds: Sequence[torch.Tensor]):
+    def encode(self, x: torch.Tensor, conds: Sequence[torch.Tensor], *, standardize: bool = False):
         """x (B, in_channels, H, W) in [-1, 1] -> (log_p (B,), logdet (B,), zs finest first).
 
-        ``-(log_p + logdet)`` is the negative log-likelihood in nats (Eq. (11)-(12)), before the
-        dequantisation term and the normalisation to bits (see :mod:`.train`).
+        ``-(log_p + logdet)`` is the negative log-likelihood in nats (Eq. (11)-(12)), before any
+        dequantisation term and the normalisation to bits per pixel.
+
+        As in the official code, the returned zs are the flow's outputs, *not* the noise that
+        :meth:`decode` takes: decode maps its input eps through the learnt priors
+        (z = mean + exp(log_sd)·eps). With ``standardize=True`` the zs are returned as that eps,
+        ``(z - mean)·exp(-log_sd)``, so that ``decode(conds, encode(x, conds, standardize=True)[2])``
+        gives x back.
         """
         self._check_size(*x.shape[-2:])
         self._check_conds(conds, x.shape[0], *x.shape[-2:])
@@ -166,7 +177,7 @@ class CondFlowNet(nn.Module):
         logdet = x.new_zeros(x.shape[0])
         zs = []
         for block, cond in zip(self.blocks, conds):
-            x, ld, lp, z = block.encode(x, cond)
+            x, ld, lp, z = block.encode(x, cond, standardize=standardize)
             logdet = logdet + ld
             log_p = log_p + lp
             zs.append(z)
