@@ -38,11 +38,11 @@ DOWNSAMPLE = 8
 MIN_CELLS = 16
 
 
-def coords_grid(batch: int, height: int, width: int, *, device=None) -> torch.Tensor:
-    """Pixel coordinates (B, 2, H, W) in float32, channel 0 = x (column), channel 1 = y (row)."""
+def coords_grid(batch: int, height: int, width: int, *, device=None, dtype=torch.float32) -> torch.Tensor:
+    """Pixel coordinates (B, 2, H, W), channel 0 = x (column), channel 1 = y (row)."""
     ys, xs = torch.meshgrid(
-        torch.arange(height, device=device, dtype=torch.float32),
-        torch.arange(width, device=device, dtype=torch.float32),
+        torch.arange(height, device=device, dtype=dtype),
+        torch.arange(width, device=device, dtype=dtype),
         indexing="ij",
     )
     return torch.stack([xs, ys]).expand(batch, 2, height, width)
@@ -77,7 +77,8 @@ class RAFT(nn.Module):
 
     * ``image1``, ``image2``: (B, 3, H, W), RGB, values in 0..255 (not [0, 1]), float; H and W
       multiples of 8 and at least 128 (pad first; the caller crops the flow back).
-    * returns the flow from image 1 to image 2, (B, 2, H, W) float32 in pixels on image 1's grid,
+    * returns the flow from image 1 to image 2, (B, 2, H, W) in pixels on image 1's grid (float32,
+      or float64 for a float64 model; correlation and coordinates never drop below float32),
       channel 0 = x (+right), channel 1 = y (+down).
 
     Every operation is per sample, so both directions of a pair can run in one call:
@@ -130,19 +131,21 @@ class RAFT(nn.Module):
         image1 = 2 * (image1 / 255) - 1
         image2 = 2 * (image2 / 255) - 1
         fmap1, fmap2 = self.fnet(torch.cat([image1, image2])).chunk(2)  # one batch: per-sample norm
-        pyramid = self.corr.pyramid(fmap1.float(), fmap2.float())
+        # Correlation and coordinates stay in >= float32 when the network runs in half precision.
+        exact = torch.promote_types(fmap1.dtype, torch.float32)
+        pyramid = self.corr.pyramid(fmap1.to(exact), fmap2.to(exact))
         context = self.cnet(image1)
         net, inp = context.split([self.hidden_dim, self.context_dim], dim=1)
         net, inp = torch.tanh(net), torch.relu(inp)
         b, _, h, w = fmap1.shape
-        coords0 = coords_grid(b, h, w, device=fmap1.device)
+        coords0 = coords_grid(b, h, w, device=fmap1.device, dtype=exact)
         coords1 = coords0.clone()
         for k in range(iters):
             coords1 = coords1.detach()  # as in training: no gradient through the lookup positions
             corr = self.corr(pyramid, coords1)
             flow = coords1 - coords0
             net, mask, delta = self.update_block(net, inp, corr.to(net.dtype), flow.to(net.dtype))
-            coords1 = coords1 + delta.float()
+            coords1 = coords1 + delta.to(exact)
             if record is not None:
                 record.update({"iter0.corr": corr} if k == 0 else {})
                 record[f"iter{k}.delta_flow"] = delta
@@ -153,7 +156,7 @@ class RAFT(nn.Module):
                 record["up_mask_last"] = mask
         if mask is None:
             return bilinear_upsample(flow, factor=DOWNSAMPLE)
-        return convex_upsample(flow, mask.float(), factor=DOWNSAMPLE)
+        return convex_upsample(flow, mask.to(exact), factor=DOWNSAMPLE)
 
     @staticmethod
     def _check_inputs(image1, image2, iters) -> None:
