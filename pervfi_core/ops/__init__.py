@@ -3,5 +3,6 @@
 Each op is a function plus a thin ``nn.Module``; import them from their modules or from here.
 """
 from .softsplat import SoftSplat, softsplat  # noqa: F401
+from .warp import BackwardWarp, backward_warp  # noqa: F401
 
-__all__ = ["SoftSplat", "softsplat"]
+__all__ = ["BackwardWarp", "SoftSplat", "backward_warp", "softsplat"]

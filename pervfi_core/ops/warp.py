@@ -1,0 +1,54 @@
+"""Backward warping: sample a tensor at positions displaced by a flow.
+
+Used by PerVFI's Softmetric (Eq. 2) to compare frame-0 features with frame-1 features warped back
+along F0->1. Convention of the official code: bilinear sampling with zero padding and
+``align_corners=True``; the sampling grid is ``linspace(-1, 1)`` plus the flow normalised by
+``(W - 1) / 2`` and ``(H - 1) / 2``.
+"""
+from __future__ import annotations
+
+import logging
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import InputError
+
+logger = logging.getLogger(__name__)
+
+
+def backward_warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Sample ``x`` at ``(u + flow_x, v + flow_y)`` for every pixel ``(u, v)``.
+
+    Args:
+        x: (N, C, H, W) any values.
+        flow: (N, 2, H, W) in pixels on the output grid, channel 0 = x (+right), channel 1 = y (+down);
+            e.g. F0->1 to bring frame 1 onto frame 0's grid.
+
+    Returns:
+        (N, C, H, W); positions outside the image read zeros (bilinear, align_corners=True).
+    """
+    if x.ndim != 4 or flow.ndim != 4 or flow.shape[1] != 2 or flow.shape[0] != x.shape[0] \
+            or flow.shape[2:] != x.shape[2:]:
+        raise InputError(
+            f"backward_warp: expected x (N, C, H, W) and flow (N, 2, H, W) on the same grid, got "
+            f"{tuple(x.shape)} and {tuple(flow.shape)}"
+        )
+    if x.shape[0] == 0:
+        raise InputError("backward_warp: empty batch (N = 0); pass at least one sample")
+    _, _, height, width = x.shape
+    base_x = torch.linspace(-1.0, 1.0, width, device=flow.device, dtype=flow.dtype).view(1, 1, width)
+    base_y = torch.linspace(-1.0, 1.0, height, device=flow.device, dtype=flow.dtype).view(1, height, 1)
+    # A 1-pixel axis has a single sample position whatever the offset; avoid dividing by zero.
+    grid_x = base_x + flow[:, 0] / (max(width - 1, 1) / 2.0)
+    grid_y = base_y + flow[:, 1] / (max(height - 1, 1) / 2.0)
+    grid = torch.stack([grid_x, grid_y], dim=-1)  # (N, H, W, 2), last axis (x, y)
+    return F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="zeros", align_corners=True)
+
+
+class BackwardWarp(nn.Module):
+    """Module form of :func:`backward_warp`."""
+
+    def forward(self, x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+        return backward_warp(x, flow)
