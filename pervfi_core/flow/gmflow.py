@@ -1,0 +1,134 @@
+"""GMFlow optical flow (Xu et al., "GMFlow: Learning Optical Flow via Global Matching", CVPR 2022).
+
+One of PerVFI's motion estimators. Per scale (coarse to fine), §3:
+
+1. CNN features of both images at 1/8 (and 1/4 for the refinement scale) (:mod:`.gmflow_backbone`);
+2. position encoding + Transformer with self/cross attention in split windows, §3.2
+   (:mod:`.gmflow_transformer`);
+3. flow as the soft-argmax of the feature correlation, Eq. (3)-(4), global or local
+   (:mod:`.gmflow_matching`); at the refinement scale the frame-1 features are first warped by the
+   upsampled coarse flow and the matched flow is a residual;
+4. flow propagation by self-attention, Eq. (5);
+5. learned convex upsampling to full resolution (the RAFT upsampler, factor ``upsample_factor``).
+
+Two configurations (:data:`CONFIGS`): ``"gmflow"``, the official single-scale model PerVFI uses
+(global matching at 1/8, ``attn_splits=(2,)``, images padded to multiples of 16), and
+``"gmflow-refine"``, the two-scale model (1/8 global, then 1/4 local with radius 4, window
+propagation radius 1, ``attn_splits=(2, 8)``, multiples of 32). Parameter names follow the
+official checkpoints (``{"model": state_dict}`` containers, unwrapped).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import InputError
+from .gmflow_backbone import CNNEncoder
+from .gmflow_matching import FeatureFlowAttention, backward_warp, global_matching_flow, local_matching_flow
+from .gmflow_transformer import FeatureTransformer, add_position
+from .raft import convex_upsample
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+#: Constructor arguments of the two supported configurations.
+CONFIGS = {
+    "gmflow": dict(num_scales=1, upsample_factor=8, attn_splits=(2,), corr_radius=(-1,), prop_radius=(-1,)),
+    "gmflow-refine": dict(num_scales=2, upsample_factor=4, attn_splits=(2, 8), corr_radius=(-1, 4), prop_radius=(-1, 1)),
+}
+
+
+class GMFlow(nn.Module):
+    """GMFlow network. ``forward(image0, image1)`` with images (B, 3, H, W) in 0..255, H and W
+    multiples of :attr:`size_multiple` -> flow 0->1 (B, 2, H, W) in pixels, channel 0 = x.
+
+    ``attn_splits``, ``corr_radius`` and ``prop_radius`` (one entry per scale, coarse first; radius
+    -1 = global) are the defaults of the per-call options of the same names.
+    """
+
+    def __init__(
+        self,
+        *,
+        feature_channels: int = 128,
+        num_scales: int = 1,
+        upsample_factor: int = 8,
+        num_transformer_layers: int = 6,
+        ffn_dim_expansion: int = 4,
+        attn_splits: tuple[int, ...] = (2,),
+        corr_radius: tuple[int, ...] = (-1,),
+        prop_radius: tuple[int, ...] = (-1,),
+    ):
+        super().__init__()
+        self.num_scales = num_scales
+        self.upsample_factor = upsample_factor
+        self.defaults = dict(attn_splits=tuple(attn_splits), corr_radius=tuple(corr_radius), prop_radius=tuple(prop_radius))
+        self.backbone = CNNEncoder(output_dim=feature_channels, num_scales=num_scales)
+        self.transformer = FeatureTransformer(
+            num_layers=num_transformer_layers, d_model=feature_channels, ffn_dim_expansion=ffn_dim_expansion
+        )
+        self.feature_flow_attn = FeatureFlowAttention(in_channels=feature_channels)
+        self.upsampler = nn.Sequential(
+            nn.Conv2d(2 + feature_channels, 256, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(256, 9 * upsample_factor**2, 1),
+        )
+
+    @property
+    def size_multiple(self) -> int:
+        """Input sizes must be multiples of this (feature stride × window splits, for every scale)."""
+        strides = [self.upsample_factor * 2 ** (self.num_scales - 1 - i) for i in range(self.num_scales)]
+        return math.lcm(*(s * n for s, n in zip(strides, self.defaults["attn_splits"])))
+
+    def forward(self, image0: torch.Tensor, image1: torch.Tensor, *, bidirectional: bool = False, **options) -> torch.Tensor:
+        """Flow image0 -> image1, (B, 2, H, W) px. ``bidirectional=True`` returns (2B, 2, H, W):
+        the flows 0->1 then 1->0, sharing the CNN and (at the first scale) the Transformer work."""
+        return self._run(image0, image1, bidirectional=bidirectional, record=None, **options)
+
+    def trace(self, image0: torch.Tensor, image1: torch.Tensor, **options) -> dict[str, torch.Tensor]:
+        """Like :meth:`forward`, returning intermediates: ``backbone.out``, ``transformer.feature0/1``,
+        ``flow_lowres_matching``, ``flow_lowres_propagated`` (of the last scale) and ``flow``."""
+        record: dict[str, torch.Tensor] = {}
+        record["flow"] = self._run(image0, image1, bidirectional=False, record=record, **options)
+        return record
+
+    def _run(self, image0, image1, *, bidirectional, record, attn_splits=None, corr_radius=None, prop_radius=None):
+        splits = tuple(attn_splits or self.defaults["attn_splits"])
+        corr = tuple(corr_radius or self.defaults["corr_radius"])
+        prop = tuple(prop_radius or self.defaults["prop_radius"])
+        if not len(splits) == len(corr) == len(prop) == self.num_scales:
+            raise InputError(f"attn_splits/corr_radius/prop_radius need {self.num_scales} entries, got {splits}, {corr}, {prop}")
+        mean = image0.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+        std = image0.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        features = self.backbone((torch.cat((image0, image1)) / 255 - mean) / std)[::-1]  # coarse first
+        if record is not None:
+            record["backbone.out"] = features[-1]
+        flow = None
+        for scale, feature in enumerate(features):
+            f0, f1 = feature.chunk(2)
+            if bidirectional and scale > 0:
+                f0, f1 = torch.cat((f0, f1)), torch.cat((f1, f0))
+            if flow is not None:  # refinement: match against frame-1 features warped by the coarse flow
+                flow = 2 * F.interpolate(flow, scale_factor=2, mode="bilinear", align_corners=True)
+                f1 = backward_warp(f1, flow)
+            f0, f1 = self.transformer(*add_position(f0, f1, splits[scale]), splits=splits[scale])
+            if bidirectional and scale == 0:
+                f0, f1 = torch.cat((f0, f1)), torch.cat((f1, f0))
+            match = global_matching_flow(f0, f1) if corr[scale] < 0 else local_matching_flow(f0, f1, corr[scale])  # Eq. (3)-(4)
+            flow = match if flow is None else flow + match
+            if record is not None:
+                record.update({"transformer.feature0": f0, "transformer.feature1": f1, "flow_lowres_matching": flow})
+            flow = self.feature_flow_attn(f0, flow, radius=prop[scale])  # Eq. (5)
+            if record is not None:
+                record["flow_lowres_propagated"] = flow
+        mask = self.upsampler(torch.cat((flow, f0), dim=1))
+        return convex_upsample(flow, mask, factor=self.upsample_factor)
+
+
+def build_gmflow(config: str = "gmflow") -> GMFlow:
+    """``GMFlow(**CONFIGS[config])``; ``config`` is ``"gmflow"`` or ``"gmflow-refine"``."""
+    if config not in CONFIGS:
+        raise InputError(f"unknown GMFlow config {config!r}; expected one of {sorted(CONFIGS)}")
+    return GMFlow(**CONFIGS[config])
