@@ -52,8 +52,9 @@ class FlowBlock(nn.Module):
         self.prior = ZeroConv2d(in_channels=prior_in, out_channels=2 * z_channels)  # mean, log_sd
 
     def _prior_from_zeros(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, log_sd = self.prior.constant_output().chunk(2, dim=1)  # prior(zeros) is constant
-        return mean.expand_as(like), log_sd.expand_as(like)
+        # a learnt constant; computed as the official conv of zeros (cheap at 1/2^L resolution)
+        # so that the conv weight receives its (zero) gradient like every other parameter
+        return self.prior(torch.zeros_like(like)).chunk(2, dim=1)
 
     def encode(self, x: torch.Tensor, cond: torch.Tensor, *, standardize: bool = False):
         """x (B, in_channels, h, w) -> (kept (B, 2·in, h/2, w/2) or None, logdet, log_p (B,), z).

@@ -128,10 +128,6 @@ class ZeroConv2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(x) * torch.exp(self.scale * 3)
 
-    def constant_output(self) -> torch.Tensor:
-        """The output for an all-zero input, ``(1, out, 1, 1)``: bias·exp(3·scale), exactly."""
-        return self.conv.bias.view(1, -1, 1, 1) * torch.exp(self.scale * 3)
-
 
 class CouplingNet(nn.Module):
     """NN(off, c) of the coupling: conv3×3 -> ReLU -> conv1×1 -> ReLU -> ZeroConv2d (``tail``)."""
