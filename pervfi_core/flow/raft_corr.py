@@ -87,7 +87,9 @@ class CorrBlock(nn.Module):
     """Thin module over :func:`correlation_pyramid` / :func:`corr_lookup` holding ``levels`` and ``radius``.
 
     ``pyramid(fmap1, fmap2)`` builds the volume once per image pair; ``forward(pyramid, coords)``
-    looks it up, (B, 2, h, w) -> (B, planes, h, w). No parameters.
+    looks it up, (B, 2, h, w) -> (B, planes, h, w). No parameters. Both run outside autocast, in
+    the dtype they are given (as the official code, which keeps the correlation in float32 under
+    mixed precision: half-precision dot products of 256 channels can overflow).
     """
 
     def __init__(self, *, levels: int = 4, radius: int = 4):
@@ -97,10 +99,12 @@ class CorrBlock(nn.Module):
         self.planes = corr_planes(levels=levels, radius=radius)
 
     def pyramid(self, fmap1: torch.Tensor, fmap2: torch.Tensor) -> list[torch.Tensor]:
-        return correlation_pyramid(fmap1, fmap2, levels=self.levels)
+        with torch.autocast(device_type=fmap1.device.type, enabled=False):
+            return correlation_pyramid(fmap1, fmap2, levels=self.levels)
 
     def forward(self, pyramid: list[torch.Tensor], coords: torch.Tensor) -> torch.Tensor:
-        return corr_lookup(pyramid, coords, radius=self.radius)
+        with torch.autocast(device_type=coords.device.type, enabled=False):
+            return corr_lookup(pyramid, coords, radius=self.radius)
 
     def extra_repr(self) -> str:
         return f"levels={self.levels}, radius={self.radius}, planes={self.planes}"
