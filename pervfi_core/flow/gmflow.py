@@ -27,7 +27,8 @@ from torch import nn
 
 from ..errors import InputError
 from .gmflow_backbone import CNNEncoder
-from .gmflow_matching import FeatureFlowAttention, backward_warp, global_matching_flow, local_matching_flow
+from ..ops.warp import backward_warp
+from .gmflow_matching import FeatureFlowAttention, global_matching_flow, local_matching_flow
 from .gmflow_transformer import FeatureTransformer, add_position
 from .raft import convex_upsample
 

@@ -21,15 +21,26 @@ from torch import nn
 
 from .raft import coords_grid
 
+#: Rows of a global attention computed at once: bounds the (rows, H·W) score block to ~2^28 values
+#: per sample, so full-HD frames do not need a (H·W)² matrix in memory. Results are row-wise exact.
+ATTENTION_BLOCK = 1 << 28
+
+
+def softmax_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """softmax(q·kᵀ / sqrt(C)) · v for q (B, N, C), k (B, M, C), v (B, M, D) -> (B, N, D), in row blocks."""
+    rows = max(1, ATTENTION_BLOCK // max(1, key.shape[1]))
+    scale = query.shape[-1] ** 0.5
+    out = [(q @ key.transpose(1, 2) / scale).softmax(dim=-1) @ value for q in query.split(rows, dim=1)]
+    return torch.cat(out, dim=1)
+
 
 def global_matching_flow(feature0: torch.Tensor, feature1: torch.Tensor) -> torch.Tensor:
     """Eq. (3)-(4) over all positions: flow 0->1 (B, 2, H, W) in pixels."""
     b, c, h, w = feature0.shape
     grid = coords_grid(b, h, w, device=feature0.device, dtype=feature0.dtype)
     f0 = rearrange(feature0, "b c h w -> b (h w) c")
-    f1 = rearrange(feature1, "b c h w -> b c (h w)")
-    prob = (f0 @ f1 / c**0.5).softmax(dim=-1)  # (B, HW0, HW1)
-    matched = prob @ rearrange(grid, "b xy h w -> b (h w) xy")  # (B, HW0, 2)
+    f1 = rearrange(feature1, "b c h w -> b (h w) c")
+    matched = softmax_attention(f0, f1, rearrange(grid, "b xy h w -> b (h w) xy"))  # (B, HW0, 2)
     return rearrange(matched, "b (h w) xy -> b xy h w", h=h) - grid
 
 
@@ -53,15 +64,6 @@ def local_matching_flow(feature0: torch.Tensor, feature1: torch.Tensor, radius: 
     return rearrange(flow, "b (h w) xy -> b xy h w", h=h)
 
 
-def backward_warp(feature: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-    """Sample ``feature`` (B, C, H, W) at x + flow (bilinear, zeros outside, align_corners=True)."""
-    b, _, h, w = feature.shape
-    pos = coords_grid(b, h, w, device=flow.device, dtype=flow.dtype) + flow
-    gx = 2 * pos[:, 0] / (w - 1) - 1
-    gy = 2 * pos[:, 1] / (h - 1) - 1
-    return F.grid_sample(feature, torch.stack((gx, gy), dim=-1), mode="bilinear", padding_mode="zeros", align_corners=True)
-
-
 class FeatureFlowAttention(nn.Module):
     """Eq. (5): flow propagation by self-attention on frame-0 features (B, C, H, W).
 
@@ -81,8 +83,7 @@ class FeatureFlowAttention(nn.Module):
         query = self.q_proj(f)
         if radius <= 0:
             key = self.k_proj(query)
-            prob = (query @ key.transpose(1, 2) / c**0.5).softmax(dim=-1)
-            out = prob @ rearrange(flow, "b xy h w -> b (h w) xy")
+            out = softmax_attention(query, key, rearrange(flow, "b xy h w -> b (h w) xy"))
             return rearrange(out, "b (h w) xy -> b xy h w", h=h)
         k = 2 * radius + 1
         key = rearrange(self.k_proj(f), "b (h w) c -> b c h w", h=h)
