@@ -1,0 +1,155 @@
+"""PerVFI model: public API behaviour on a small random config (fast; parity is in test_model_parity)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pervfi_core import build_model
+from pervfi_core.errors import ArchitectureMismatchError, InputError
+from pervfi_core.model import PerVFI
+
+SMALL = dict(encoder_channels=(8, 16, 24), metric_rows=(16, 16, 16, 16), dcn_groups=(1, 2, 2), n_flows=2,
+             flow_hidden=16, fuse_width=16, fuse_branches=(8, 16, 24))
+
+
+@pytest.fixture(scope="module")
+def v00():
+    torch.manual_seed(0)
+    return build_model("v00", **SMALL)
+
+
+@pytest.fixture(scope="module")
+def vb():
+    torch.manual_seed(0)
+    return build_model("vb", **SMALL)
+
+
+def _inputs(batch=2, height=20, width=30, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    img0, img1 = torch.rand(batch, 3, height, width, generator=g), torch.rand(batch, 3, height, width, generator=g)
+    fflow = torch.randn(batch, 2, height, width, generator=g) * 2
+    return img0, img1, fflow, -fflow
+
+
+def test_properties_and_submodule_names(v00, vb):
+    assert isinstance(v00, PerVFI) and v00.stochastic and not vb.stochastic
+    assert v00.size_multiple == 8 and (v00.arch, vb.arch) == ("pervfi-v00", "pervfi-vb")
+    prefixes = {k.split(".")[0] for k in v00.state_dict()}
+    assert prefixes == {"featurePyramid", "deformableAlign", "attentionMerge", "multiscaleFuse", "condFLownet"}
+    assert "generator" in {k.split(".")[0] for k in vb.state_dict()}
+    assert not v00.training
+
+
+@torch.no_grad()
+def test_odd_size_is_padded_and_cropped(v00):
+    img0, img1, fflow, bflow = _inputs(height=20, width=30)
+    blend = v00.blend(img0, img1, fflow, bflow, 0.5)
+    assert blend.size == (20, 30) and blend.padded_size == (24, 32) and blend.batch == 2
+    assert [tuple(m.shape) for m in blend.masks] == [(2, 1, 24, 32), (2, 1, 12, 16), (2, 1, 6, 8)]
+    assert [tuple(c.shape[-2:]) for c in blend.conds] == [(12, 16), (6, 8), (3, 4)]
+    assert tuple(blend.mask().shape) == (2, 1, 20, 30)
+    out = v00.decode(blend, tau=0.3, seed=0)
+    assert tuple(out.shape) == (2, 3, 20, 30) and out.min() >= 0 and out.max() <= 1
+
+
+@torch.no_grad()
+def test_blend_is_reusable_and_seeded(v00):
+    blend = v00.blend(*_inputs(), 0.5)
+    conds_before = [c.clone() for c in blend.conds]
+    state = torch.get_rng_state()
+    a = v00.decode(blend, tau=0.3, seed=7)
+    b = v00.decode(blend, tau=0.3, seed=7)
+    c = v00.decode(blend, tau=0.3, seed=8)
+    d = v00.decode(blend, tau=0.0, seed=7)
+    assert torch.equal(state, torch.get_rng_state())  # the global RNG is never touched
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c) and not torch.equal(a, d)
+    assert all(torch.equal(x, y) for x, y in zip(conds_before, blend.conds))
+    torch.testing.assert_close(v00.decode(blend, z=v00.sample_z(blend, 0.3, 7)), a, atol=0, rtol=0)
+
+
+def test_sample_z_matches_global_seed_draws(v00):
+    blend = v00.blend(*_inputs(), 0.5)
+    zs = v00.sample_z(blend, tau=0.3, seed=1234)
+    torch.manual_seed(1234)
+    expected = [torch.randn(shape) * 0.3 for shape in v00.z_shapes(blend)]
+    assert all(torch.equal(x, y) for x, y in zip(zs, expected))
+
+
+@torch.no_grad()
+def test_per_sample_time_equals_single_time(v00):
+    img0, img1, fflow, bflow = _inputs()
+    mixed = v00.blend(img0, img1, fflow, bflow, torch.tensor([0.5, 0.25]))
+    for i, t in enumerate((0.5, 0.25)):
+        single = v00.blend(img0, img1, fflow, bflow, t)
+        torch.testing.assert_close(mixed.conds[0][i], single.conds[0][i], atol=1e-5, rtol=1e-5)
+
+
+@torch.no_grad()
+def test_blend_to_parks_and_decodes(v00):
+    blend = v00.blend(*_inputs(), 0.5)
+    parked = blend.to(dtype=torch.float64)
+    assert all(c.dtype == torch.float64 for c in (*parked.conds, *parked.masks))
+    assert parked.size == blend.size and parked.padding == blend.padding and blend.conds[0].dtype == torch.float32
+    assert parked.nbytes() == 2 * blend.nbytes()
+    torch.testing.assert_close(v00.decode(parked, seed=3), v00.decode(blend, seed=3))  # moved back to the model
+
+
+@torch.no_grad()
+def test_encode_round_trip_small(v00):
+    img0, img1, fflow, bflow = _inputs(height=16, width=24)
+    blend = v00.blend(img0, img1, fflow, bflow, 0.5)
+    gt = (img0 + img1) / 2
+    nll, zs = v00.encode(blend, gt)
+    assert nll.shape == (2,) and torch.isfinite(nll).all()
+    torch.testing.assert_close(v00.decode(blend, z=zs), gt, atol=1e-4, rtol=0)
+
+
+@torch.no_grad()
+def test_vb_is_deterministic_and_has_no_encode(vb):
+    blend = vb.blend(*_inputs(), 0.5)
+    torch.testing.assert_close(vb.decode(blend, tau=0.9, seed=1), vb.decode(blend, tau=0.1, seed=2), atol=0, rtol=0)
+    with pytest.raises(InputError, match="v00"):
+        vb.encode(blend, torch.rand(2, 3, 20, 30))
+
+
+@pytest.mark.parametrize("case", ["size", "channels", "dtype", "nan", "t_range", "empty", "flow_size", "z_shape"])
+def test_bad_inputs_raise(v00, case):
+    img0, img1, fflow, bflow = _inputs()
+    t = 0.5
+    if case == "size":
+        img1 = img1[..., :-1]
+    elif case == "channels":
+        img0, img1 = img0[:, :2], img1[:, :2]
+    elif case == "dtype":
+        img1 = img1.double()
+    elif case == "nan":
+        img0 = img0.clone()
+        img0[0, 0, 0, 0] = float("nan")
+    elif case == "t_range":
+        t = 1.5
+    elif case == "empty":
+        img0, img1, fflow, bflow = img0[:0], img1[:0], fflow[:0], bflow[:0]
+    elif case == "flow_size":
+        fflow = fflow[..., :-2]
+    with pytest.raises(InputError):
+        blend = v00.blend(img0, img1, fflow, bflow, t)
+        if case == "z_shape":
+            v00.decode(blend, z=[torch.zeros(2, 6, 4, 4)] * 3)
+
+
+def test_wrong_architecture_raises(v00, vb):
+    with pytest.raises(ArchitectureMismatchError, match="pervfi-vb.*pervfi-v00"):
+        v00.load_state_dict(vb.state_dict())
+    with pytest.raises(ArchitectureMismatchError, match="pervfi-v00.*pervfi-vb"):
+        vb.load_state_dict(v00.state_dict())
+    with pytest.raises(ArchitectureMismatchError, match="not a PerVFI checkpoint"):
+        v00.load_state_dict({"fnet.conv1.weight": torch.zeros(1)})
+    with pytest.raises(ArchitectureMismatchError, match="different configuration"):
+        build_model("v00", **{**SMALL, "n_flows": 3}).load_state_dict(v00.state_dict())
+    v00.load_state_dict(v00.state_dict())  # the right one loads
+
+
+def test_unknown_config_raises():
+    with pytest.raises(InputError, match="config"):
+        build_model("v99")
