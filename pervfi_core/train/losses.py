@@ -64,15 +64,15 @@ def pervfi_loss(model, batch: dict, flows: tuple[torch.Tensor, torch.Tensor], *,
             pred = model.decode(blend, z=latent_like(zs, generator))
             perc = perceptual(pred, batch["gt"]).mean()
             loss = loss + mu * perc
-            logs["perceptual"] = float(perc)
+            logs["perceptual"] = float(perc.detach())
     else:
         pred = model.decode(blend)
         l1 = (pred - batch["gt"]).abs().mean()
         loss = l1
-        logs["l1"] = float(l1)
+        logs["l1"] = float(l1.detach())
         if perceptual is not None and mu > 0:
             perc = perceptual(pred, batch["gt"]).mean()
             loss = loss + mu * perc
-            logs["perceptual"] = float(perc)
-    logs["loss"] = float(loss)
+            logs["perceptual"] = float(perc.detach())
+    logs["loss"] = float(loss.detach())
     return loss, logs
