@@ -147,7 +147,8 @@ class RAFT(nn.Module):
             net, mask, delta = self.update_block(net, inp, corr.to(net.dtype), flow.to(net.dtype))
             coords1 = coords1 + delta.to(exact)
             if record is not None:
-                record.update({"iter0.corr": corr} if k == 0 else {})
+                if k == 0:
+                    record["iter0.corr"] = corr
                 record[f"iter{k}.delta_flow"] = delta
         flow = coords1 - coords0
         if record is not None:
