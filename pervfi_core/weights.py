@@ -183,8 +183,8 @@ def check_layout(sd: Mapping[str, Any], *, arch: str | None = None, entry: Entry
         expected, what = published[0][1], f"the published {detected} layout (same hyperparameters)"
     else:
         expected, what = fp, ""
-        if not info.official:
-            info.notes.append(f"non-official {detected} configuration {config}; no published layout to compare")
+    if not info.official:
+        info.notes.append(f"not a published {detected} layout (hyperparameters {config})")
     if fp != expected:
         raise WeightsError(
             f"{source}: the {detected} weights have layout {fp[:20]}..., not {what} ({expected[:20]}...): "
@@ -201,6 +201,7 @@ def load(name_or_path: str | Path, *, arch: str | None = None, download: bool = 
     entry = None if Path(name_or_path).expanduser().is_file() else manifest.get(str(name_or_path))
     if entry is not None:
         _check_file_hash(path, entry)
+        arch = arch or entry.architecture  # a manifest id says what the file must be
     obj, meta = read_raw(path)
     sd, container = canonicalize(obj, source=path.name)
     info = check_layout(sd, arch=arch, entry=entry, metadata=meta, source=path.name, manifest=manifest)
