@@ -1,0 +1,19 @@
+"""ComfyUI entry point of the PerVFI node pack.
+
+ComfyUI imports this folder as a package and reads ``NODE_CLASS_MAPPINGS`` and
+``NODE_DISPLAY_NAME_MAPPINGS``. The stand-alone package ``pervfi_core`` beside this file is made
+importable under its own name (one copy shared by the nodes and the command line).
+"""
+import os
+import sys
+
+_here = os.path.dirname(os.path.abspath(__file__))
+if _here not in sys.path:
+    sys.path.append(_here)  # appended: never shadows ComfyUI's own modules (e.g. its nodes.py)
+
+from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: E402
+from .nodes.comfy import register_model_folders  # noqa: E402
+
+register_model_folders()  # models/pervfi and models/pervfi_flow, so extra_model_paths.yaml works
+
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

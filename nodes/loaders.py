@@ -1,0 +1,119 @@
+"""Loader nodes: the PerVFI generator and the motion estimator.
+
+Dropdowns list, in this order: the default, the manifest's checkpoints of that kind (ids stay the
+same before and after their first download, so saved workflows keep working), and any other
+checkpoint file found in the ``pervfi`` / ``pervfi_flow`` model folders. A manifest checkpoint
+that is not on disk is downloaded on first use (progress bar, sha256 and layout verified).
+"""
+from __future__ import annotations
+
+import logging
+
+from pervfi_core import build_model, weights
+from pervfi_core.flow import build_estimator, default_registry
+from pervfi_core.training_free import TrainingFreeVFI
+from pervfi_core.weights_manifest import default_manifest
+
+from . import comfy
+
+log = logging.getLogger(__name__)
+
+CATEGORY = "PerVFI/loaders"
+DEFAULT = "default"
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+FLOW_ESTIMATORS = ("auto", "dis", "gmflow-refine", "gmflow", "raft", "raft-small")
+
+
+def checkpoint_choices(kind: str) -> list[str]:
+    """``["default", <manifest ids of kind>, <other local files>]`` for a loader dropdown."""
+    comfy.register_model_folders()
+    manifest = default_manifest()
+    entries = [e for e in manifest.entries if e.kind == kind and e.available]
+    known_files = {e.filename for e in entries}
+    local = [name for name in weights.list_local(kind) if name.rsplit("/", 1)[-1] not in known_files]
+    return [DEFAULT, *(e.id for e in entries), *local]
+
+
+class PerVFILoadModel:
+    """Checkpoint -> PERVFI_MODEL (generator: ASB + normalizing flow / fast decoder)."""
+
+    DISPLAY_NAME = "Load PerVFI Model"
+    DESCRIPTION = (
+        "Loads a PerVFI generator. 'default' needs no download: the project's embedded weights "
+        "(or, until they ship, the training-free asymmetric-blending engine). 'pervfi-v00' is the "
+        "official stochastic model (τ matters), 'pervfi-vb' its fast deterministic variant; they "
+        "are downloaded into models/pervfi on first use. Other files found in models/pervfi are listed too."
+    )
+    CATEGORY = CATEGORY
+    FUNCTION = "load"
+    RETURN_TYPES = ("PERVFI_MODEL",)
+    RETURN_NAMES = ("model",)
+    OUTPUT_TOOLTIPS = ("PerVFI generator for 'PerVFI ASB Blend', 'PerVFI Flow Decode' and 'PerVFI Interpolate'.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "checkpoint": (checkpoint_choices("pervfi"), {
+                "default": DEFAULT,
+                "tooltip": "Generator weights: 'default' (no download), a manifest checkpoint (downloaded "
+                           "and verified on first use) or a file in models/pervfi.",
+            }),
+            "dtype": (list(DTYPES), {
+                "default": "auto",
+                "tooltip": "Compute precision. auto = float16 on a GPU that handles it well, else float32. "
+                           "float32 is the reference; half precision halves memory.",
+            }),
+        }}
+
+    def load(self, checkpoint, dtype):
+        comfy.register_model_folders()
+        if checkpoint == DEFAULT:
+            # TODO(pipeline/weights): one pervfi_core entry "checkpoint -> ready generator" that also
+            # picks the project's own weights once the manifest's pervfi-own is trained.
+            model = TrainingFreeVFI()
+        else:
+            loaded = weights.load(checkpoint, progress=comfy.download_progress(f"PerVFI {checkpoint}"))
+            model = build_model(loaded.info.architecture)
+            model.load_state_dict(loaded.state_dict)
+        model = model.eval().to(device=comfy.torch_device(), dtype=comfy.resolve_dtype(dtype))
+        return (model,)
+
+
+class PerVFILoadFlowModel:
+    """Estimator name + checkpoint -> PERVFI_FLOW_MODEL."""
+
+    DISPLAY_NAME = "Load PerVFI Flow Estimator"
+    DESCRIPTION = (
+        "Loads the motion estimator used for the optical flow between frames. 'auto' needs no "
+        "download: pretrained GMFlow on a GPU, OpenCV's DIS flow on a CPU. RAFT, RAFT-small and GMFlow "
+        "use their official weights (downloaded into models/pervfi_flow on first use) unless a "
+        "checkpoint is chosen."
+    )
+    CATEGORY = CATEGORY
+    FUNCTION = "load"
+    RETURN_TYPES = ("PERVFI_FLOW_MODEL",)
+    RETURN_NAMES = ("flow_model",)
+    OUTPUT_TOOLTIPS = ("Motion estimator for 'PerVFI Flow Estimation' and 'PerVFI Interpolate'.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "estimator": (list(FLOW_ESTIMATORS), {
+                "default": "auto",
+                "tooltip": "auto: fastest good choice for this device (no download). dis: OpenCV DIS (CPU, "
+                           "no weights). gmflow-refine: pretrained two-scale GMFlow. gmflow, raft, raft-small: "
+                           "official networks (weights downloaded on first use).",
+            }),
+            "checkpoint": (checkpoint_choices("pervfi_flow"), {
+                "default": DEFAULT,
+                "tooltip": "'default' = the estimator's official weights; or a manifest checkpoint / a file in "
+                           "models/pervfi_flow of the same architecture (checked on load).",
+            }),
+        }}
+
+    def load(self, estimator, checkpoint):
+        comfy.register_model_folders()
+        source = default_registry().get(estimator).default_weights if checkpoint == DEFAULT else checkpoint
+        # Resolve first so that a first-use download shows on ComfyUI's progress bar.
+        path = weights.resolve(source, progress=comfy.download_progress(f"PerVFI {source}")) if source else None
+        return (build_estimator(estimator, weights=path, device=comfy.torch_device()),)
