@@ -97,8 +97,12 @@ def test_manifest_matches_official_key_lists(parity_dir, entry_id):
     assert arch == entry.architecture
     assert config == entry.config
     assert layout_fingerprint(keys) == entry.layout_fingerprint
-    assert len(keys) == json.loads(Path(weights.__file__).parents[1].joinpath("weights_manifest.json").read_text()) \
-        ["entries"][default_manifest().entries.index(entry)]["keys"]
+    raw = next(e for e in _manifest_json()["entries"] if e["id"] == entry_id)
+    assert raw["keys"] == len(keys)
+
+
+def _manifest_json() -> dict:
+    return json.loads((Path(weights.__file__).parents[1] / "weights_manifest.json").read_text())
 
 
 def test_detected_hyperparameters_of_official_architectures(parity_dir):

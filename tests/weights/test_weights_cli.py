@@ -1,0 +1,80 @@
+"""``weights list|fetch|verify|convert`` through the subcommand registration the main CLI uses."""
+from __future__ import annotations
+
+import argparse
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from pervfi_core import weights_cli
+from pervfi_core.weights_manifest import default_manifest
+
+
+def run(capsys, *argv: str) -> tuple[int, str]:
+    parser = argparse.ArgumentParser(prog="pervfi")
+    weights_cli.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["weights", *argv])
+    code = args.func(args)
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def test_list_shows_every_entry(capsys):
+    code, out = run(capsys, "list")
+    assert code == 0
+    for entry in default_manifest().entries:
+        assert entry.id in out
+    assert "not-trained" in out and "downloadable" in out
+
+
+def test_verify_reports_architecture_and_ok(capsys, tmp_path, tiny_sd):
+    path = tmp_path / "mine.pth"
+    torch.save({f"module.{k}": v for k, v in tiny_sd.items()}, path)
+    code, out = run(capsys, "verify", str(path))
+    assert code == 0
+    assert "architecture raft-small" in out and "container module-prefix" in out and "layout: OK" in out
+
+
+def test_verify_reports_mismatch(capsys, tmp_path, tiny_sd):
+    path = tmp_path / "mine.safetensors"
+    save_file(tiny_sd, str(path), metadata={"pervfi_layout_fingerprint": "lf1:" + "0" * 64})
+    code, out = run(capsys, "verify", str(path))
+    assert code == 1 and "layout: MISMATCH" in out
+
+
+def test_verify_official_file_against_its_manifest_entry(capsys, parity_dir, tmp_path):
+    """A file named like a manifest entry is held to that entry's layout."""
+    from safetensors.torch import load_file
+    sd = load_file(str(parity_dir / "weights" / "raft.safetensors"))
+    good = tmp_path / "raft-sintel.pth"
+    torch.save({f"module.{k}": v for k, v in sd.items()}, good)
+    code, out = run(capsys, "verify", str(good))
+    assert code == 0 and "architecture raft" in out and "matches raft-sintel" in out
+    del sd["fnet.conv1.bias"]
+    torch.save(sd, good)
+    code, out = run(capsys, "verify", str(good))
+    assert code == 1 and "MISMATCH" in out
+
+
+def test_convert_writes_safetensors(capsys, tmp_path, tiny_sd):
+    src = tmp_path / "mine.pth"
+    torch.save({"model": tiny_sd}, src)
+    out_path = tmp_path / "converted.safetensors"
+    code, out = run(capsys, "convert", str(src), "--out", str(out_path))
+    assert code == 0 and str(out_path) in out
+    with safe_open(str(out_path), framework="pt") as f:
+        assert f.metadata()["pervfi_architecture"] == "raft-small"
+        assert sorted(f.keys()) == sorted(tiny_sd)
+
+
+def test_convert_and_fetch_errors_exit_nonzero(capsys, tmp_path, tiny_sd):
+    src = tmp_path / "mine.pth"
+    torch.save(tiny_sd, src)
+    code, out = run(capsys, "convert", str(src), "--arch", "pervfi-vb")
+    assert code == 2 and "raft-small" in out and "pervfi-vb" in out
+    code, out = run(capsys, "fetch", "pervfi-own")
+    assert code == 2 and "not-trained" in out
+    with pytest.raises(SystemExit):
+        run(capsys, "fetch")  # missing ID: argparse usage error
