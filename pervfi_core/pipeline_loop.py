@@ -111,7 +111,8 @@ def _pair(i, a, b, a_t, b_t, model, estimator, schedule, tau, seed, threshold, h
 def interpolate_file(input_path, output_path, model, estimator, *, multiplier: int | None = None,
                      fps: float | None = None, input_fps: float | None = None, tau: float = 0.3, seed: int = 0,
                      scene_threshold: float = DEFAULT_THRESHOLD, hooks: Hooks | None = None, batch_size: int = 4,
-                     max_pixels: int | None = BLEND_MAX_PIXELS, overwrite: bool = False, crf: int = 16) -> RunReport:
+                     max_pixels: int | None = BLEND_MAX_PIXELS, overwrite: bool = False, crf: int = 16,
+                     report: RunReport | None = None) -> RunReport:
     """Interpolate a video file or folder of frames into a video file or folder of PNG frames.
 
     The output is written under a temporary name and renamed when complete; on any error or
@@ -126,7 +127,8 @@ def interpolate_file(input_path, output_path, model, estimator, *, multiplier: i
     info = reader.info
     schedule = Retime(multiplier=multiplier, fps_out=fps, fps_in=info.fps) if fps is not None \
         else Retime(multiplier=multiplier if multiplier is not None else 2)
-    report = RunReport(fps_in=info.fps, fps_out=schedule.output_fps(info.fps))
+    report = report if report is not None else RunReport()  # the caller's (a progress bar may read it)
+    report.fps_in, report.fps_out = info.fps, schedule.output_fps(info.fps)
     writer = open_output(output_path, width=info.width, height=info.height, fps=report.fps_out,
                          audio_from=Path(input_path) if info.audio_codec else None, audio_codec=info.audio_codec,
                          overwrite=overwrite, crf=crf)
