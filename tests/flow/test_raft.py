@@ -63,10 +63,16 @@ def test_strided_block_norm_is_aliased():
         assert stage[0].norm3 is stage[0].downsample[1]
 
 
-def test_forward_intermediates_match_official(variant, images, tolerances):
-    name, model, expected = variant
+@pytest.fixture(scope="module")
+def traced(variant, images):
+    """``model.trace`` of the fixture pair (forward direction), computed once per variant."""
     with torch.no_grad():
-        got = model.trace(*images, iters=12)
+        return variant[1].trace(*images, iters=12)
+
+
+def test_forward_intermediates_match_official(variant, traced, tolerances):
+    name, _, expected = variant
+    got = traced
     keys = [k for k in expected if k.startswith("fwd.")]
     assert len(keys) == (19 if name == "raft" else 18)  # every stored intermediate is compared
     assert set(got) == {k.removeprefix("fwd.") for k in keys}
@@ -75,13 +81,13 @@ def test_forward_intermediates_match_official(variant, images, tolerances):
         torch.testing.assert_close(got[key.removeprefix("fwd.")], expected[key], atol=atol, rtol=0, msg=key)
 
 
-def test_batched_directions_match_two_calls_and_official(variant, images):
+def test_batched_directions_match_two_calls_and_official(variant, traced, images):
     _, model, expected = variant
     img0, img1 = images
     with torch.no_grad():
         both = model(torch.cat([img0, img1]), torch.cat([img1, img0]), iters=12)
-        fwd = model(img0, img1, iters=12)
         bwd = model(img1, img0, iters=12)
+    fwd = traced["flow"]  # the plain forward call with record-keeping
     torch.testing.assert_close(both, torch.cat([fwd, bwd]), atol=1e-4, rtol=0)
     torch.testing.assert_close(both[:2], expected["fwd.flow"], atol=FLOW_ATOL, rtol=0)
     torch.testing.assert_close(both[2:], expected["bwd.flow"], atol=FLOW_ATOL, rtol=0)
