@@ -159,11 +159,16 @@ def check_layout(sd: Mapping[str, Any], *, arch: str | None = None, entry: Entry
     non-official; the model's strict ``load_state_dict`` then checks them against its config.
     """
     manifest = manifest or default_manifest()
-    detected, config = detect(sd)
-    if arch is not None:
-        wanted = manifest.architecture_of(arch)
-        if wanted not in ARCHITECTURES:
-            raise WeightsError(f"unknown architecture {arch!r}; expected one of {', '.join(ARCHITECTURES)}")
+    wanted = manifest.architecture_of(arch) if arch is not None else None
+    if wanted is not None and wanted not in ARCHITECTURES:
+        raise WeightsError(f"unknown architecture {arch!r}; expected one of {', '.join(ARCHITECTURES)}")
+    try:
+        detected, config = detect(sd)
+    except WeightsError as err:
+        if wanted is None:
+            raise
+        raise ArchitectureMismatchError(f"{source} is not a {wanted} checkpoint: {err}") from None
+    if wanted is not None:
         if detected != wanted:
             raise ArchitectureMismatchError(
                 f"{source} holds {detected} weights (detected from its key names), but {wanted} weights "

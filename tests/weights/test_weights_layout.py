@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from pervfi_core import weights
-from pervfi_core.errors import WeightsError
+from pervfi_core.errors import ArchitectureMismatchError, WeightsError
 from pervfi_core.weights_layout import canonicalize, detect, layout_fingerprint
 from pervfi_core.weights_manifest import Manifest, default_manifest
 
@@ -85,6 +85,8 @@ def test_canonicalize_refuses_non_state_dicts(tiny_sd):
 def test_unknown_architecture_is_named_as_such():
     with pytest.raises(WeightsError, match="unrecognised checkpoint.*known architectures"):
         detect({"encoder.weight": torch.zeros(2, 2)})
+    with pytest.raises(ArchitectureMismatchError, match="not a raft checkpoint: unrecognised"):
+        weights.check_layout({"encoder.weight": torch.zeros(2, 2)}, arch="raft-sintel")
 
 
 # --- detection and the manifest against the official key lists ----------------------------
