@@ -1,0 +1,137 @@
+"""Seconds per stage and peak memory of the PerVFI core (flow estimation excluded).
+
+    python bench/bench_core.py [--sizes 448x256 1280x720] [--repeats 3] [--threads N] [--weights FILE]
+
+Stages: pyramid (encoder + Softmetric), forward warp (splats + holes + F_t->1), PAM, ADM, fuse, decode
+(normalizing flow, τ = 0.3). Each (size, dtype) runs in a fresh child process so that its peak RSS is its
+own. Weights: an official-layout v00 file (default: the parity fixture weights beside the project; the
+real checkpoint costs the same). The bfloat16 row runs the ASB and fusion in bfloat16 and decodes in float32 (the invertible
+flow needs float32 matrix inverses); its deviation is the max/mean |bf16 - fp32| of the output frame.
+Prints a markdown table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+# random weights under official keys (beside the project in CI); a fresh random init of the flow is not
+# usable for decoding (its ActNorms would initialise from data)
+FIXTURE_WEIGHTS = ROOT.parent / "shared" / "fixtures" / "parity" / "weights" / "pervfi_v00.safetensors"
+
+from pervfi_core.asb import forward_warp  # noqa: E402
+from pervfi_core.model import build_model  # noqa: E402
+
+STAGES = ("pyramid", "forward_warp", "pam", "adm", "fuse", "decode")
+
+
+def _model(weights: str | None, dtype: torch.dtype):
+    torch.manual_seed(0)
+    model = build_model("v00")
+    if weights:
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(weights))
+    return model.to(dtype)
+
+
+def _inputs(width: int, height: int):
+    g = torch.Generator().manual_seed(0)
+    img0 = torch.rand(1, 3, height, width, generator=g)
+    img1 = torch.roll(img0, shifts=(3, 5), dims=(2, 3))
+    fflow = torch.zeros(1, 2, height, width)
+    fflow[:, 0], fflow[:, 1] = 5.0, 3.0
+    fflow = fflow + torch.randn(1, 2, height, width, generator=g) * 0.5
+    return img0, img1, fflow, -fflow
+
+
+@torch.inference_mode()
+def _run_once(model, decoder, inputs, dtype, times):
+    img0, img1, fflow, bflow = (x.to(dtype) for x in inputs)
+    t = torch.full((1,), 0.5)
+
+    def timed(name, fn):
+        start = time.perf_counter()
+        out = fn()
+        times.setdefault(name, []).append(time.perf_counter() - start)
+        return out
+
+    enc0, enc1, z01, z10 = timed("pyramid", lambda: model.featurePyramid(img0 * 2 - 1, img1 * 2 - 1, fflow, bflow))
+    warped = timed("forward_warp", lambda: forward_warp(enc0, fflow, bflow, z01, z10, t))
+    aligned = timed("pam", lambda: model.deformableAlign(warped.features, enc1, warped.holes, warped.flow_t1))
+    blended, masks = timed("adm", lambda: model.attentionMerge(warped.features, aligned, warped.holes))
+    conds = timed("fuse", lambda: model.multiscaleFuse(blended))
+    del enc0, enc1, warped, aligned, blended
+    conds = [c.float() for c in conds]
+    zs = [torch.randn(s, generator=torch.Generator().manual_seed(0)) * 0.3
+          for s in decoder.condFLownet.z_shapes(1, *img0.shape[-2:])]
+    y = timed("decode", lambda: decoder.condFLownet.decode(conds, zs))
+    return ((y + 1) / 2).clamp(0, 1)
+
+
+def child(size: str, dtype_name: str, repeats: int, weights: str | None) -> dict:
+    width, height = map(int, size.split("x"))
+    dtype = getattr(torch, dtype_name)
+    decoder = _model(weights, torch.float32)
+    model = decoder if dtype == torch.float32 else _model(weights, dtype)
+    inputs = _inputs(width, height)
+    times: dict[str, list[float]] = {}
+    out = None
+    for _ in range(repeats):
+        out = _run_once(model, decoder, inputs, dtype, times)
+    result = {"size": size, "dtype": dtype_name, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+              "stages": {k: statistics.median(v) for k, v in times.items()}}
+    if dtype != torch.float32:
+        ref = _run_once(decoder, decoder, inputs, torch.float32, {})
+        diff = (out.float() - ref).abs()
+        result["deviation"] = (diff.max().item(), diff.mean().item())
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", nargs="+", default=["448x256", "1280x720"])
+    parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--weights", default=str(FIXTURE_WEIGHTS) if FIXTURE_WEIGHTS.is_file() else None,
+                        help="official-layout v00 safetensors")
+    parser.add_argument("--child", nargs=2, metavar=("SIZE", "DTYPE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.child:
+        print(json.dumps(child(*args.child, args.repeats, args.weights)))
+        return
+    rows = []
+    for size in args.sizes:
+        for dtype in args.dtypes:
+            cmd = [sys.executable, __file__, "--child", size, dtype, "--repeats", str(args.repeats)]
+            cmd += ["--threads", str(args.threads)] if args.threads else []
+            cmd += ["--weights", args.weights] if args.weights else []
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode:
+                print(f"{size} {dtype}: failed\n{proc.stderr[-2000:]}", file=sys.stderr)
+                continue
+            rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    print(f"threads: {args.threads or torch.get_num_threads()}, repeats: {args.repeats} (median)\n")
+    print("| size | dtype | " + " | ".join(STAGES) + " | total (s) | peak RSS (MB) | max / mean dev. |")
+    print("|---" * (len(STAGES) + 6) + "|")
+    for r in rows:
+        s = r["stages"]
+        dev = "%.2g / %.2g" % tuple(r["deviation"]) if "deviation" in r else "-"
+        cells = " | ".join(f"{s[k]:.3f}" for k in STAGES)
+        print(f"| {r['size']} | {r['dtype']} | {cells} | {sum(s.values()):.3f} | {r['peak_rss_mb']:.0f} | {dev} |")
+
+
+if __name__ == "__main__":
+    main()
