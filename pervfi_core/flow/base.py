@@ -16,6 +16,7 @@ RGB frames too, so converting here alone would only move the error downstream.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 
 import torch
@@ -60,15 +61,19 @@ class FlowEstimator(nn.Module):
         self.name = name
         self.max_side = max_side
 
+    def _anchor(self) -> torch.Tensor | None:
+        """The first floating-point parameter or buffer: where and in which dtype the estimator runs."""
+        return next((t for t in itertools.chain(self.parameters(), self.buffers()) if t.is_floating_point()), None)
+
     @property
     def device(self) -> torch.device:
-        p = next(self.parameters(), None)
-        return p.device if p is not None else torch.device("cpu")
+        t = self._anchor()
+        return t.device if t is not None else torch.device("cpu")
 
     @property
     def dtype(self) -> torch.dtype:
-        p = next(self.parameters(), None)
-        return p.dtype if p is not None else torch.float32
+        t = self._anchor()
+        return t.dtype if t is not None else torch.float32
 
     def estimate(self, img0: torch.Tensor, img1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError

@@ -18,6 +18,9 @@ from .base import FlowEstimator
 
 logger = logging.getLogger(__name__)
 
+#: OpenCV's DIS refuses images smaller than 12 px; smaller frames are edge-padded up to this.
+MIN_SIDE = 16
+
 
 def import_cv2():
     """The ``cv2`` module, or a :class:`PerVFIError` saying how to install it."""
@@ -51,8 +54,14 @@ class DISFlow(FlowEstimator):
         return [self._cv2.cvtColor(np.ascontiguousarray(x), self._cv2.COLOR_RGB2GRAY) for x in rgb]
 
     def _flow(self, a: np.ndarray, b: np.ndarray) -> torch.Tensor:
+        h, w = a.shape
+        pad_h, pad_w = max(0, MIN_SIDE - h), max(0, MIN_SIDE - w)
+        if pad_h or pad_w:  # tiny frames: replicate the borders (zeros would add false edges)
+            pads = ((pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2))
+            a, b = np.pad(a, pads, mode="edge"), np.pad(b, pads, mode="edge")
         flow = self._dis.calc(a, b, None)  # (H, W, 2) float32, x first
-        return torch.from_numpy(flow).permute(2, 0, 1)
+        flow = flow[pad_h // 2 : pad_h // 2 + h, pad_w // 2 : pad_w // 2 + w]
+        return torch.from_numpy(np.ascontiguousarray(flow)).permute(2, 0, 1)
 
     def estimate(self, img0: torch.Tensor, img1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         g0, g1 = self._gray(img0), self._gray(img1)
