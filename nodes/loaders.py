@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from pervfi_core import build_model, weights
+from pervfi_core.errors import ArchitectureMismatchError
 from pervfi_core.flow import build_estimator, default_registry
 from pervfi_core.training_free import TrainingFreeVFI
 from pervfi_core.weights_manifest import default_manifest
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 CATEGORY = "PerVFI/loaders"
 DEFAULT = "default"
 DTYPES = ("auto", "float32", "float16", "bfloat16")
+GENERATOR_ARCHITECTURES = ("pervfi-v00", "pervfi-vb")
 FLOW_ESTIMATORS = ("auto", "dis", "gmflow-refine", "gmflow", "raft", "raft-small")
 
 
@@ -73,7 +75,13 @@ class PerVFILoadModel:
             model = TrainingFreeVFI()
         else:
             loaded = weights.load(checkpoint, progress=comfy.download_progress(f"PerVFI {checkpoint}"))
-            model = build_model(loaded.info.architecture)
+            arch = loaded.info.architecture
+            if arch not in GENERATOR_ARCHITECTURES:
+                raise ArchitectureMismatchError(
+                    f"{checkpoint} holds {arch} weights, not a PerVFI generator ({', '.join(GENERATOR_ARCHITECTURES)}); "
+                    "motion-estimator weights belong in 'Load PerVFI Flow Estimator'"
+                )
+            model = build_model(arch)
             model.load_state_dict(loaded.state_dict)
         model = model.eval().to(device=comfy.torch_device(), dtype=comfy.resolve_dtype(dtype))
         return (model,)

@@ -113,3 +113,135 @@ def test_flow_to_image_colour_codes_every_pair(clip, default_models):
     assert fwd.shape == (clip.shape[0] - 1, *clip.shape[1:]) and both.shape[0] == 2 * fwd.shape[0]
     assert 0 <= float(fwd.min()) and float(fwd.max()) <= 1
     assert float(fwd.std()) > 0.01  # real motion in the clip shows as colour, not a blank image
+
+
+# ---------------------------------------------------------------- a stochastic model: τ and seed
+@pytest.fixture(scope="module")
+def v00_blend(clip, default_models, parity_dir):
+    """The official v00 architecture with the parity fixtures' random weights, on two 48x27 frames."""
+    from safetensors.torch import load_file
+
+    from pervfi_core import build_model
+
+    model = build_model("v00")
+    model.load_state_dict(load_file(str(parity_dir / "weights" / "pervfi_v00.safetensors")))
+    frames = torch.nn.functional.interpolate(clip[:2].permute(0, 3, 1, 2), size=(27, 48), mode="area")
+    frames = frames.permute(0, 2, 3, 1).contiguous()
+    flow, = run_node(PerVFIFlowEstimation, frames=frames, flow_model=default_models[1])
+    blend, _ = run_node(PerVFIASBBlend, frames=frames, flow=flow, model=model, multiplier=2)
+    return frames, model, blend
+
+
+def test_stochastic_model_tau_and_seed_change_only_the_new_frames(v00_blend):
+    frames, model, blend = v00_blend
+    decode = lambda tau, seed: run_node(PerVFIFlowDecode, blend=blend, model=model, tau=tau, seed=seed)[0]  # noqa: E731
+    base = decode(0.3, 0)
+    assert base.shape == (3, 27, 48, 3)
+    assert torch.equal(decode(0.3, 0), base)  # same τ and seed -> same frames
+    for other in (decode(0.9, 0), decode(0.3, 1)):
+        assert torch.equal(other[0], frames[0]) and torch.equal(other[2], frames[1])  # inputs untouched
+        assert float((other[1] - base[1]).abs().max()) > 1e-3  # the new frame follows τ / the seed
+
+
+# ---------------------------------------------------------------- bad input: clear errors
+def test_bad_frames_raise_clear_errors(clip, default_models):
+    _, flow_model = default_models
+    cases = {
+        "at least 2 frames": clip[:1],
+        "RGBA": torch.cat([clip, torch.ones_like(clip[..., :1])], dim=-1),
+        "MASK": clip[..., 0],
+        "same size": [clip[:2], clip[2:, :40]],
+        "IMAGE tensor": "not an image",
+    }
+    for message, frames in cases.items():
+        with pytest.raises(InputError, match=message):
+            run_node(PerVFIFlowEstimation, frames=frames, flow_model=flow_model)
+
+
+def test_flow_from_another_clip_is_refused(clip, default_models):
+    model, flow_model = default_models
+    flow3, = run_node(PerVFIFlowEstimation, frames=clip[:3], flow_model=flow_model)
+    small = clip[:, :32, :48].contiguous()
+    flow_small, = run_node(PerVFIFlowEstimation, frames=small, flow_model=flow_model)
+    for flow in (flow3, flow_small):  # count mismatch, size mismatch
+        with pytest.raises(InputError, match="computed for these frames"):
+            run_node(PerVFIASBBlend, frames=clip, flow=flow, model=model, multiplier=2)
+
+
+def test_wrong_links_and_timesteps_are_refused(clip, default_models):
+    model, flow_model = default_models
+    flow, = run_node(PerVFIFlowEstimation, frames=clip[:2], flow_model=flow_model)
+    with pytest.raises(InputError, match="PerVFI Flow Estimation"):
+        run_node(PerVFIASBBlend, frames=clip[:2], flow=clip, model=model, multiplier=2)
+    with pytest.raises(InputError, match="PerVFI ASB Blend"):
+        run_node(PerVFIFlowDecode, blend=flow, model=model, tau=0.3, seed=0)
+    for bad in ("0.5, abc", "0.5, 1.5", "0.6, 0.4"):
+        with pytest.raises(InputError, match="timesteps"):
+            run_node(PerVFIASBBlend, frames=clip[:2], flow=flow, model=model, multiplier=2, timesteps=bad)
+
+
+def test_wrong_checkpoint_architecture_is_refused(tmp_path, parity_dir):
+    from pervfi_core.errors import ArchitectureMismatchError
+
+    with pytest.raises(ArchitectureMismatchError, match="Load PerVFI Flow Estimator"):  # RAFT as a generator
+        PerVFILoadModel().load(str(parity_dir / "weights" / "raft_small.safetensors"), "float32")
+
+
+# ---------------------------------------------------------------- ComfyUI glue (progress, cancel, folders)
+def _long_clip(clip, n=8):
+    return clip[torch.arange(n) % clip.shape[0]]
+
+
+def test_interrupt_stops_within_one_frame_pair(clip, default_models, fake_comfyui):
+    model, flow_model = default_models
+    frames = _long_clip(clip)
+    flow, = run_node(PerVFIFlowEstimation, frames=frames, flow_model=flow_model)
+    fake_comfyui.progress.clear()
+    fake_comfyui.interrupt_after = fake_comfyui.interrupt_checks + 2  # Cancel pressed during the 3rd pair
+    with pytest.raises(fake_comfyui.mm.InterruptProcessingException):
+        run_node(PerVFIASBBlend, frames=frames, flow=flow, model=model, multiplier=4)
+    done = max((v for v, _ in fake_comfyui.progress), default=0)
+    assert done <= 3 < frames.shape[0] - 1
+
+
+def test_progress_and_interrupt_checks_once_per_pair(clip, default_models, fake_comfyui):
+    model, flow_model = default_models
+    frames = _long_clip(clip, 5)
+    before = fake_comfyui.interrupt_checks
+    out, = run_node(PerVFIInterpolate, frames=frames, model=model, flow_model=flow_model, multiplier=2,
+                    tau=0.3, seed=0)
+    pairs = frames.shape[0] - 1
+    assert out.shape[0] == 2 * pairs + 1
+    assert fake_comfyui.interrupt_checks - before >= pairs
+    assert (pairs, pairs) in fake_comfyui.progress  # the ProgressBar reached the end
+
+
+def test_model_folders_are_registered_and_listed(fake_comfyui, parity_dir):
+    import shutil
+
+    from pervfi_core import weights
+
+    dirs = rt.register_model_folders()
+    pervfi_dir = fake_comfyui.tmp / "models" / "pervfi"
+    assert dirs["pervfi"] == [pervfi_dir] and fake_comfyui.folder_paths.get_folder_paths("pervfi_flow")
+    assert pervfi_dir in weights.model_dirs("pervfi")
+    pervfi_dir.mkdir(parents=True)
+    shutil.copy(parity_dir / "weights" / "pervfi_vb.safetensors", pervfi_dir / "my_vb.safetensors")
+    choices = PerVFILoadModel.INPUT_TYPES()["required"]["checkpoint"][0]
+    assert choices[:3] == ["default", "pervfi-v00", "pervfi-vb"] and "my_vb.safetensors" in choices
+    model, = run_node(PerVFILoadModel, checkpoint="my_vb.safetensors", dtype="float32")
+    assert model.arch == "pervfi-vb" and not model.stochastic
+
+
+def test_out_of_memory_goes_through_the_host_hooks(clip, fake_comfyui):
+    emptied = []
+    fake_comfyui.mm.soft_empty_cache = lambda force=False: emptied.append(True)
+
+    def exhausted(img0, img1):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    from pervfi_core.pipeline_hooks import OutOfMemory
+
+    with pytest.raises(OutOfMemory, match="out of memory"):
+        run_node(PerVFIFlowEstimation, frames=clip, flow_model=exhausted)
+    assert emptied  # ComfyUI's soft_empty_cache ran before giving up
