@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 FLOW_MAX_PIXELS = 1920 * 1088  # larger frames: motion estimated on a downscaled copy (speed, memory)
 BLEND_MAX_PIXELS = 1920 * 1088  # pixels per blend/decode call (batch x H x W); larger frames are tiled
+MIN_TILE = 64  # px; smaller tiles would be mostly context
 TILE_CONTEXT = 32  # px of context around a tile beyond the largest motion (receptive field of the model)
 
 
@@ -205,7 +206,7 @@ def interpolate_pair(img0: torch.Tensor, img1: torch.Tensor, ts: Sequence[float]
     limit = max_pixels or h * w * len(ts)
     per_call = max(1, limit // (h * w))
     size = 1 if getattr(model, "stochastic", False) else min(batch_size, per_call)
-    tile = None if h * w <= limit else max(64, int(math.sqrt(limit)))
+    tile = None if h * w <= limit else max(MIN_TILE, int(math.sqrt(limit)))
     margin = int(math.ceil(float(torch.cat([fflow, bflow]).abs().max()))) + TILE_CONTEXT
 
     def run(start: int, stop: int) -> list:
@@ -227,12 +228,44 @@ def interpolate_pair(img0: torch.Tensor, img1: torch.Tensor, ts: Sequence[float]
         try:
             return torch.cat(run_batched(run, len(ts), size, hooks))
         except OutOfMemory:
-            if tile is not None and tile <= 128 or (tile is None and h * w <= 128 * 128):
+            if (tile or max(h, w)) // 2 < MIN_TILE:
                 raise
-            tile = max(64, (tile or max(h, w)) // 2)
+            tile = (tile or max(h, w)) // 2
             hooks.log.append(f"out of memory: retrying in tiles of {tile} px")
             logger.warning("out of memory: retrying in tiles of %d px", tile)
 
 
-__all__ = ["PairFlows", "PairBlend", "Blends", "estimate_flow", "blend", "decode", "flow_pair",
+def interpolate(frames: torch.Tensor, model, estimator, timesteps=2, *, tau: float = 0.3, seed: int = 0,
+                scene_threshold: float = DEFAULT_THRESHOLD, hooks: Hooks | None = None, batch_size: int = 4,
+                max_pixels: int | None = BLEND_MAX_PIXELS) -> torch.Tensor:
+    """All stages fused per pair: frames (N,3,H,W) in [0,1] -> (M,3,H,W), inputs kept exactly.
+
+    Equivalent to estimate_flow -> blend -> decode, but holds one pair's flows and blends at a time
+    (new frames are parked on ``hooks.park_device`` as they are made). Scene cuts repeat the nearer frame.
+    """
+    _check_frames(frames)
+    hooks = hooks or Hooks()
+    schedule = as_schedule(timesteps)
+    n, out = frames.shape[0], []
+    park = hooks.park_device or frames.device
+    for i in range(n - 1):
+        hooks.check_interrupt()
+        targets = schedule.targets_in_pair(i)
+        new = [tg for tg in targets if not tg.is_input]
+        out.extend(frames[i:i + 1] for tg in targets if tg.is_input)
+        a, b = hooks.place(frames[i:i + 1]), hooks.place(frames[i + 1:i + 2])
+        if new and float(cut_scores(a, b)[0]) > scene_threshold:
+            out.extend(frames[nearest_input(tg)][None] for tg in new)
+        elif new:
+            ys = interpolate_pair(a, b, [float(tg.t) for tg in new], model, estimator, tau=tau,
+                                  seeds=[seed + tg.index for tg in new], hooks=hooks, batch_size=batch_size,
+                                  max_pixels=max_pixels)
+            out.extend(y[None].to(device=park, dtype=frames.dtype) for y in ys)
+        hooks.report(i + 1, n - 1)
+    final = schedule.final_target(n)
+    out.extend([frames[n - 1:n]] if final is not None else [])
+    return torch.cat([x.to(park) for x in out])
+
+
+__all__ = ["interpolate", "PairFlows", "PairBlend", "Blends", "estimate_flow", "blend", "decode", "flow_pair",
            "interpolate_pair", "nearest_input", "Hooks", "Retime"]

@@ -1,0 +1,91 @@
+"""Fakes and small clips for the pipeline tests.
+
+``ZeroFlow`` and ``LinearBlend`` stand in for a motion estimator and a blending engine where a test
+checks the pipeline's structure (ordering, counts, memory, cuts) rather than image quality:
+LinearBlend's new frame at t is exactly (1-t)·I0 + t·I1, so where each output came from can be read
+off its values.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "samples" / "bigbuckbunny_448x252.mp4"
+
+
+class ZeroFlow:
+    name = "zero"
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, img0, img1):
+        self.calls += 1
+        z = torch.zeros_like(img0[:, :2])
+        return z, z.clone()
+
+
+@dataclass
+class _Blend:
+    conds: list
+    masks: list
+    size: tuple
+
+    def to(self, device=None, dtype=None):
+        return _Blend([c.to(device=device, dtype=dtype) for c in self.conds], self.masks, self.size)
+
+
+class LinearBlend:
+    """blend -> (1-t)·I0 + t·I1; ``fail_above``: raise an out-of-memory error for batches larger than that."""
+
+    stochastic = False
+    name = "linear"
+
+    def __init__(self, fail_above: int | None = None, fail_pixels_above: int | None = None):
+        self.fail_above, self.fail_pixels_above = fail_above, fail_pixels_above
+        self.batches: list[int] = []
+
+    def blend(self, img0, img1, fflow, bflow, t):
+        b = img0.shape[0]
+        if self.fail_above is not None and b > self.fail_above:
+            raise torch.OutOfMemoryError("CUDA out of memory (fake)")
+        if self.fail_pixels_above is not None and img0.shape[-1] * img0.shape[-2] > self.fail_pixels_above:
+            raise RuntimeError("CUDA out of memory. Tried to allocate (fake)")
+        self.batches.append(b)
+        t = torch.as_tensor(t, dtype=img0.dtype).reshape(-1, 1, 1, 1)
+        return _Blend([(1 - t) * img0 + t * img1], [torch.zeros_like(img0[:, :1])], tuple(img0.shape[-2:]))
+
+    def decode(self, b, tau=0.3, seed=0, z=None):
+        return b.conds[0]
+
+
+@pytest.fixture
+def clip_frames():
+    """Six 24x40 frames (uint8 HWC) with distinct constant colours plus texture (every frame differs)."""
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 60, size=(24, 40, 3))
+    return [np.clip(base + 30 * k, 0, 255).astype(np.uint8) for k in range(6)]
+
+
+def ffmpeg() -> str:
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def make_clip(path: Path, *, frames: int = 6, size: str = "64x48", fps: int = 25, audio: bool = False) -> Path:
+    """A tiny test-pattern video (and a 440 Hz sine track) made with the ffmpeg binary."""
+    import subprocess
+
+    cmd = [ffmpeg(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
+           "-i", f"testsrc2=size={size}:rate={fps}"]
+    if audio:
+        cmd += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-c:a", "aac", "-shortest"]
+    cmd += ["-frames:v", str(frames), "-c:v", "libx264", "-pix_fmt", "yuv444p", "-crf", "0", str(path)]
+    subprocess.run(cmd, check=True)
+    return path

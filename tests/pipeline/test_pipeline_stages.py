@@ -1,0 +1,112 @@
+"""The stage functions (estimate_flow -> blend -> decode), the fused path, hooks, OOM fallback, tiles."""
+import pytest
+import torch
+from conftest import LinearBlend, ZeroFlow
+
+from pervfi_core import pipeline
+from pervfi_core.errors import InputError
+from pervfi_core.pipeline_hooks import Hooks, OutOfMemory, run_tiled, tile_boxes
+
+
+def _frames(n=4, h=12, w=20):
+    # one scene (a horizontal ramp) getting slightly brighter: linear blends are recognisable, no "cut"
+    ramp = torch.linspace(0.1, 0.8, w).expand(3, h, w)
+    return torch.stack([ramp + 0.03 * k for k in range(n)]) + 0.01 * torch.rand(n, 3, h, w)
+
+
+def test_stages_shapes_order_and_inputs_kept():
+    x = _frames(4)
+    flows = pipeline.estimate_flow(x, ZeroFlow())
+    assert flows.forward.shape == flows.backward.shape == (3, 2, 12, 20)
+    blends = pipeline.blend(x, flows, LinearBlend(), 3)
+    out = pipeline.decode(x, blends, LinearBlend())
+    assert out.shape == (10, 3, 12, 20)
+    assert torch.equal(out[::3], x)  # inputs exactly
+    assert torch.allclose(out[1], x[0] * 2 / 3 + x[1] / 3)
+    assert torch.allclose(out[8], x[2] / 3 + x[3] * 2 / 3)
+
+
+def test_fused_interpolate_equals_stages():
+    x = _frames(3)
+    model, est = LinearBlend(), ZeroFlow()
+    split = pipeline.decode(x, pipeline.blend(x, pipeline.estimate_flow(x, est), model, [0.25, 0.5]), model)
+    fused = pipeline.interpolate(x, model, est, [0.25, 0.5])
+    assert torch.allclose(split, fused)
+
+
+def test_hooks_progress_interrupt_and_parking():
+    x = _frames(4)
+    seen, checks = [], []
+    hooks = Hooks(progress=lambda d, t: seen.append((d, t)), check_interrupt=lambda: checks.append(1), park_device="cpu")
+    pipeline.interpolate(x, LinearBlend(), ZeroFlow(), 2, hooks=hooks)
+    assert seen == [(1, 3), (2, 3), (3, 3)]  # per pair
+    assert len(checks) >= 3  # at least once per pair
+
+    def stop():
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.interpolate(x, LinearBlend(), ZeroFlow(), 2, hooks=Hooks(check_interrupt=stop))
+
+
+def test_oom_fallback_smaller_batches_then_tiles():
+    x = _frames(2, 32, 48)
+    model = LinearBlend(fail_above=1)
+    hooks = Hooks()
+    out = pipeline.interpolate(x, model, ZeroFlow(), 5, hooks=hooks, batch_size=4)
+    assert out.shape[0] == 6 and set(model.batches) == {1}
+    assert any("batches of" in note for note in hooks.log)
+    # a frame too large for one call even alone: retried in tiles, same result
+    x = _frames(2, 256, 256)
+    model = LinearBlend(fail_pixels_above=200 * 200)
+    hooks = Hooks()
+    tiled = pipeline.interpolate(x, model, ZeroFlow(), 2, hooks=hooks)
+    assert any("tiles" in note for note in hooks.log)
+    assert torch.allclose(tiled, pipeline.interpolate(x, LinearBlend(), ZeroFlow(), 2))
+    with pytest.raises(OutOfMemory):
+        pipeline.interpolate(x, LinearBlend(fail_pixels_above=1), ZeroFlow(), 2)
+
+
+def test_tiles_cover_once_and_stitch_exactly():
+    boxes = tile_boxes(50, 70, 16, 5)
+    cover = torch.zeros(50, 70)
+    for (y0, y1, x0, x1), (iy0, iy1, ix0, ix1) in boxes:
+        cover[y0 + iy0:y0 + iy1, x0 + ix0:x0 + ix1] += 1
+    assert torch.equal(cover, torch.ones(50, 70))
+    x = torch.rand(2, 3, 50, 70)
+    blur = lambda xs: torch.nn.functional.avg_pool2d(xs[0], 3, 1, 1, count_include_pad=False)  # noqa: E731
+    assert torch.allclose(run_tiled(blur, [x], tile=16, margin=2, hooks=Hooks()), blur([x]), atol=1e-6)
+
+
+def test_large_frames_are_processed_in_tiles_within_the_pixel_budget():
+    x = _frames(2, 200, 300)
+    model = LinearBlend(fail_pixels_above=200 * 200)  # every call must stay within (tile + context)^2
+    out = pipeline.interpolate(x, model, ZeroFlow(), 2, max_pixels=100 * 100)
+    assert len(model.batches) > 1
+    assert torch.allclose(out, pipeline.interpolate(x, LinearBlend(), ZeroFlow(), 2))
+
+
+def test_flow_downscaled_for_large_frames():
+    seen = []
+
+    def est(a, b):
+        seen.append(tuple(a.shape[-2:]))
+        flow = torch.ones_like(a[:, :2])
+        return flow, -flow
+
+    f, b = pipeline.flow_pair(est, torch.rand(1, 3, 40, 80), torch.rand(1, 3, 40, 80), max_pixels=20 * 40)
+    assert seen == [(20, 40)] and f.shape == (1, 2, 40, 80)
+    assert torch.allclose(f, torch.full_like(f, 2.0))  # 1 px at half size = 2 px at full size
+
+
+def test_bad_inputs():
+    with pytest.raises(InputError):
+        pipeline.estimate_flow(torch.rand(1, 3, 8, 8), ZeroFlow())  # one frame
+    with pytest.raises(InputError):
+        pipeline.interpolate(torch.rand(3, 4, 8, 8), LinearBlend(), ZeroFlow())  # 4 channels
+    x = _frames(3)
+    flows = pipeline.estimate_flow(x[:2], ZeroFlow())
+    with pytest.raises(InputError):
+        pipeline.blend(x, flows, LinearBlend(), 2)  # flows of another clip
+    with pytest.raises(InputError):
+        pipeline.blend(x, pipeline.estimate_flow(x, ZeroFlow()), LinearBlend(), 0)
