@@ -60,9 +60,10 @@ def _run_once(model, decoder, inputs, dtype, times):
     t = torch.full((1,), 0.5)
 
     def timed(name, fn):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         out = fn()
         times.setdefault(name, []).append(time.perf_counter() - start)
+        times.setdefault("cpu:" + name, []).append(time.process_time() - cpu)
         return out
 
     enc0, enc1, z01, z10 = timed("pyramid", lambda: model.featurePyramid(img0 * 2 - 1, img1 * 2 - 1, fflow, bflow))
@@ -124,13 +125,17 @@ def main() -> None:
                 continue
             rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     print(f"threads: {args.threads or torch.get_num_threads()}, repeats: {args.repeats} (median)\n")
-    print("| size | dtype | " + " | ".join(STAGES) + " | total (s) | peak RSS (MB) | max / mean dev. |")
+    print("Seconds per frame and stage, wall clock / CPU time of this process (CPU time is the robust figure "
+          "on a shared machine; with 1 thread it is what an idle core would take).\n")
+    print("| size | dtype | clock | " + " | ".join(STAGES) + " | total (s) | peak RSS (MB) | max / mean dev. |")
     print("|---" * (len(STAGES) + 6) + "|")
     for r in rows:
-        s = r["stages"]
         dev = "%.2g / %.2g" % tuple(r["deviation"]) if "deviation" in r else "-"
-        cells = " | ".join(f"{s[k]:.3f}" for k in STAGES)
-        print(f"| {r['size']} | {r['dtype']} | {cells} | {sum(s.values()):.3f} | {r['peak_rss_mb']:.0f} | {dev} |")
+        for clock, prefix in (("wall", ""), ("cpu", "cpu:")):
+            s = {k: r["stages"][prefix + k] for k in STAGES}
+            cells = " | ".join(f"{s[k]:.3f}" for k in STAGES)
+            print(f"| {r['size']} | {r['dtype']} | {clock} | {cells} | {sum(s.values()):.3f} | "
+                  f"{r['peak_rss_mb']:.0f} | {dev} |")
 
 
 if __name__ == "__main__":

@@ -83,7 +83,7 @@ def deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, b
         backend: ``"auto"`` (torchvision when it imports), ``"torch"`` or ``"torchvision"``.
 
     Returns:
-        (N, C_out, Ho, Wo).
+        (N, C_out, Ho, Wo) in the dtype of ``x`` (the PyTorch path computes half/bfloat16 in float32).
     """
     stride, padding, dilation = _pair(stride), _pair(padding), _pair(dilation)
     _, _, height, width = x.shape
@@ -98,7 +98,12 @@ def deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, b
         raise InputError("deform_conv2d: backend='torchvision' asked for, but torchvision does not import")
     if op:
         return op(x, offset, weight, bias, stride=stride, padding=padding, dilation=dilation, mask=mask)
-    return _deform_conv2d_torch(x, offset, weight, bias, stride, padding, dilation, mask, groups)
+    # sampling positions need float32 at least (bfloat16 cannot address pixels of a 448-px row)
+    work = torch.promote_types(x.dtype, torch.float32)
+    cast = lambda v: None if v is None else v.to(work)  # noqa: E731
+    out = _deform_conv2d_torch(cast(x), cast(offset), cast(weight), cast(bias), stride, padding, dilation,
+                               cast(mask), groups)
+    return out.to(x.dtype)
 
 
 def _deform_conv2d_torch(x, offset, weight, bias, stride, padding, dilation, mask, groups):

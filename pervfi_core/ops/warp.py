@@ -27,7 +27,8 @@ def backward_warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
             e.g. F0->1 to bring frame 1 onto frame 0's grid.
 
     Returns:
-        (N, C, H, W); positions outside the image read zeros (bilinear, align_corners=True).
+        (N, C, H, W) in the dtype of ``x``; positions outside the image read zeros (bilinear,
+        align_corners=True). Half/bfloat16 inputs are sampled in float32.
     """
     if x.ndim != 4 or flow.ndim != 4 or flow.shape[1] != 2 or flow.shape[0] != x.shape[0] \
             or flow.shape[2:] != x.shape[2:]:
@@ -38,13 +39,18 @@ def backward_warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     if x.shape[0] == 0:
         raise InputError("backward_warp: empty batch (N = 0); pass at least one sample")
     _, _, height, width = x.shape
+    # positions need float32 at least (bfloat16 cannot address pixels of a 448-px row); sample in it too
+    out_dtype = x.dtype
+    work = torch.promote_types(x.dtype, torch.float32)
+    x, flow = x.to(work), flow.to(work)
     base_x = torch.linspace(-1.0, 1.0, width, device=flow.device, dtype=flow.dtype).view(1, 1, width)
     base_y = torch.linspace(-1.0, 1.0, height, device=flow.device, dtype=flow.dtype).view(1, height, 1)
     # A 1-pixel axis has a single sample position whatever the offset; avoid dividing by zero.
     grid_x = base_x + flow[:, 0] / (max(width - 1, 1) / 2.0)
     grid_y = base_y + flow[:, 1] / (max(height - 1, 1) / 2.0)
     grid = torch.stack([grid_x, grid_y], dim=-1)  # (N, H, W, 2), last axis (x, y)
-    return F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="zeros", align_corners=True)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    return out.to(out_dtype)
 
 
 class BackwardWarp(nn.Module):

@@ -117,3 +117,14 @@ def test_fixture_level2_dcn(load_parity):
     for backend in backends:
         out = deform_conv2d(*args, padding=1, mask=torch.sigmoid(logits), backend=backend)
         torch.testing.assert_close(out, ref["pam.dcn_out_l2"], atol=1.3e-6, rtol=0, msg=backend)  # 10x fp64 noise
+
+
+def test_bfloat16_wide_image_is_sampled_in_float32():
+    torch.manual_seed(4)
+    x, weight, bias = torch.randn(1, 4, 6, 300), torch.randn(3, 4, 3, 3), torch.randn(3)
+    offset, mask = torch.randn(1, 36, 6, 300), torch.rand(1, 18, 6, 300)
+    args = [v.bfloat16() for v in (x, offset, weight, bias)]
+    out = deform_conv2d(*args, padding=1, mask=mask.bfloat16(), backend="torch")
+    assert out.dtype == torch.bfloat16 and torch.isfinite(out).all()
+    ref = deform_conv2d(*[v.float() for v in args], padding=1, mask=mask.bfloat16().float(), backend="torch")
+    torch.testing.assert_close(out.float(), ref, atol=0.1, rtol=0.02)

@@ -46,3 +46,13 @@ def test_gradcheck_float64():
     x = torch.randn(1, 2, 4, 5, dtype=torch.float64, requires_grad=True)
     flow = (0.2 + 0.6 * torch.rand(1, 2, 4, 5, dtype=torch.float64)).requires_grad_()
     assert torch.autograd.gradcheck(backward_warp, (x, flow))
+
+
+def test_bfloat16_wide_image_is_sampled_in_float32():
+    # 300 columns: a bfloat16 sampling grid could not address single pixels there
+    x = torch.rand(1, 2, 4, 300)
+    flow = torch.rand(1, 2, 4, 300) - 0.5
+    out = backward_warp(x.bfloat16(), flow.bfloat16())
+    assert out.dtype == torch.bfloat16 and torch.isfinite(out).all()
+    ref = backward_warp(x.bfloat16().float(), flow.bfloat16().float())
+    torch.testing.assert_close(out.float(), ref, atol=1e-2, rtol=1e-2)
