@@ -131,14 +131,19 @@ class NetworkEstimator(FlowEstimator):
         self.network.eval()  # inference only: keep batch-norm statistics frozen whatever the caller does
         return self
 
+    def plan(self, height: int, width: int) -> tuple[int, dict]:
+        """(padding multiple, network call options) for frames of this size; fixed unless overridden."""
+        return self.size_multiple, self.call_options
+
     def estimate(self, img0: torch.Tensor, img1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         b = img0.shape[0]
-        x0, padding = pad_to_multiple(img0 * 255, self.size_multiple, mode="centred", min_size=self.min_size)
-        x1, _ = pad_to_multiple(img1 * 255, self.size_multiple, mode="centred", min_size=self.min_size)
+        multiple, options = self.plan(*img0.shape[-2:])
+        x0, padding = pad_to_multiple(img0 * 255, multiple, mode="centred", min_size=self.min_size)
+        x1, _ = pad_to_multiple(img1 * 255, multiple, mode="centred", min_size=self.min_size)
         if self.bidirectional_option:
-            flows = self.network(x0, x1, **{self.bidirectional_option: True}, **self.call_options)
+            flows = self.network(x0, x1, **{self.bidirectional_option: True}, **options)
         else:
-            flows = self.network(torch.cat((x0, x1)), torch.cat((x1, x0)), **self.call_options)
+            flows = self.network(torch.cat((x0, x1)), torch.cat((x1, x0)), **options)
         if not bool(torch.isfinite(flows).all()):
             raise PerVFIError(f"{self.name}: the network returned non-finite flow for frames of size "
                              f"{tuple(img0.shape[-2:])}; try another estimator")

@@ -80,8 +80,12 @@ class GMFlow(nn.Module):
     @property
     def size_multiple(self) -> int:
         """Input sizes must be multiples of this (feature stride × window splits, for every scale)."""
+        return self.size_multiple_for(self.defaults["attn_splits"])
+
+    def size_multiple_for(self, attn_splits) -> int:
+        """The size multiple needed with per-scale window splits ``attn_splits`` (coarse first)."""
         strides = [self.upsample_factor * 2 ** (self.num_scales - 1 - i) for i in range(self.num_scales)]
-        return math.lcm(*(s * n for s, n in zip(strides, self.defaults["attn_splits"])))
+        return math.lcm(*(s * n for s, n in zip(strides, attn_splits)))
 
     def forward(self, image0: torch.Tensor, image1: torch.Tensor, *, bidirectional: bool = False, **options) -> torch.Tensor:
         """Flow image0 -> image1, (B, 2, H, W) px. ``bidirectional=True`` returns (2B, 2, H, W):

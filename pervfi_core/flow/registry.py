@@ -23,6 +23,7 @@ import functools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -79,12 +80,26 @@ class EstimatorRegistry:
 
 
 def load_weights(weights, *, arch: str) -> dict[str, torch.Tensor]:
-    """A state dict as given, or loaded by :func:`pervfi_core.weights.load_state_dict`."""
+    """A state dict as given, or loaded safely and layout-checked by :mod:`pervfi_core.weights`.
+
+    A manifest id is resolved (downloaded if needed) and converted once to ``.safetensors`` in
+    ``cache_dir("converted")``, so later loads unpickle nothing.
+    """
     if isinstance(weights, Mapping):
         return dict(weights)
     from .. import weights as weights_io  # imported late: the registry itself needs no checkpoint code
+    from ..cache import cache_dir
 
-    return weights_io.load_state_dict(weights, arch=arch)
+    if Path(weights).expanduser().is_file():
+        return weights_io.load_state_dict(weights, arch=arch)
+    path = weights_io.resolve(weights)
+    if path.suffix != ".safetensors":
+        converted = cache_dir("converted") / f"{path.stem}.safetensors"
+        if not converted.is_file() or converted.stat().st_mtime < path.stat().st_mtime:
+            logger.info("converting %s to %s", path.name, converted)
+            weights_io.convert(path, converted, arch=arch)
+        path = converted
+    return weights_io.load_state_dict(path, arch=arch)
 
 
 def _load_into(network: nn.Module, weights, *, arch: str) -> nn.Module:
@@ -98,10 +113,10 @@ def _load_into(network: nn.Module, weights, *, arch: str) -> nn.Module:
 
 def build_gmflow_estimator(config: str, *, weights=None, device=None, default_weights: str, max_side=None):
     from .gmflow import build_gmflow
+    from .gmflow_estimator import GMFlowEstimator
 
     net = _load_into(build_gmflow(config), weights if weights is not None else default_weights, arch=config)
-    est = NetworkEstimator(net, name=config, size_multiple=net.size_multiple,
-                           bidirectional_option="bidirectional", max_side=max_side)
+    est = GMFlowEstimator(net, name=config, max_side=max_side)
     return est.to(device)
 
 
