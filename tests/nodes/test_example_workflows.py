@@ -1,0 +1,84 @@
+"""The shipped example workflows: API and UI formats agree, and our nodes in them are valid.
+
+They are also run end to end in a real ComfyUI (POST /prompt); that needs a ComfyUI install and is
+recorded in the node pack's report, not repeated here.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import nodes
+from pervfi_node_helpers import ROOT, validate_inputs
+
+WORKFLOWS = ROOT / "example_workflows"
+NAMES = sorted(p.stem for p in (WORKFLOWS / "api").glob("*.json"))
+CORE_NODES = {"LoadVideo", "GetVideoComponents", "CreateVideo", "SaveVideo", "ImageScaleBy", "ImageStitch",
+              "ImageFromBatch", "SaveImage", "PreviewImage", "MaskToImage"}
+
+
+def _widget_names(cls) -> list[str]:
+    """Our node's widget inputs in the order the UI serialises them (seed adds its control value)."""
+    spec = cls.INPUT_TYPES()
+    names = []
+    for section in ("required", "optional"):
+        for name, (kind, opts) in spec.get(section, {}).items():
+            if isinstance(kind, list) or kind in ("INT", "FLOAT", "STRING", "BOOLEAN"):
+                names.append(name)
+                if opts.get("control_after_generate"):
+                    names.append(f"{name}:control")
+    return names
+
+
+def test_the_required_examples_are_shipped_in_both_formats():
+    assert {"pervfi_basic_interpolation", "pervfi_tau_comparison", "pervfi_interpolate_then_upscale"} <= set(NAMES)
+    for name in NAMES:
+        assert (WORKFLOWS / f"{name}.json").is_file(), f"{name}: UI format missing"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_api_workflow_uses_only_core_nodes_and_ours_with_valid_inputs(name):
+    api = json.loads((WORKFLOWS / "api" / f"{name}.json").read_text())
+    for node_id, node in api.items():
+        kind = node["class_type"]
+        assert kind in CORE_NODES or kind in nodes.NODE_CLASS_MAPPINGS, f"{name}: unexpected node {kind}"
+        for value in node["inputs"].values():
+            if isinstance(value, list):  # a link [source id, output slot] to an existing node
+                assert value[0] in api and isinstance(value[1], int)
+        if kind in nodes.NODE_CLASS_MAPPINGS:
+            cls = nodes.NODE_CLASS_MAPPINGS[kind]
+            widgets = {k: v for k, v in node["inputs"].items() if not isinstance(v, list)}
+            links = {k: None for k, v in node["inputs"].items() if isinstance(v, list)}
+            validate_inputs(cls, {**widgets, **links})
+            for key, (src, slot) in ((k, v) for k, v in node["inputs"].items() if isinstance(v, list)):
+                produced = api[src]["class_type"]
+                if produced in nodes.NODE_CLASS_MAPPINGS:  # link types between our nodes match
+                    expected = cls.INPUT_TYPES()["required"].get(key, (None,))[0]
+                    assert nodes.NODE_CLASS_MAPPINGS[produced].RETURN_TYPES[slot] == expected
+        if kind == "LoadVideo":
+            assert (WORKFLOWS / "inputs" / node["inputs"]["file"]).is_file(), "input media not shipped"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_ui_workflow_matches_the_api_one(name):
+    api = json.loads((WORKFLOWS / "api" / f"{name}.json").read_text())
+    ui = json.loads((WORKFLOWS / f"{name}.json").read_text())
+    assert ui["version"] == 0.4
+    by_id = {str(n["id"]): n for n in ui["nodes"]}
+    assert set(by_id) == set(api)
+    links = {link[0]: link for link in ui["links"]}
+    for node_id, node in api.items():
+        ui_node = by_id[node_id]
+        assert ui_node["type"] == node["class_type"]
+        linked = {}
+        for entry in ui_node["inputs"]:
+            if entry["link"] is not None:
+                _, src, slot, dst, _, _ = links[entry["link"]]
+                assert dst == int(node_id)
+                linked[entry["name"]] = [str(src), slot]
+        assert linked == {k: v for k, v in node["inputs"].items() if isinstance(v, list)}
+        if node["class_type"] in nodes.NODE_CLASS_MAPPINGS:
+            cls = nodes.NODE_CLASS_MAPPINGS[node["class_type"]]
+            expected = [("fixed" if n.endswith(":control") else node["inputs"][n]) for n in _widget_names(cls)]
+            assert ui_node["widgets_values"] == expected
