@@ -63,8 +63,8 @@ def run(spec: str, pairs, device: str) -> dict[str, object]:
             torch.cuda.synchronize()
         seconds.append(time.perf_counter() - t0)
         errors.append((epe(fflow[0], p["flow01"]) + epe(bflow[0], p["flow10"])) / 2)
-    return {"estimator": spec, "ran": est.name, "epe": sum(errors) / len(errors), "seconds": sum(seconds) / len(seconds),
-            "status": "ok"}
+    return {"estimator": spec, "ran": est.name, "epe": sum(errors) / len(errors),
+            "seconds": sum(seconds) / len(seconds), "status": "ok"}
 
 
 def main(argv=None) -> None:

@@ -39,7 +39,9 @@ def check_frames(img0, img1) -> None:
     """Raise :class:`InputError` unless both are (B, 3, H, W) float tensors of one shape in about [0, 1]."""
     for name, x in (("img0", img0), ("img1", img1)):
         if isinstance(x, torch.Tensor) and x.ndim == 4 and x.shape[1] in _CHANNEL_HINTS:
-            raise InputError(f"{name}: expected 3 channels (B, 3, H, W), got {tuple(x.shape)}; {_CHANNEL_HINTS[x.shape[1]]}")
+            raise InputError(
+                f"{name}: expected 3 channels (B, 3, H, W), got {tuple(x.shape)}; {_CHANNEL_HINTS[x.shape[1]]}"
+            )
         check_image(name, x)
         hi = float(x.max())
         if hi > 2.0:  # tolerate slight overshoot (e.g. after upscalers), catch 0..255 data
@@ -78,21 +80,20 @@ class FlowEstimator(nn.Module):
     def estimate(self, img0: torch.Tensor, img1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
+    @torch.no_grad()
     def forward(self, img0: torch.Tensor, img1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, 3, H, W) in [0, 1] twice -> (F0->1, F1->0), each (B, 2, H, W) float32 px; see the module doc."""
         check_frames(img0, img1)
-        out_device = img0.device
         h, w = img0.shape[-2:]
         x0, x1 = (x.to(device=self.device, dtype=self.dtype) for x in (img0, img1))
         scale = 1.0 if self.max_side is None else min(1.0, self.max_side / max(h, w))
         if scale < 1.0:
             size = (max(1, round(h * scale)), max(1, round(w * scale)))
             x0, x1 = (F.interpolate(x, size=size, mode="area") for x in (x0, x1))
-        with torch.no_grad():
-            flows = self.estimate(x0, x1)
+        flows = self.estimate(x0, x1)
         if scale < 1.0:
             flows = tuple(_resize_flow(f, (h, w)) for f in flows)
-        fflow, bflow = (f.to(device=out_device, dtype=torch.float32) for f in flows)
+        fflow, bflow = (f.to(device=img0.device, dtype=torch.float32) for f in flows)
         return fflow, bflow
 
     def extra_repr(self) -> str:

@@ -1,14 +1,14 @@
 """GMFlow optical flow (Xu et al., "GMFlow: Learning Optical Flow via Global Matching", CVPR 2022).
 
-One of PerVFI's motion estimators. Per scale (coarse to fine), §3:
+One of PerVFI's motion estimators. Per scale (coarse to fine):
 
 1. CNN features of both images at 1/8 (and 1/4 for the refinement scale) (:mod:`.gmflow_backbone`);
-2. position encoding + Transformer with self/cross attention in split windows, §3.2
+2. position encoding + Transformer with self/cross attention in split windows
    (:mod:`.gmflow_transformer`);
-3. flow as the soft-argmax of the feature correlation, Eq. (3)-(4), global or local
+3. flow as the soft-argmax of the feature correlation (softmax matching), global or local
    (:mod:`.gmflow_matching`); at the refinement scale the frame-1 features are first warped by the
    upsampled coarse flow and the matched flow is a residual;
-4. flow propagation by self-attention, Eq. (5);
+4. flow propagation by self-attention on frame-0 features;
 5. learned convex upsampling to full resolution (the RAFT upsampler, factor ``upsample_factor``).
 
 Two configurations (:data:`CONFIGS`): ``"gmflow"``, the official single-scale model PerVFI uses
@@ -38,7 +38,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 #: Constructor arguments of the two supported configurations.
 CONFIGS = {
     "gmflow": dict(num_scales=1, upsample_factor=8, attn_splits=(2,), corr_radius=(-1,), prop_radius=(-1,)),
-    "gmflow-refine": dict(num_scales=2, upsample_factor=4, attn_splits=(2, 8), corr_radius=(-1, 4), prop_radius=(-1, 1)),
+    "gmflow-refine": dict(num_scales=2, upsample_factor=4, attn_splits=(2, 8), corr_radius=(-1, 4),
+                          prop_radius=(-1, 1)),
 }
 
 
@@ -65,7 +66,8 @@ class GMFlow(nn.Module):
         super().__init__()
         self.num_scales = num_scales
         self.upsample_factor = upsample_factor
-        self.defaults = dict(attn_splits=tuple(attn_splits), corr_radius=tuple(corr_radius), prop_radius=tuple(prop_radius))
+        self.defaults = dict(attn_splits=tuple(attn_splits), corr_radius=tuple(corr_radius),
+                             prop_radius=tuple(prop_radius))
         self.backbone = CNNEncoder(output_dim=feature_channels, num_scales=num_scales)
         self.transformer = FeatureTransformer(
             num_layers=num_transformer_layers, d_model=feature_channels, ffn_dim_expansion=ffn_dim_expansion
@@ -87,7 +89,8 @@ class GMFlow(nn.Module):
         strides = [self.upsample_factor * 2 ** (self.num_scales - 1 - i) for i in range(self.num_scales)]
         return math.lcm(*(s * n for s, n in zip(strides, attn_splits)))
 
-    def forward(self, image0: torch.Tensor, image1: torch.Tensor, *, bidirectional: bool = False, **options) -> torch.Tensor:
+    def forward(self, image0: torch.Tensor, image1: torch.Tensor, *, bidirectional: bool = False,
+                **options) -> torch.Tensor:
         """Flow image0 -> image1, (B, 2, H, W) px. ``bidirectional=True`` returns (2B, 2, H, W):
         the flows 0->1 then 1->0, sharing the CNN and (at the first scale) the Transformer work."""
         return self._run(image0, image1, bidirectional=bidirectional, record=None, **options)
@@ -104,7 +107,8 @@ class GMFlow(nn.Module):
         corr = tuple(corr_radius or self.defaults["corr_radius"])
         prop = tuple(prop_radius or self.defaults["prop_radius"])
         if not len(splits) == len(corr) == len(prop) == self.num_scales:
-            raise InputError(f"attn_splits/corr_radius/prop_radius need {self.num_scales} entries, got {splits}, {corr}, {prop}")
+            raise InputError(f"attn_splits/corr_radius/prop_radius need {self.num_scales} entries each, "
+                             f"got {splits}, {corr}, {prop}")
         mean = image0.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
         std = image0.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
         features = self.backbone((torch.cat((image0, image1)) / 255 - mean) / std)[::-1]  # coarse first
@@ -121,11 +125,14 @@ class GMFlow(nn.Module):
             f0, f1 = self.transformer(*add_position(f0, f1, splits[scale]), splits=splits[scale])
             if bidirectional and scale == 0:
                 f0, f1 = torch.cat((f0, f1)), torch.cat((f1, f0))
-            match = global_matching_flow(f0, f1) if corr[scale] < 0 else local_matching_flow(f0, f1, corr[scale])  # Eq. (3)-(4)
+            if corr[scale] < 0:  # softmax matching
+                match = global_matching_flow(f0, f1)
+            else:
+                match = local_matching_flow(f0, f1, corr[scale])
             flow = match if flow is None else flow + match
             if record is not None:
                 record.update({"transformer.feature0": f0, "transformer.feature1": f1, "flow_lowres_matching": flow})
-            flow = self.feature_flow_attn(f0, flow, radius=prop[scale])  # Eq. (5)
+            flow = self.feature_flow_attn(f0, flow, radius=prop[scale])  # flow propagation
             if record is not None:
                 record["flow_lowres_propagated"] = flow
         mask = self.upsampler(torch.cat((flow, f0), dim=1))

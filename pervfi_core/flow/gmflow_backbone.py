@@ -1,5 +1,5 @@
 """GMFlow's CNN feature extractor (Xu et al., "GMFlow: Learning Optical Flow via Global Matching",
-CVPR 2022, §3.1 "Feature extraction").
+CVPR 2022, feature extraction).
 
 A ResNet-style encoder with instance normalisation (no affine parameters, hence no norm keys) maps
 an ImageNet-normalised image (B, 3, H, W) to 128-channel features at 1/8 resolution. The two-scale

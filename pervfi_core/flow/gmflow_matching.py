@@ -1,12 +1,12 @@
-"""GMFlow's flow from feature matching and its propagation (Xu et al., CVPR 2022, §3.3–3.4).
+"""GMFlow's flow from feature matching and its propagation (Xu et al., CVPR 2022).
 
-Matching, Eq. (3)-(4): the correlation of every frame-0 feature with frame-1 features
+Matching: the correlation of every frame-0 feature with frame-1 features
 (dot product / sqrt(C)) is turned into a matching distribution by a softmax; the flow is the
 expected matched position minus the own position (a differentiable soft-argmax). "Global" matches
 against all H·W positions; "local" (the refinement scale) against a (2r+1)² window, positions
 outside the image excluded.
 
-Propagation, Eq. (5): self-attention on frame-0 features with the flow as value, so that flow from
+Propagation: self-attention on frame-0 features with the flow as value, so that flow from
 well-matched pixels spreads to occluded/out-of-frame ones. Global, or within a (2r+1)² window
 (zero-padded at the border, the padded keys are not excluded).
 
@@ -35,7 +35,7 @@ def softmax_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tenso
 
 
 def global_matching_flow(feature0: torch.Tensor, feature1: torch.Tensor) -> torch.Tensor:
-    """Eq. (3)-(4) over all positions: flow 0->1 (B, 2, H, W) in pixels."""
+    """Softmax matching over all positions: flow 0->1 (B, 2, H, W) in pixels."""
     b, c, h, w = feature0.shape
     grid = coords_grid(b, h, w, device=feature0.device, dtype=feature0.dtype)
     f0 = rearrange(feature0, "b c h w -> b (h w) c")
@@ -45,7 +45,7 @@ def global_matching_flow(feature0: torch.Tensor, feature1: torch.Tensor) -> torc
 
 
 def local_matching_flow(feature0: torch.Tensor, feature1: torch.Tensor, radius: int) -> torch.Tensor:
-    """Eq. (3)-(4) within a (2r+1)² window around each position: flow 0->1 (B, 2, H, W) in pixels."""
+    """Softmax matching within a (2r+1)² window around each position: flow 0->1 (B, 2, H, W) in pixels."""
     b, c, h, w = feature0.shape
     k = 2 * radius + 1
     window = F.unfold(feature1, kernel_size=k, padding=radius)  # (B, C·k², HW), zeros outside
@@ -65,7 +65,7 @@ def local_matching_flow(feature0: torch.Tensor, feature1: torch.Tensor, radius: 
 
 
 class FeatureFlowAttention(nn.Module):
-    """Eq. (5): flow propagation by self-attention on frame-0 features (B, C, H, W).
+    """Flow propagation by self-attention on frame-0 features (B, C, H, W).
 
     Global: query = q_proj(f), key = k_proj(q_proj(f)) (the official weights were trained with the
     key projected from the projected query; kept for weight compatibility). Local (radius r > 0):

@@ -1,4 +1,4 @@
-"""GMFlow's feature enhancement Transformer (Xu et al., CVPR 2022, §3.2).
+"""GMFlow's feature enhancement Transformer (Xu et al., CVPR 2022).
 
 Features of both frames get a sine position encoding, then 6 blocks of self-attention and
 cross-attention + FFN, computed for both frames at once (frame 1 attends to frame 0 with the same
@@ -95,7 +95,8 @@ class TransformerLayer(nn.Module):
     """Attention (bias-free projections, LayerNorm on the message) and, unless ``no_ffn``, an FFN on
     concat[source, message]; returns source + message."""
 
-    def __init__(self, *, d_model: int = 128, no_ffn: bool = False, ffn_dim_expansion: int = 4, with_shift: bool = False):
+    def __init__(self, *, d_model: int = 128, no_ffn: bool = False, ffn_dim_expansion: int = 4,
+                 with_shift: bool = False):
         super().__init__()
         self.with_shift = with_shift
         self.q_proj = nn.Linear(d_model, d_model, bias=False)
@@ -106,7 +107,9 @@ class TransformerLayer(nn.Module):
         self.mlp = self.norm2 = None
         if not no_ffn:
             hidden = 2 * d_model * ffn_dim_expansion
-            self.mlp = nn.Sequential(nn.Linear(2 * d_model, hidden, bias=False), nn.GELU(), nn.Linear(hidden, d_model, bias=False))
+            self.mlp = nn.Sequential(
+                nn.Linear(2 * d_model, hidden, bias=False), nn.GELU(), nn.Linear(hidden, d_model, bias=False)
+            )
             self.norm2 = nn.LayerNorm(d_model)
 
     def forward(self, source, target, *, h: int, w: int, splits: int, mask=None):
@@ -124,7 +127,9 @@ class TransformerBlock(nn.Module):
     def __init__(self, *, d_model: int = 128, ffn_dim_expansion: int = 4, with_shift: bool = False):
         super().__init__()
         self.self_attn = TransformerLayer(d_model=d_model, no_ffn=True, with_shift=with_shift)
-        self.cross_attn_ffn = TransformerLayer(d_model=d_model, ffn_dim_expansion=ffn_dim_expansion, with_shift=with_shift)
+        self.cross_attn_ffn = TransformerLayer(
+            d_model=d_model, ffn_dim_expansion=ffn_dim_expansion, with_shift=with_shift
+        )
 
     def forward(self, source, target, **kw):
         source = self.self_attn(source, source, **kw)
@@ -144,7 +149,8 @@ class FeatureTransformer(nn.Module):
             for i in range(num_layers)
         )
 
-    def forward(self, feature0: torch.Tensor, feature1: torch.Tensor, *, splits: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, feature0: torch.Tensor, feature1: torch.Tensor, *,
+                splits: int) -> tuple[torch.Tensor, torch.Tensor]:
         h, w = feature0.shape[-2:]
         mask = shifted_window_mask(h, w, splits, device=feature0.device).to(feature0.dtype) if splits > 1 else None
         f0, f1 = (rearrange(f, "b c h w -> b (h w) c") for f in (feature0, feature1))

@@ -27,7 +27,8 @@ def pair():
         photos = [read_image(p) for p in registry_photos()[:4]]
     except PerVFIError as err:
         pytest.skip(f"sample photos unavailable: {err}")
-    scene = random_scene(photos[0], photos[3], size=(192, 256), max_shift=16, generator=torch.Generator().manual_seed(2))
+    g = torch.Generator().manual_seed(2)
+    scene = random_scene(photos[0], photos[3], size=(192, 256), max_shift=16, generator=g)
     return synthetic_triplet(scene)
 
 
