@@ -15,14 +15,18 @@ without OpenCV).
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-from pervfi_core.errors import PerVFIError
-from pervfi_core.flow import build_estimator
-from pervfi_core.train.data import read_image, registry_photos
-from pervfi_core.train.synthetic import random_scene, synthetic_triplet
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from pervfi_core.errors import PerVFIError  # noqa: E402
+from pervfi_core.flow import build_estimator  # noqa: E402
+from pervfi_core.train.data import read_image, registry_photos  # noqa: E402
+from pervfi_core.train.synthetic import random_scene, synthetic_triplet  # noqa: E402
 
 DEFAULT = ["dis", "gmflow-refine", "gmflow-refine@512", "gmflow", "raft", "raft-small"]
 
