@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import ArchitectureMismatchError, InputError
+from ..errors import ArchitectureMismatchError, InputError, PerVFIError
 from .base import FlowEstimator, NetworkEstimator
 
 logger = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ def build_auto_estimator(*, weights=None, device=None):
         return gm()
     try:
         return build_dis_estimator(weights=weights)
-    except Exception as err:  # OpenCV missing or broken: fall back to the network, smaller
+    except PerVFIError as err:  # OpenCV missing or broken: fall back to the network, smaller
         logger.warning("auto: DIS unavailable (%s); using gmflow-refine at max side %d px", err, CPU_MAX_SIDE)
         return gm(max_side=CPU_MAX_SIDE)
 

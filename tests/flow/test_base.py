@@ -113,12 +113,24 @@ def test_raft_small_estimator_matches_official_infer_on_124x180(parity_dir, load
     torch.testing.assert_close(bflow, ref["infer124x180.bflow"], atol=1e-3, rtol=0)
 
 
-@pytest.mark.parametrize("name, size", [("gmflow", (9, 13)), ("raft-small", (20, 30))])
+@pytest.mark.parametrize("name, size", [("gmflow", (9, 13)), ("gmflow-refine", (21, 35)), ("raft-small", (20, 30))])
 def test_tiny_frames_give_finite_flow(name, size):
     from pervfi_core.flow.gmflow import build_gmflow
     from pervfi_core.flow.raft import RAFT
 
-    net = build_gmflow("gmflow") if name == "gmflow" else RAFT(small=True)
+    net = RAFT(small=True) if name == "raft-small" else build_gmflow(name)
     est = build_estimator(name, weights=net.state_dict())
     fflow, bflow = est(torch.rand(1, 3, *size), torch.rand(1, 3, *size))
     assert fflow.shape == (1, 2, *size) and torch.isfinite(fflow).all() and torch.isfinite(bflow).all()
+
+
+def test_gmflow_refine_plan_follows_the_frame_size():
+    from pervfi_core.flow.gmflow import build_gmflow
+    from pervfi_core.flow.gmflow_estimator import GMFlowEstimator
+
+    est = GMFlowEstimator(build_gmflow("gmflow-refine"), name="gmflow-refine")
+    assert est.plan(480, 640) == (32, {"attn_splits": (2, 8)})
+    assert est.plan(300, 400) == (16, {"attn_splits": (2, 4)})
+    assert est.plan(100, 150) == (16, {"attn_splits": (2, 2)})
+    single = GMFlowEstimator(build_gmflow("gmflow"), name="gmflow")
+    assert single.plan(480, 640) == (16, {})  # the official single-scale call is never changed

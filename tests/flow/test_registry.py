@@ -3,7 +3,7 @@ import logging
 import pytest
 import torch
 
-from pervfi_core.errors import ArchitectureMismatchError, InputError
+from pervfi_core.errors import ArchitectureMismatchError, InputError, PerVFIError
 from pervfi_core.flow import EstimatorRegistry, EstimatorSpec, build_estimator, default_registry
 from pervfi_core.flow.base import FlowEstimator
 from pervfi_core.flow.gmflow import build_gmflow
@@ -53,7 +53,7 @@ def test_auto_on_cpu_without_opencv_uses_reduced_gmflow(monkeypatch):
     import pervfi_core.flow.registry as registry
 
     def no_cv2(**kw):
-        raise ImportError("no cv2")
+        raise PerVFIError("OpenCV is not importable")
 
     monkeypatch.setattr(registry, "build_dis_estimator", no_cv2)
     est = build_estimator("auto", weights=build_gmflow("gmflow-refine").state_dict())
