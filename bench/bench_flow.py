@@ -43,7 +43,8 @@ def make_pairs(n: int, size: tuple[int, int], max_shift: float, seed: int = 0) -
 
 
 def epe(flow: torch.Tensor, truth: torch.Tensor) -> float:
-    return float((flow.float().cpu() - truth).norm(dim=1).mean())
+    """Mean end-point error of a (2, H, W) flow against the truth, px."""
+    return float((flow.float().cpu() - truth).norm(dim=0).mean())
 
 
 def run(spec: str, pairs, device: str) -> dict[str, object]:
