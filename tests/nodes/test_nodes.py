@@ -245,3 +245,16 @@ def test_out_of_memory_goes_through_the_host_hooks(clip, fake_comfyui):
     with pytest.raises(OutOfMemory, match="out of memory"):
         run_node(PerVFIFlowEstimation, frames=clip, flow_model=exhausted)
     assert emptied  # ComfyUI's soft_empty_cache ran before giving up
+
+
+def test_weight_downloads_report_to_a_progress_bar(fake_comfyui):
+    report = rt.download_progress("PerVFI test")
+    for done in (0, 4096, 10000):
+        report(done, 10000)
+    assert fake_comfyui.progress[-1] == (10000, 10000) and len(fake_comfyui.progress) == 3
+
+
+def test_a_list_of_same_size_batches_is_one_clip(clip, default_models):
+    _, flow_model = default_models
+    flow, = run_node(PerVFIFlowEstimation, frames=[clip[:2], clip[2:]], flow_model=flow_model)
+    assert flow.forward.shape == (clip.shape[0] - 1, 2, *clip.shape[1:3])
