@@ -145,8 +145,11 @@ class PerVFI(nn.Module):
         img0, img1, fflow, bflow = (_replicate_pad(x, padding) for x in (*images, *flows))
         enc0, enc1, metric01, metric10 = self.featurePyramid(img0 * 2 - 1, img1 * 2 - 1, fflow, bflow)  # Eq. (2)
         warped = forward_warp(enc0, fflow, bflow, metric01, metric10, t)  # Eq. (1), (5)-(6)
+        del enc0  # drop full-resolution features as soon as they are used (peak memory)
         aligned = self.deformableAlign(warped.features, enc1, warped.holes, warped.flow_t1)  # Eq. (3)-(4)
+        del enc1
         blended, masks = self.attentionMerge(warped.features, aligned, warped.holes)  # Eq. (7)-(9)
+        del warped, aligned
         return Blend(conds=self.multiscaleFuse(blended), masks=masks, size=size, padding=padding)
 
     def _prepare(self, img0, img1, fflow, bflow, t):
