@@ -50,12 +50,12 @@ def _expect(name: str, value, kind: type, link: str):
     return value
 
 
-def parse_timesteps(text: str) -> list[float]:
-    """'0.25, 0.5' -> [0.25, 0.5] (range and order are checked by the pipeline's schedule)."""
+def parse_numbers(name: str, text: str) -> list[float]:
+    """'0.25, 0.5' -> [0.25, 0.5]; ranges are checked by the caller (the pipeline's schedule for timesteps)."""
     try:
         return [float(v) for v in str(text).replace(";", ",").split(",") if v.strip()]
     except ValueError:
-        raise InputError(f"timesteps: expected comma-separated numbers between 0 and 1 such as '0.25, 0.5', "
+        raise InputError(f"{name}: expected comma-separated numbers between 0 and 1 such as '0.25, 0.5', "
                          f"got {text!r}") from None
 
 
@@ -132,7 +132,7 @@ class PerVFIASBBlend:
     def blend(self, frames, flow, model, multiplier, timesteps=""):
         x = frames_from_image(frames, min_frames=2)
         flow = _expect("flow", flow, pipeline.PairFlows, "'PerVFI Flow Estimation'")
-        ts = parse_timesteps(timesteps) if str(timesteps).strip() else int(multiplier)
+        ts = parse_numbers("timesteps", timesteps) if str(timesteps).strip() else int(multiplier)
         hooks = comfy.hooks(x.shape[0] - 1, "PerVFI blend", model=model)
         blends = pipeline.blend(x, flow, model, ts, hooks=hooks)
         masks = blends.masks
@@ -148,30 +148,48 @@ class PerVFIFlowDecode:
     DESCRIPTION = (
         "Generates the new frames from the blends with PerVFI's conditional normalizing flow, "
         "sampling the latent at temperature τ, and returns the input frames and the new frames "
-        "interleaved in time order. Changing τ or the seed re-runs only this node."
+        "interleaved in time order. Changing τ or the seed re-runs only this node. Optionally decodes "
+        "several τ values at once and places them side by side."
     )
     CATEGORY = CATEGORY
     FUNCTION = "decode"
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("frames",)
-    OUTPUT_TOOLTIPS = ("Input and interpolated frames in time order [(N-1)·multiplier + 1, H, W, 3].",)
+    OUTPUT_TOOLTIPS = ("Input and interpolated frames in time order [(N-1)·multiplier + 1, H, W, 3] "
+                       "(width W·k with k compared τ values).",)
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {
-            "blend": ("PERVFI_BLEND", {"tooltip": "Blends from 'PerVFI ASB Blend'."}),
-            "model": ("PERVFI_MODEL", {"tooltip": MODEL_TOOLTIP}),
-            "tau": ("FLOAT", {"default": 0.3, "min": 0.0, "max": 1.0, "step": 0.01, "display": "slider",
-                              "tooltip": TAU_TOOLTIP}),
-            "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True,
-                             "tooltip": SEED_TOOLTIP}),
-        }}
+        return {
+            "required": {
+                "blend": ("PERVFI_BLEND", {"tooltip": "Blends from 'PerVFI ASB Blend'."}),
+                "model": ("PERVFI_MODEL", {"tooltip": MODEL_TOOLTIP}),
+                "tau": ("FLOAT", {"default": 0.3, "min": 0.0, "max": 1.0, "step": 0.01, "display": "slider",
+                                  "tooltip": TAU_TOOLTIP}),
+                "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True,
+                                 "tooltip": SEED_TOOLTIP}),
+            },
+            "optional": {
+                "compare_taus": ("STRING", {
+                    "default": "", "multiline": False,
+                    "tooltip": "Optional extra τ values, comma-separated (e.g. '0, 0.6, 1'), decoded with the same "
+                               "seed and placed side by side to the right of the slider's τ, for comparison. "
+                               "Leave empty for a normal clip.",
+                }),
+            },
+        }
 
-    def decode(self, blend, model, tau, seed):
+    def decode(self, blend, model, tau, seed, compare_taus=""):
         blend = _expect("blend", blend, PerVFIBlend, "'PerVFI ASB Blend'")
-        hooks = comfy.hooks(blend.blends.n_frames - 1, "PerVFI decode", model=model)
-        out = pipeline.decode(blend.frames, blend.blends, model, tau=float(tau), seed=int(seed), hooks=hooks)
-        return (image_from_frames(out, device=comfy.intermediate_device()),)
+        taus = [float(tau), *parse_numbers("compare_taus", compare_taus)]
+        if any(not 0.0 <= t <= 1.0 for t in taus):
+            raise InputError(f"compare_taus: every τ must lie in [0, 1], got {taus[1:]}")
+        panels = []
+        for value in taus:
+            hooks = comfy.hooks(blend.blends.n_frames - 1, "PerVFI decode", model=model)
+            out = pipeline.decode(blend.frames, blend.blends, model, tau=value, seed=int(seed), hooks=hooks)
+            panels.append(image_from_frames(out, device=comfy.intermediate_device()))
+        return (rearrange(torch.stack(panels), "k b h w c -> b h (k w) c"),)  # τ panels side by side
 
 
 class PerVFIFlowToImage:

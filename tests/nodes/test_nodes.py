@@ -138,7 +138,10 @@ def test_stochastic_model_tau_and_seed_change_only_the_new_frames(v00_blend):
     base = decode(0.3, 0)
     assert base.shape == (3, 27, 48, 3)
     assert torch.equal(decode(0.3, 0), base)  # same τ and seed -> same frames
-    for other in (decode(0.9, 0), decode(0.3, 1)):
+    # compare_taus: the slider's τ, then each extra τ, side by side (width 48 each)
+    both, = run_node(PerVFIFlowDecode, blend=blend, model=model, tau=0.3, seed=0, compare_taus="0.9")
+    assert both.shape == (3, 27, 96, 3) and torch.equal(both[:, :, :48], base)
+    for other in (both[:, :, 48:], decode(0.3, 1)):
         assert torch.equal(other[0], frames[0]) and torch.equal(other[2], frames[1])  # inputs untouched
         assert float((other[1] - base[1]).abs().max()) > 1e-3  # the new frame follows τ / the seed
 
@@ -178,6 +181,10 @@ def test_wrong_links_and_timesteps_are_refused(clip, default_models):
     for bad in ("0.5, abc", "0.5, 1.5", "0.6, 0.4"):
         with pytest.raises(InputError, match="timesteps"):
             run_node(PerVFIASBBlend, frames=clip[:2], flow=flow, model=model, multiplier=2, timesteps=bad)
+    blend, _ = run_node(PerVFIASBBlend, frames=clip[:2], flow=flow, model=model, multiplier=2)
+    for bad in ("0.5, x", "1.5"):
+        with pytest.raises(InputError, match="compare_taus"):
+            run_node(PerVFIFlowDecode, blend=blend, model=model, tau=0.3, seed=0, compare_taus=bad)
 
 
 def test_wrong_checkpoint_architecture_is_refused(tmp_path, parity_dir):
