@@ -31,8 +31,9 @@ def _conv(cin: int, cout: int) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, 3, padding=1)
 
 
-def _lrelu(x: torch.Tensor) -> torch.Tensor:
-    return F.leaky_relu(x, SLOPE)
+def _lrelu(x: torch.Tensor, *, inplace: bool = True) -> torch.Tensor:
+    """In place by default: callers pass a fresh conv output whose pre-activation is not needed."""
+    return F.leaky_relu(x, SLOPE, inplace=inplace)
 
 
 def _up2(x: torch.Tensor, size) -> torch.Tensor:
@@ -52,8 +53,9 @@ class DCNPack(nn.Module):
         self.dconv = DeformConv2d(channels, channels, kernel, padding=kernel // 2)
 
     def forward(self, x: torch.Tensor, offset_feat: torch.Tensor) -> torch.Tensor:
-        o1, o2, logits = self.conv_offset(offset_feat).chunk(3, dim=1)
-        return self.dconv(x, torch.cat([o1, o2], dim=1), torch.sigmoid(logits))
+        raw = self.conv_offset(offset_feat)
+        n_offsets = raw.shape[1] // 3 * 2  # concat[o1, o2] is the first two thirds: a view, no copy
+        return self.dconv(x, raw[:, :n_offsets], torch.sigmoid(raw[:, n_offsets:]))
 
 
 class DeformableAlign(nn.Module):
@@ -113,4 +115,6 @@ class DeformableAlign(nn.Module):
         merged = self.merge_conv1[key](torch.cat([feat0, aligned, hole], dim=1))
         if up is not None:
             merged = self.merge_conv2[key](torch.cat([merged, up[2]], dim=1))
-        return merged, (offset, _lrelu(aligned), merged)
+        if level == 0:
+            return merged, None  # nothing finer to feed
+        return merged, (offset, _lrelu(aligned, inplace=False), merged)  # aligned may be the DCN output
