@@ -11,6 +11,9 @@ Hence :func:`refine_splits`: the largest ``s`` in (8, 4, 2) that keeps windows a
 """
 from __future__ import annotations
 
+import torch
+
+from ..errors import InputError
 from .base import NetworkEstimator
 from .gmflow import GMFlow
 
@@ -33,6 +36,9 @@ class GMFlowEstimator(NetworkEstimator):
         self.adaptive_splits = adaptive_splits and network.num_scales == 2
 
     def plan(self, height: int, width: int) -> tuple[int, dict]:
+        if self.dtype == torch.bfloat16:  # 8-bit mantissa: pixel coordinates above 256 are not representable
+            raise InputError(f"{self.name}: bfloat16 cannot hold the pixel coordinates GMFlow matches with; "
+                             "use .to(dtype=torch.float16) or float32")
         if not self.adaptive_splits:
             return super().plan(height, width)
         splits = (self.network.defaults["attn_splits"][0], refine_splits(height, width))

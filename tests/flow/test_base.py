@@ -134,3 +134,12 @@ def test_gmflow_refine_plan_follows_the_frame_size():
     assert est.plan(100, 150) == (16, {"attn_splits": (2, 2)})
     single = GMFlowEstimator(build_gmflow("gmflow"), name="gmflow")
     assert single.plan(480, 640) == (16, {})  # the official single-scale call is never changed
+
+
+def test_gmflow_refuses_bfloat16():
+    from pervfi_core.flow.gmflow import build_gmflow
+    from pervfi_core.flow.gmflow_estimator import GMFlowEstimator
+
+    est = GMFlowEstimator(build_gmflow("gmflow"), name="gmflow").to(torch.bfloat16)
+    with pytest.raises(InputError, match="float16"):
+        est(torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16))
