@@ -131,7 +131,19 @@ class PerVFI(nn.Module):
         return SIZE_MULTIPLE
 
     def _param(self) -> torch.Tensor:
-        return next(self.parameters())
+        """A parameter of the blending stage: its device and dtype are where blend() computes."""
+        return next(self.featurePyramid.parameters())
+
+    def _decoder_param(self) -> torch.Tensor:
+        """A parameter of the decoder: its device and dtype are where decode()/encode() compute."""
+        return next((self.condFLownet if self.decoder == "flow" else self.generator).parameters())
+
+    def set_blend_dtype(self, dtype: torch.dtype) -> "PerVFI":
+        """Run blend() (ASB + fusion) in ``dtype`` (e.g. bfloat16) and keep the decoder as it is (float32:
+        the normalizing flow inverts matrices and exponentiates). Returns self."""
+        for module in (self.featurePyramid, self.deformableAlign, self.attentionMerge, self.multiscaleFuse):
+            module.to(dtype)
+        return self
 
     # -- stage 1 -------------------------------------------------------------------------------
     def blend(self, img0: torch.Tensor, img1: torch.Tensor, fflow: torch.Tensor, bflow: torch.Tensor,
@@ -184,7 +196,7 @@ class PerVFI(nn.Module):
         """Frames at time t, (B, 3, H, W) clamped to [0, 1]. v00: z given explicitly (shapes of
         :meth:`z_shapes`, already scaled by τ) or drawn by :meth:`sample_z` on the model's device (a
         blend parked elsewhere is moved there first); vb ignores tau, seed, z."""
-        ref = self._param()
+        ref = self._decoder_param()
         blend = blend.to(device=ref.device, dtype=ref.dtype)  # no copy when already there
         conds = blend.conds
         if self.decoder == "vb":
@@ -209,6 +221,8 @@ class PerVFI(nn.Module):
         if tuple(gt.shape[-2:]) != blend.size or gt.shape[0] != blend.batch:
             raise InputError(f"gt: expected shape ({blend.batch}, 3, {blend.size[0]}, {blend.size[1]}) like the "
                              f"blended frames, got {tuple(gt.shape)}")
+        ref = self._decoder_param()
+        blend = blend.to(device=ref.device, dtype=ref.dtype)
         x = _replicate_pad(gt.to(blend.conds[0]), blend.padding) * 2 - 1
         log_p, logdet, zs = self.condFLownet.encode(x, blend.conds, standardize=standardize)
         height, width = blend.padded_size
