@@ -89,10 +89,12 @@ def _corners(flow: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
     discard = height * width
     corners = []
     for cy, wy in ys:
+        cy = cy.clamp(-1, height).long()  # integer indices: float32 is not exact beyond 2^24 pixels
         for cx, wx in xs:
+            cx = cx.clamp(-1, width).long()
             inside = finite & (cx >= 0) & (cx < width) & (cy >= 0) & (cy < height)
-            flat = torch.where(inside, cy * width + cx, torch.full_like(cx, discard))
-            corners.append((rearrange(flat.long(), "n h w -> n 1 (h w)"), rearrange(wx * wy, "n h w -> n 1 (h w)")))
+            flat = torch.where(inside, cy * width + cx, discard)
+            corners.append((rearrange(flat, "n h w -> n 1 (h w)"), rearrange(wx * wy, "n h w -> n 1 (h w)")))
     return corners
 
 
