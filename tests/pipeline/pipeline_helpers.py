@@ -1,4 +1,4 @@
-"""Fakes and small clips for the pipeline tests.
+"""Fakes and small clips for the pipeline tests (a plain module, imported by name; not a conftest).
 
 ``ZeroFlow`` and ``LinearBlend`` stand in for a motion estimator and a blending engine where a test
 checks the pipeline's structure (ordering, counts, memory, cuts) rather than image quality:

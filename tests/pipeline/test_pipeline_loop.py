@@ -5,7 +5,7 @@ import weakref
 import numpy as np
 import pytest
 import torch
-from conftest import LinearBlend, ZeroFlow, make_clip
+from pipeline_helpers import LinearBlend, ZeroFlow, clip_frames, make_clip  # noqa: F401 (fixture)
 
 from pervfi_core import pipeline
 from pervfi_core.errors import InputError
@@ -20,7 +20,7 @@ class _Tracked(np.ndarray):
 
 
 def test_stream_holds_a_constant_number_of_frames(clip_frames):
-    frames = [f.view(_Tracked) for f in clip_frames * 4]  # 24 frames
+    frames = [f.view(_Tracked) for f in clip_frames * 2]  # 12 frames
     refs = [weakref.ref(f) for f in frames]
     pulled = []
 
@@ -36,9 +36,11 @@ def test_stream_holds_a_constant_number_of_frames(clip_frames):
         count += 1
         # an output of pair i is produced after reading at most frames 0..i+1
         assert len(pulled) <= k // 3 + 2
+        if k % 3:
+            continue
         gc.collect()
         max_alive = max(max_alive, sum(r() is not None for r in refs[:len(pulled)]))
-    assert count == 23 * 3 + 1
+    assert count == 11 * 3 + 1
     assert max_alive <= 3  # previous + current (+ the output being handed on), whatever the clip length
 
 

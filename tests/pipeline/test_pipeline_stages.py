@@ -1,7 +1,7 @@
 """The stage functions (estimate_flow -> blend -> decode), the fused path, hooks, OOM fallback, tiles."""
 import pytest
 import torch
-from conftest import LinearBlend, ZeroFlow
+from pipeline_helpers import LinearBlend, ZeroFlow
 
 from pervfi_core import pipeline
 from pervfi_core.errors import InputError

@@ -1,7 +1,7 @@
 """The training-free default engine: interface, exact cases, and quality on real footage."""
 import pytest
 import torch
-from conftest import SAMPLE
+from pipeline_helpers import SAMPLE
 
 from pervfi_core.errors import InputError
 from pervfi_core.training_free import ImageBlend, TrainingFreeVFI, fill_holes
