@@ -110,3 +110,53 @@ def test_bad_inputs():
         pipeline.blend(x, flows, LinearBlend(), 2)  # flows of another clip
     with pytest.raises(InputError):
         pipeline.blend(x, pipeline.estimate_flow(x, ZeroFlow()), LinearBlend(), 0)
+
+
+def _moving_frames(n=3, h=37, w=53):
+    base = torch.nn.functional.interpolate(torch.rand(1, 3, h // 4 + 2, w // 4 + 2), size=(h + 8, w + 8), mode="bicubic")
+    return torch.cat([base[..., 4:4 + h, 4 - k:4 - k + w] for k in range(n)]).clamp(0, 1)  # 1 px/frame pan
+
+
+@pytest.mark.parametrize("engine", ["training-free", "vb"])
+def test_odd_sizes_with_real_engines(engine):
+    from pervfi_core import build_model
+    from pervfi_core.flow import build_estimator
+    from pervfi_core.training_free import TrainingFreeVFI
+
+    x = _moving_frames()
+    model = TrainingFreeVFI() if engine == "training-free" else build_model("vb")
+    out = pipeline.interpolate(x, model, build_estimator("auto"), 2)
+    assert out.shape == (5, 3, 37, 53) and torch.equal(out[::2], x)
+    assert bool(((out >= 0) & (out <= 1)).all())
+
+
+def test_stochastic_model_seeds_are_per_frame_and_stages_match_fused():
+    from pervfi_core import build_model
+
+    class Seeded(LinearBlend):
+        stochastic = True
+
+        def __init__(self):
+            super().__init__()
+            self.seeds = []
+
+        def decode(self, b, tau=0.3, seed=0, z=None):
+            self.seeds.append(seed)
+            g = torch.Generator().manual_seed(seed)
+            return b.conds[0] + tau * torch.rand(b.conds[0].shape, generator=g)
+
+    x = _moving_frames(3, 16, 24)
+    est, fake = ZeroFlow(), Seeded()
+    blends = pipeline.blend(x, pipeline.estimate_flow(x, est), fake, 3)
+    assert fake.batches == [1, 1, 1, 1]  # one new frame per call: seeds do not depend on batching
+    a = pipeline.decode(x, blends, fake, tau=0.5, seed=7)
+    assert fake.seeds == [8, 9, 11, 12]  # seed + output index of each new frame
+    assert torch.equal(a, pipeline.interpolate(x, fake, est, 3, tau=0.5, seed=7))
+    assert not torch.equal(a, pipeline.decode(x, blends, fake, tau=0.5, seed=8))
+    # the real v00 model (random weights): stages and the fused path agree, inputs untouched
+    torch.manual_seed(0)
+    model = build_model("v00")
+    x = x[:2]
+    split = pipeline.decode(x, pipeline.blend(x, pipeline.estimate_flow(x, est), model, 2), model, tau=0.5, seed=7)
+    fused = pipeline.interpolate(x, model, est, 2, tau=0.5, seed=7)
+    assert torch.allclose(fused, split, atol=1e-5) and torch.equal(split[::2], x)
