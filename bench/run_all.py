@@ -1,0 +1,90 @@
+"""Run every benchmark and write BENCHMARKS.md.
+
+    python bench/run_all.py [--quick] [--only core flow pipeline quality training]
+
+Each benchmark is its own script (run it alone for more options); this one runs them in sequence in
+child processes, keeps each one's markdown in bench/results/<name>.md and assembles BENCHMARKS.md
+at the top of the checkout: a header with the machine, then every section. A benchmark that fails
+keeps its previous section and the failure is reported (never silently dropped).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results"
+
+# name -> (title, command, markdown source: "stdout" or a file the script writes)
+BENCHES = {
+    "core": ("PerVFI core: seconds per stage and peak memory (flow excluded)",
+             ["bench_core.py"], "stdout"),
+    "flow": ("Motion estimators: accuracy and speed (640x480 pairs with exact motion)",
+             ["bench_flow.py", "--pairs", "3"], "stdout"),
+    "pipeline": ("Default pipeline: seconds per output frame and peak memory",
+                 ["bench_pipeline.py"], "stdout"),
+    "quality": ("Interpolation quality on real clips",
+                ["bench_quality.py"], "results/quality.md"),
+    "training": ("The project's trained model against the training-free default",
+                 ["bench_training.py"], "stdout"),
+}
+QUICK = {"core": ["--sizes", "448x256", "--repeats", "1"], "flow": ["--pairs", "1"], "pipeline": ["--pairs", "2"],
+         "quality": ["--triplets", "2"]}
+
+
+def machine() -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores ({cpu}), GPU: {gpu}, "
+            f"Python {platform.python_version()}, torch {torch.__version__}")
+
+
+def run(name: str, quick: bool) -> tuple[bool, str]:
+    title, cmd, source = BENCHES[name]
+    script = HERE / cmd[0]
+    if not script.is_file():
+        return False, f"{cmd[0]} not found"
+    args = [sys.executable, str(script), *cmd[1:], *(QUICK.get(name, []) if quick else [])]
+    proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode != 0:
+        return False, f"exit {proc.returncode}: {proc.stderr.strip()[-800:]}"
+    text = proc.stdout if source == "stdout" else (HERE / source).read_text()
+    command = "python bench/" + " ".join(args[1:]).replace(str(HERE) + os.sep, "")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.md").write_text(f"## {title}\n\n`{command}`\n\n{text.strip()}\n")
+    return True, command
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", nargs="+", choices=list(BENCHES), default=list(BENCHES))
+    ap.add_argument("--quick", action="store_true", help="fewer repeats/pairs (a smoke run)")
+    args = ap.parse_args()
+    failures = []
+    for name in args.only:
+        print(f"[bench] {name} ...", flush=True)
+        ok, info = run(name, args.quick)
+        print(f"[bench] {name}: {'ok' if ok else 'FAILED ' + info}", flush=True)
+        if not ok:
+            failures.append(f"- {name}: {info}")
+    sections = [(RESULTS / f"{n}.md").read_text() for n in BENCHES if (RESULTS / f"{n}.md").is_file()]
+    header = (f"# Benchmarks\n\nWritten by `python bench/run_all.py` on {datetime.date.today()}: {machine()}.\n"
+              "Each section names the command that produced it; timings on a shared 2-core CPU are "
+              "indicative (re-run for your machine).\n")
+    if failures:
+        header += "\nLast run, benchmarks that failed (their sections are from an earlier run or absent):\n" + "\n".join(failures) + "\n"
+    (ROOT / "BENCHMARKS.md").write_text(header + "\n" + "\n".join(sections))
+    print(f"wrote {ROOT / 'BENCHMARKS.md'}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
