@@ -160,3 +160,13 @@ def test_stochastic_model_seeds_are_per_frame_and_stages_match_fused():
     split = pipeline.decode(x, pipeline.blend(x, pipeline.estimate_flow(x, est), model, 2), model, tau=0.5, seed=7)
     fused = pipeline.interpolate(x, model, est, 2, tau=0.5, seed=7)
     assert torch.allclose(fused, split, atol=1e-5) and torch.equal(split[::2], x)
+
+
+def test_blends_are_parked_on_the_park_device():
+    """Between blend and decode (the nodes' split), blends wait on hooks.park_device, not the compute device."""
+    x = _frames(3)
+    blends = pipeline.blend(x, pipeline.estimate_flow(x, ZeroFlow()), LinearBlend(), 2,
+                            hooks=Hooks(park_device="meta"))
+    assert all(item.blend.conds[0].device.type == "meta" for item in blends.items)
+    blends = pipeline.blend(x, pipeline.estimate_flow(x, ZeroFlow()), LinearBlend(), 2, hooks=Hooks(park_device=None))
+    assert all(item.blend.conds[0].device.type == "cpu" for item in blends.items)
