@@ -256,11 +256,13 @@ class VideoWriter:
 class FrameFolderWriter:
     """Write numbered PNG frames ``frame_000000.png ...`` into a folder, atomically (temp folder + rename)."""
 
-    def __init__(self, path, *, width: int, height: int, **_unused):
+    def __init__(self, path, *, width: int, height: int, overwrite: bool = False, **_unused):
         import cv2  # noqa: F401
 
         self.path = Path(path)
-        if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
+        if self.path.exists() and not self.path.is_dir():
+            raise InputError(f"output {self.path} exists and is a file; a folder of frames needs a new name")
+        if self.path.exists() and any(self.path.iterdir()) and not overwrite:
             raise InputError(f"output folder {self.path} exists and is not empty; choose a new name or --overwrite")
         self.tmp = _temp_name(self.path)
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -278,7 +280,7 @@ class FrameFolderWriter:
 
     def close(self) -> None:
         if self.path.is_dir():
-            self.path.rmdir()  # empty (checked at start)
+            shutil.rmtree(self.path)  # empty, or replaced with --overwrite (only now that the new frames are complete)
         os.replace(self.tmp, self.path)
 
     def abort(self) -> None:
@@ -290,13 +292,14 @@ def open_output(path, *, width: int, height: int, fps: Fraction, audio_from=None
     """A :class:`VideoWriter` or :class:`FrameFolderWriter` chosen by the extension of ``path``."""
     path = Path(path)
     kind = output_kind(path)
-    if path.exists() and overwrite:
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    # With overwrite, an existing output is replaced only when the new one is complete (close()).
     if kind == "video":
-        if path.exists():
+        if path.is_dir():
+            raise InputError(f"output {path} is a folder; choose a file name")
+        if path.exists() and not overwrite:
             raise InputError(f"output file {path} exists; choose a new name or pass --overwrite")
         path.parent.mkdir(parents=True, exist_ok=True)
         return VideoWriter(path, width=width, height=height, fps=fps, audio_from=audio_from,
                            audio_codec=audio_codec, crf=crf)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return FrameFolderWriter(path, width=width, height=height)
+    return FrameFolderWriter(path, width=width, height=height, overwrite=overwrite)

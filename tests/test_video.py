@@ -46,6 +46,19 @@ def test_video_writer_fps_odd_size_and_atomic_rename(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["odd.mp4"]
 
 
+def test_overwrite_replaces_only_when_complete(tmp_path):
+    old = tmp_path / "out.mp4"
+    old.write_bytes(b"previous result")
+    w = open_output(old, width=16, height=16, fps=Fraction(25), overwrite=True)
+    w.write(np.zeros((16, 16, 3), np.uint8))
+    w.abort()
+    assert old.read_bytes() == b"previous result"  # a failed run keeps the previous output
+    w = open_output(old, width=16, height=16, fps=Fraction(25), overwrite=True)
+    w.write(np.zeros((16, 16, 3), np.uint8))
+    w.close()
+    assert probe(old).width == 16
+
+
 def test_abort_removes_everything(tmp_path):
     for name in ("a.mp4", "frames"):
         w = open_output(tmp_path / name, width=16, height=16, fps=Fraction(25))
