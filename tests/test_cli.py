@@ -109,3 +109,28 @@ def test_help_names_the_default_engine_and_weights_subcommand():
     assert proc.returncode == 0 and "training-free" in proc.stdout and "--multiplier" in proc.stdout
     proc = subprocess.run([sys.executable, "-m", "pervfi_core", "--help"], capture_output=True, text=True, cwd=ROOT)
     assert "weights" in proc.stdout
+
+
+def test_scene_cut_is_reported_and_not_blended(tmp_path, capsys):
+    import cv2
+
+    ramp = np.linspace(0, 1, 48)[None, :, None]
+    scene_a = np.concatenate([0.1 + 0.2 * ramp, 0.1 + 0.1 * ramp, 0.5 + 0.3 * ramp], axis=2).repeat(32, 0)
+    scene_b = np.concatenate([0.7 + 0.3 * ramp, 0.4 + 0.2 * ramp, 0.2 * ramp], axis=2).repeat(32, 0)
+    src = tmp_path / "src"
+    src.mkdir()
+    frames = [(np.clip(s + 0.01 * k, 0, 1) * 255).round().astype(np.uint8) for s in (scene_a, scene_b) for k in range(2)]
+    for k, f in enumerate(frames):
+        cv2.imwrite(str(src / f"{k}.png"), f[:, :, ::-1])
+    rc, err = _run(capsys, src, tmp_path / "out", "--multiplier", 2)
+    assert rc == 0, err
+    assert "scene cuts" in err and "frames 1|2" in err
+    out = [cv2.imread(str(p))[:, :, ::-1] for p in sorted((tmp_path / "out").iterdir())]
+    assert len(out) == 7 and np.array_equal(out[3], frames[1])  # the new frame across the cut repeats frame 1
+
+
+def test_official_layout_weights_via_model_option(tmp_path, clip, capsys, parity_dir):
+    """--model with a PerVFI checkpoint file (the parity fixture's random vb weights, official keys)."""
+    rc, err = _run(capsys, clip, tmp_path / "out.mp4", "--model", parity_dir / "weights" / "pervfi_vb.safetensors")
+    assert rc == 0, err
+    assert len(list(VideoReader(tmp_path / "out.mp4"))) == 9
