@@ -179,6 +179,7 @@ def main(argv=None) -> None:
     per_clip, flow_times = {}, []
     for clip in args.clips:
         clip_rows = {n: [] for n in methods}
+        clip_times = {n: [] for n in methods}
         best = None  # (motion, panels, window) of the triplet with the most motion
         for tri in load_triplets(clip, args.triplets, tuple(args.size)):
             img0, gt, img1 = (f[None] for f in tri)
@@ -192,6 +193,7 @@ def main(argv=None) -> None:
                 with torch.no_grad():
                     pred = fn(img0, img1, flows, 0.5).float().clamp(0, 1)
                 times[name].append(time.perf_counter() - t0)
+                clip_times[name].append(times[name][-1])
                 vals = score(pred, gt, img0, img1, metrics)
                 rows[name].append(vals)
                 clip_rows[name].append(vals)
@@ -201,7 +203,7 @@ def main(argv=None) -> None:
             if best is None or motion > best[0]:
                 best = (motion, panels, crop_at_motion(flows[0], min(128, *gt.shape[-2:])))
             print(f"{clip}: triplet done, mean motion {motion:.1f} px", flush=True)
-        per_clip[clip] = clip_rows
+        per_clip[clip] = (clip_rows, clip_times)
         save_figure(args.figures / f"quality_{clip}.png", best[1], best[2])
 
     lines = [
@@ -222,8 +224,8 @@ def main(argv=None) -> None:
         "",
         *table(rows, times),
     ]
-    for clip, clip_rows in per_clip.items():
-        lines += ["", f"## {clip}", "", *table(clip_rows, times)]
+    for clip, (clip_rows, clip_times) in per_clip.items():
+        lines += ["", f"## {clip}", "", *table(clip_rows, clip_times)]
     lines += ["", "Methods:", *[f"- {m.name}: {m.note}" for m in METHODS if m.name in methods]]
     if skipped:
         lines += ["", "Not run:", *[f"- {s}" for s in skipped]]
