@@ -54,7 +54,8 @@ def symmetric_splat(img0, img1, flows, t, *, alpha: float = 20.0):
         I_t = [Σ_i splat(w_i·I_i, s_i·F_i)] / [Σ_i splat(w_i, s_i·F_i)],  w_0 = (1-t)·e^{Z0}, w_1 = t·e^{Z1}
 
     with s_0 = t, s_1 = 1 - t, both frames treated alike (no primary frame, no hole mask); pixels
-    no source reaches fall back to frame averaging. ``alpha`` as in the training-free engine.
+    no source reaches fall back to frame averaging. ``alpha``: metric scale (the benchmark passes the
+    default engine's, so that only the blending differs — apart from that engine's sharpening).
     """
     fflow, bflow = flows
     w0 = (1 - t) * _metric(img0, img1, fflow, alpha).exp()

