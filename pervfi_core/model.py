@@ -20,14 +20,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .asb import AttentionMerge, DeformableAlign, FeaturePyramid, forward_warp
 from .checks import as_timesteps, check_flow, check_image, check_same_shape
 from .errors import ArchitectureMismatchError, InputError
 from .generator import CondFlowNet, MultiscaleFuse, VBDecoder
-from .ops.padding import Padding
+from .ops.padding import Padding, padding_for
 
 logger = logging.getLogger(__name__)
 
@@ -153,8 +152,8 @@ class PerVFI(nn.Module):
         Any H, W: frames and flows are replicate-padded at the right/bottom to multiples of 8."""
         images, flows, t = self._prepare(img0, img1, fflow, bflow, t)
         size = tuple(img0.shape[-2:])
-        padding = _padding_for(size, SIZE_MULTIPLE)
-        img0, img1, fflow, bflow = (_replicate_pad(x, padding) for x in (*images, *flows))
+        padding = padding_for(size, SIZE_MULTIPLE, mode="bottom_right")
+        img0, img1, fflow, bflow = (padding.apply(x, fill="replicate") for x in (*images, *flows))
         enc0, enc1, metric01, metric10 = self.featurePyramid(img0 * 2 - 1, img1 * 2 - 1, fflow, bflow)  # Eq. (2)
         warped = forward_warp(enc0, fflow, bflow, metric01, metric10, t)  # Eq. (1), (5)-(6)
         del enc0  # drop full-resolution features as soon as they are used (peak memory)
@@ -223,7 +222,7 @@ class PerVFI(nn.Module):
                              f"blended frames, got {tuple(gt.shape)}")
         ref = self._decoder_param()
         blend = blend.to(device=ref.device, dtype=ref.dtype)
-        x = _replicate_pad(gt.to(blend.conds[0]), blend.padding) * 2 - 1
+        x = blend.padding.apply(gt.to(blend.conds[0]), fill="replicate") * 2 - 1
         log_p, logdet, zs = self.condFLownet.encode(x, blend.conds, standardize=standardize)
         height, width = blend.padded_size
         return -(log_p + logdet) / (math.log(2) * height * width), zs
@@ -262,17 +261,6 @@ def _detect(state_dict) -> str:
     if any(k.startswith("generator.") for k in keys):
         return "pervfi-vb"
     return f"not a PerVFI checkpoint (first keys: {keys[:3]})"
-
-
-def _padding_for(size: tuple[int, int], multiple: int) -> Padding:
-    height, width = size
-    return Padding(left=0, right=-width % multiple, top=0, bottom=-height % multiple)
-
-
-def _replicate_pad(x: torch.Tensor, padding: Padding) -> torch.Tensor:
-    if padding.is_empty:
-        return x
-    return F.pad(x, (padding.left, padding.right, padding.top, padding.bottom), mode="replicate")
 
 
 def build_model(config: str = "v00", **overrides) -> PerVFI:

@@ -34,10 +34,35 @@ class Padding:
         h, w = y.shape[-2:]
         return y[..., self.top : h - self.bottom, self.left : w - self.right]
 
+    def apply(self, x: torch.Tensor, *, fill: str = "constant", value: float = 0.0) -> torch.Tensor:
+        """Pad ``x`` ``(..., H, W)``: ``fill="constant"`` with ``value`` or ``"replicate"`` (edge pixels)."""
+        if self.is_empty:
+            return x
+        pads = (self.left, self.right, self.top, self.bottom)
+        if fill == "replicate":
+            return F.pad(x, pads, mode="replicate")
+        if fill != "constant":
+            raise InputError(f"fill: expected 'constant' or 'replicate', got {fill!r}")
+        return F.pad(x, pads, mode="constant", value=value)
+
 
 def _target(n: int, multiple: int, min_size: int) -> int:
     n = max(n, min_size)
     return -(-n // multiple) * multiple
+
+
+def padding_for(size: tuple[int, int], multiple: int, *, mode: str = "centred", min_size: int = 0) -> Padding:
+    """The :class:`Padding` that makes ``size`` (H, W) multiples of ``multiple`` and >= ``min_size``."""
+    if multiple < 1:
+        raise InputError(f"multiple: expected an integer >= 1, got {multiple}")
+    if mode not in MODES:
+        raise InputError(f"mode: expected one of {MODES}, got {mode!r}")
+    h, w = size
+    pad_h = _target(h, multiple, min_size) - h
+    pad_w = _target(w, multiple, min_size) - w
+    if mode == "centred":
+        return Padding(pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2)
+    return Padding(0, pad_w, 0, pad_h)
 
 
 def pad_to_multiple(
@@ -53,20 +78,7 @@ def pad_to_multiple(
     Returns ``(padded, padding)``; ``padding.crop(y)`` undoes it for any tensor on the padded grid
     (for example a flow computed on the padded frames).
     """
-    if multiple < 1:
-        raise InputError(f"multiple: expected an integer >= 1, got {multiple}")
-    if mode not in MODES:
-        raise InputError(f"mode: expected one of {MODES}, got {mode!r}")
     if x.ndim < 2:
         raise InputError(f"x: expected a tensor (..., H, W), got shape {tuple(x.shape)}")
-    h, w = x.shape[-2:]
-    pad_h = _target(h, multiple, min_size) - h
-    pad_w = _target(w, multiple, min_size) - w
-    if mode == "centred":
-        padding = Padding(pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2)
-    else:
-        padding = Padding(0, pad_w, 0, pad_h)
-    if padding.is_empty:
-        return x, padding
-    padded = F.pad(x, (padding.left, padding.right, padding.top, padding.bottom), mode="constant", value=value)
-    return padded, padding
+    padding = padding_for(tuple(x.shape[-2:]), multiple, mode=mode, min_size=min_size)
+    return padding.apply(x, value=value), padding

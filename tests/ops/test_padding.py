@@ -47,3 +47,16 @@ def test_already_aligned_is_untouched():
 def test_bad_arguments(kwargs):
     with pytest.raises(InputError):
         pad_to_multiple(torch.zeros(1, 1, 4, 4), **kwargs)
+
+
+def test_replicate_fill_repeats_edge_pixels_and_crops_back():
+    from pervfi_core.ops.padding import padding_for
+
+    x = torch.arange(6.0).reshape(1, 1, 2, 3)
+    padding = padding_for((2, 3), 4, mode="bottom_right")
+    y = padding.apply(x, fill="replicate")
+    assert y.shape == (1, 1, 4, 4)
+    assert torch.equal(y[..., -1, :3], x[..., -1, :]) and torch.equal(y[..., :2, -1], x[..., :, -1])
+    assert torch.equal(padding.crop(y), x)
+    with pytest.raises(InputError):
+        padding.apply(x, fill="reflect")
