@@ -50,14 +50,16 @@ class SyntheticTriplets(Dataset):
     """``length`` synthetic triplets (exact ground truth) from ``photos``; item i is fixed by (seed, i).
 
     The in-between time is 0.5, or uniform in [0.1, 0.9] with ``random_t`` (arbitrary-time training).
+    ``with_flows`` adds the exact motion ``"flow01"``, ``"flow10"`` (2, H, W) px (the ``"exact"`` estimator).
     """
 
     def __init__(self, photos: list[torch.Tensor], *, length: int, size: tuple[int, int] = (256, 256),
-                 max_shift: float = 16.0, seed: int = 0, random_t: bool = False):
+                 max_shift: float = 16.0, seed: int = 0, random_t: bool = False, with_flows: bool = False):
         if len(photos) < 2:
             raise InputError(f"SyntheticTriplets needs at least 2 photos, got {len(photos)}")
         self.photos, self.length, self.size = photos, length, size
         self.max_shift, self.seed, self.random_t = max_shift, seed, random_t
+        self.keys = ("img0", "gt", "img1", "t") + (("flow01", "flow10") if with_flows else ())
 
     def __len__(self) -> int:
         return self.length
@@ -68,7 +70,7 @@ class SyntheticTriplets(Dataset):
         scene = random_scene(self.photos[i], self.photos[j], size=self.size, max_shift=self.max_shift, generator=g)
         t = 0.1 + 0.8 * float(torch.rand((), generator=g)) if self.random_t else 0.5
         tri = synthetic_triplet(scene, t)
-        return {k: tri[k] for k in ("img0", "gt", "img1", "t")}
+        return {k: tri[k] for k in self.keys}
 
 
 class FrameTriplets(Dataset):
@@ -115,3 +117,37 @@ class VimeoTriplets(Dataset):
         folder = self.root / "sequences" / self.items[index]
         frames = torch.stack([read_image(folder / f"im{k}.png") for k in (1, 2, 3)])
         return FrameTriplets(frames, size=self.size, seed=self.seed * 7919 + index)[0]
+
+
+class Precomputed(Dataset):
+    """A dataset materialised once with its frozen flows (paper §4.1: the estimators are frozen, so
+    their flows can be computed before training): items gain ``"fflow"``, ``"bflow"`` (2, H, W) px.
+
+    ``flows(batch, indices)`` is e.g. a :class:`pervfi_core.train.loop.FlowProvider`. ``cache``: a
+    ``.pt`` file reused when present (delete it after changing the data or estimators).
+    """
+
+    def __init__(self, base: Dataset, flows, *, cache: str | Path | None = None):
+        if cache is not None and Path(cache).is_file():
+            self.items = torch.load(cache, weights_only=True)
+            log.info("loaded %d precomputed items from %s", len(self.items["img0"]), cache)
+            return
+        items: dict[str, list[torch.Tensor]] = {}
+        for i in range(len(base)):
+            item = {k: v[None] for k, v in base[i].items()}
+            item["fflow"], item["bflow"] = flows(item, torch.tensor([i]))
+            for k, v in item.items():
+                if k not in ("flow01", "flow10"):
+                    items.setdefault(k, []).append(v[0].cpu())
+            if (i + 1) % 50 == 0:
+                log.info("precomputed %d/%d items", i + 1, len(base))
+        self.items = {k: torch.stack(v) for k, v in items.items()}
+        if cache is not None:
+            Path(cache).parent.mkdir(parents=True, exist_ok=True)
+            torch.save(self.items, cache)
+
+    def __len__(self) -> int:
+        return len(self.items["img0"])
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {k: v[index] for k, v in self.items.items()}

@@ -2,7 +2,8 @@
 
 Paper §4.1: Adam, lr 5e-4 halved every 20 epochs, 256² patches. Here the schedule is counted in
 steps (``halve_every``) so short CPU runs and long GPU runs share one code path. Multi-GPU runs use
-``torchrun --nproc_per_node N -m pervfi_core train ...`` (torch.distributed + DDP).
+``torchrun --nproc_per_node N -m pervfi_core train ...`` (torch.distributed data parallel: a
+DistributedSampler per rank and gradients averaged by all-reduce, rank 0 writes checkpoints).
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import json
 import logging
 import os
 import random
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -42,20 +44,29 @@ class TrainConfig:
 
 class FlowProvider:
     """Frozen motion for training items: for each item one estimator, chosen at random per item
-    (paper §4.1: flows from randomly chosen estimators) and fixed by the seed."""
+    (paper §4.1: flows from randomly chosen estimators) and fixed by the seed.
+
+    ``"exact"`` takes the item's true motion (``flow01``/``flow10`` of synthetic triplets); batches
+    that already carry ``fflow``/``bflow`` (see :class:`~pervfi_core.train.data.Precomputed`) use them.
+    """
 
     def __init__(self, names: tuple[str, ...], *, seed: int, device: str):
         from ..flow import build_estimator
 
-        self.names, self.seed = names, seed
-        self.estimators = {n: build_estimator(n, device=device) for n in names}
+        self.names, self.seed = tuple(names), seed
+        self.estimators = {n: build_estimator(n, device=device) for n in self.names if n != "exact"}
 
     @torch.no_grad()
     def __call__(self, batch: dict, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if "fflow" in batch:
+            return batch["fflow"], batch["bflow"]
         fflows, bflows = [], []
         for k, index in enumerate(indices.tolist()):
             name = self.names[random.Random(self.seed * 1_000_003 + index).randrange(len(self.names))]
-            f, b = self.estimators[name](batch["img0"][k: k + 1], batch["img1"][k: k + 1])
+            if name == "exact":
+                f, b = batch["flow01"][k: k + 1], batch["flow10"][k: k + 1]
+            else:
+                f, b = self.estimators[name](batch["img0"][k: k + 1], batch["img1"][k: k + 1])
             fflows.append(f)
             bflows.append(b)
         return torch.cat(fflows), torch.cat(bflows)
@@ -123,12 +134,16 @@ def train(model, dataset: Dataset, cfg: TrainConfig, out_dir: str | Path, *, per
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    if distributed and not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if cfg.device.startswith("cuda") else "gloo")
     device = torch.device(cfg.device)
+    if distributed:
+        if device.type == "cuda":  # torchrun: one GPU per process
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(device)
+        if not torch.distributed.is_initialized():
+            torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    main_rank = not distributed or torch.distributed.get_rank() == 0
     torch.manual_seed(cfg.seed)
     model.to(device).train()
-    net = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.halve_every, gamma=0.5)
     loss_rng = torch.Generator(device=device).manual_seed(cfg.seed)
@@ -139,7 +154,7 @@ def train(model, dataset: Dataset, cfg: TrainConfig, out_dir: str | Path, *, per
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
-        loss_rng.set_state(state["loss_rng"].cpu() if device.type == "cpu" else state["loss_rng"])
+        loss_rng.set_state(state["loss_rng"].cpu())  # generator states are CPU byte tensors on every device
         start = state["step"]
         log.info("resumed from %s at step %d", ckpt, start)
     train_set, val_set = split(dataset, cfg.val_fraction)
@@ -147,27 +162,45 @@ def train(model, dataset: Dataset, cfg: TrainConfig, out_dir: str | Path, *, per
     records: list[dict] = []
     if start >= cfg.steps:
         return records
-    model_for_loss = net.module if distributed else net
+    if distributed:  # same start on every rank (what DDP's constructor does)
+        for p in model.state_dict().values():
+            torch.distributed.broadcast(p, 0)
+    t0 = time.perf_counter()
     for step, batch in _batches(train_set, cfg, start, distributed):
         batch = {k: v.to(device) for k, v in batch.items()}
         fl = flows(batch, batch["index"])
         with torch.autocast(device.type, enabled=cfg.amp, dtype=torch.bfloat16 if device.type == "cpu" else torch.float16):
-            loss, logs = pervfi_loss(model_for_loss, batch, fl, perceptual=perceptual, mu=cfg.mu, generator=loss_rng)
+            loss, logs = pervfi_loss(model, batch, fl, perceptual=perceptual, mu=cfg.mu, generator=loss_rng)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if distributed:
+            _average_gradients(model)
         opt.step()
         sched.step()
-        record = {"step": step + 1, "lr": sched.get_last_lr()[0], **logs}
+        record = {"step": step + 1, "lr": sched.get_last_lr()[0], **logs,
+                  "time_s": round(time.perf_counter() - t0, 2)}  # wall time of this session (not resumed ones)
         if (step + 1) % cfg.val_every == 0 or step + 1 == cfg.steps:
             record["val_psnr"] = validate(model, val_set, flows, device)
         records.append(record)
-        with open(out / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
-        if (step + 1) % cfg.ckpt_every == 0 or step + 1 == cfg.steps:
+        if main_rank:
+            with open(out / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+        if main_rank and ((step + 1) % cfg.ckpt_every == 0 or step + 1 == cfg.steps):
             _checkpoint(ckpt, model, opt, sched, step + 1, cfg, loss_rng)
         if step + 1 >= cfg.steps:
             break
     return records
+
+
+def _average_gradients(model) -> None:
+    """Data-parallel gradient averaging over the torch.distributed ranks. The loss calls
+    ``model.blend``/``encode``/``decode`` rather than ``forward``, so DDP's forward hooks would never
+    fire; an explicit all-reduce after ``backward`` is the same update DDP makes."""
+    world = torch.distributed.get_world_size()
+    for p in model.parameters():
+        if p.grad is not None:
+            torch.distributed.all_reduce(p.grad)
+            p.grad /= world
 
 
 @torch.no_grad()
