@@ -126,7 +126,9 @@ class ZeroConv2d(nn.Module):
         nn.init.zeros_(self.conv.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x) * torch.exp(self.scale * 3)
+        # conv(x)·g == conv with weight·g and bias·g: folds the output scaling into the tiny weights
+        gain = torch.exp(self.scale * 3).view(-1)
+        return F.conv2d(x, self.conv.weight * gain.view(-1, 1, 1, 1), self.conv.bias * gain, padding=1)
 
 
 class CouplingNet(nn.Module):
@@ -136,9 +138,9 @@ class CouplingNet(nn.Module):
         super().__init__()
         self.tail = nn.Sequential(
             nn.Conv2d(in_channels + cond_channels, hidden, 3, padding=1),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),  # safe: a conv's backward does not need its output
             nn.Conv2d(hidden, hidden, 1),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             ZeroConv2d(in_channels=hidden, out_channels=out_channels),
         )
 
@@ -164,20 +166,22 @@ class AffineCoupling(nn.Module):
         self.scale = nn.Parameter(torch.zeros(1))
         self.scale_shift = nn.Parameter(torch.zeros(1))
 
-    def _shift_and_log_scale(self, off, cond):
+    def _shift_and_tanh(self, off, cond):
         shift, raw = self.affine(off, cond).chunk(2, dim=1)
-        return shift, self.scale * torch.tanh(raw) + self.scale_shift
+        return shift, torch.tanh(raw)
 
     def encode(self, x: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         on, off = x.chunk(2, dim=1)
-        shift, s = self._shift_and_log_scale(off, cond)
-        on = on * torch.exp(s) + shift  # Eq. (16)
+        shift, t = self._shift_and_tanh(off, cond)
+        s = torch.addcmul(self.scale_shift, self.scale, t)  # s = scale·tanh(raw) + scale_shift
+        on = torch.addcmul(shift, on, torch.exp(s))  # Eq. (16)
         return torch.cat([on, off], dim=1), s.sum(dim=(1, 2, 3))  # Eq. (17)
 
     def decode(self, y: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         on, off = y.chunk(2, dim=1)
-        shift, s = self._shift_and_log_scale(off, cond)
-        return torch.cat([(on - shift) * torch.exp(-s), off], dim=1)
+        shift, t = self._shift_and_tanh(off, cond)
+        inv_rescale = torch.exp(torch.addcmul(-self.scale_shift, -self.scale, t))  # exp(-s)
+        return torch.cat([(on - shift) * inv_rescale, off], dim=1)
 
     def forward(self, x, cond):
         return self.encode(x, cond)
