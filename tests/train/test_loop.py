@@ -1,14 +1,25 @@
 import json
+import math
 
+import pytest
 import torch
 
 from pervfi_core import build_model
 from pervfi_core.train.data import SyntheticTriplets
 from pervfi_core.train.loop import TrainConfig, train
-from pervfi_core.train.losses import latent_like, pervfi_loss
+from pervfi_core.train.losses import dequantize, latent_like, pervfi_loss
 
 TINY = dict(encoder_channels=(13, 16, 16), metric_rows=(16, 8, 8, 8), dcn_groups=(2, 2, 2), n_flows=2,
             flow_hidden=8, fuse_width=8, fuse_branches=(8, 8, 8))
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread: on a shared, loaded CPU two spinning OpenMP threads are ~30x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _photos():
@@ -77,3 +88,20 @@ def test_resume_reproduces_the_next_step_exactly(tmp_path):
     assert resumed[0]["val_psnr"] == straight[2]["val_psnr"]
     lines = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines] == [1, 2, 3]
+
+
+def test_loss_nll_equals_the_analytic_value_of_an_identity_flow():
+    """Fresh flow layers (zero couplings and priors, ActNorm at loc 0 / log-scale 0, orthogonal 1x1
+    convs) preserve norms, so the continuous NLL of x = 2(gt + u) - 1 is D/2·ln 2π + ½‖x‖² nats, and the
+    logged discrete NLL adds the bin volume (Eq. 12): 3·log2(256/2) bits per pixel."""
+    model = _model()
+    for name, buf in model.condFLownet.named_buffers():
+        if name.endswith("initialized"):
+            buf.fill_(1)
+    ds = SyntheticTriplets(_photos(), length=2, size=(16, 24), max_shift=2.0)
+    batch = {k: torch.stack([ds[i][k] for i in range(2)]) * (0.98 if k == "gt" else 1) for k in ("img0", "gt", "img1", "t")}
+    _, logs = pervfi_loss(model, batch, _zero_flows(batch, None), perceptual=None, generator=torch.Generator().manual_seed(3))
+    x = dequantize(batch["gt"], torch.Generator().manual_seed(3)) * 2 - 1  # the same noise draw
+    nats = x[0].numel() / 2 * math.log(2 * math.pi) + 0.5 * (x**2).sum(dim=(1, 2, 3))
+    expected = nats / (math.log(2) * 16 * 24) + 3 * math.log2(128)
+    assert abs(logs["nll_bits"] - float(expected.mean())) < 1e-3
