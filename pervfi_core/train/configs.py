@@ -1,7 +1,8 @@
 """Named model configurations for training: name -> (decoder, keyword overrides of :class:`PerVFI`).
 
 The configuration travels with the weights: :func:`config_metadata` gives the safetensors metadata
-(``pervfi_config`` = JSON of the full :attr:`PerVFI.config`) and :func:`model_from_metadata` rebuilds
+(``pervfi_model_config`` = JSON of the full :attr:`PerVFI.config`; ``pervfi_config`` is
+:mod:`pervfi_core.weights`' shape-derived summary) and :func:`model_from_metadata` rebuilds
 the model from it, so a loader never needs to know the name.
 """
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import json
 
 from ..errors import InputError
+
+META_MODEL_CONFIG = "pervfi_model_config"
 
 # "compact": a v00-style normalizing-flow model that trains on two shared CPU cores (about 0.25 M
 # parameters against the official 11 M): narrow pyramid, 4 flow steps per block.
@@ -37,17 +40,29 @@ def build_config(name: str, **extra):
 
 
 def config_metadata(model, name: str) -> dict[str, str]:
-    """safetensors metadata that rebuilds ``model``: ``pervfi_config`` (JSON of ``model.config``),
-    ``pervfi_config_name``, ``arch``."""
-    return {"pervfi_config": json.dumps(model.config, sort_keys=True), "pervfi_config_name": name,
-            "arch": model.arch}
+    """safetensors metadata that rebuilds ``model``: ``pervfi_model_config`` (JSON of ``model.config``),
+    ``pervfi_config_name``, ``pervfi_architecture``."""
+    return {META_MODEL_CONFIG: json.dumps(model.config, sort_keys=True), "pervfi_config_name": name,
+            "pervfi_architecture": model.arch}
 
 
 def model_from_metadata(metadata: dict[str, str]):
     """Rebuild the (untrained) model described by :func:`config_metadata`'s metadata."""
     from ..model import PerVFI
 
-    if "pervfi_config" not in metadata:
-        raise InputError("weights metadata has no 'pervfi_config': not a file written by pervfi_core.train")
-    cfg = json.loads(metadata["pervfi_config"])
+    if META_MODEL_CONFIG not in metadata:
+        raise InputError(f"weights metadata has no {META_MODEL_CONFIG!r}: not a file written by pervfi_core.train")
+    cfg = json.loads(metadata[META_MODEL_CONFIG])
     return PerVFI(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}).eval()
+
+
+def load_trained(path) -> "torch.nn.Module":
+    """A model with the weights of a safetensors file written by :func:`pervfi_core.train.cli.export`."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    with safe_open(str(path), framework="pt") as f:
+        metadata = dict(f.metadata() or {})
+    model = model_from_metadata(metadata)
+    model.load_state_dict(load_file(str(path)))
+    return model
