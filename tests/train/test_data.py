@@ -55,3 +55,18 @@ def test_vimeo_reader_reads_the_triplet_layout(tmp_path):
     item = VimeoTriplets(tmp_path, size=(8, 8))[0]
     assert item["img0"].shape == (3, 8, 8)
     assert abs(float(item["gt"].mean()) - 80 / 255) < 1e-6
+
+
+def test_precomputed_items_carry_the_frozen_exact_flows_and_reload_from_cache(tmp_path):
+    from pervfi_core.train.data import Precomputed
+    from pervfi_core.train.loop import FlowProvider
+
+    base = SyntheticTriplets(_photos(), length=3, size=(32, 40), seed=2, with_flows=True)
+    flows = FlowProvider(("exact",), seed=0, device="cpu")
+    pre = Precomputed(base, flows, cache=tmp_path / "data.pt")
+    again = Precomputed(None, None, cache=tmp_path / "data.pt")  # from the cache, no recomputation
+    assert len(pre) == len(again) == 3
+    for i in range(3):
+        assert torch.equal(pre[i]["fflow"], base[i]["flow01"]) and torch.equal(pre[i]["bflow"], base[i]["flow10"])
+        assert torch.equal(pre[i]["gt"], base[i]["gt"]) and torch.equal(again[i]["img1"], pre[i]["img1"])
+        assert "flow01" not in pre[i]
