@@ -163,8 +163,7 @@ def train(model, dataset: Dataset, cfg: TrainConfig, out_dir: str | Path, *, per
     if start >= cfg.steps:
         return records
     if distributed:  # same start on every rank (what DDP's constructor does)
-        for p in model.state_dict().values():
-            torch.distributed.broadcast(p, 0)
+        _broadcast_state(model)
     t0 = time.perf_counter()
     for step, batch in _batches(train_set, cfg, start, distributed):
         batch = {k: v.to(device) for k, v in batch.items()}
@@ -177,6 +176,8 @@ def train(model, dataset: Dataset, cfg: TrainConfig, out_dir: str | Path, *, per
             _average_gradients(model)
         opt.step()
         sched.step()
+        if distributed and step == start:
+            _broadcast_state(model)  # ActNorm initialised itself from each rank's first batch: rank 0's wins
         record = {"step": step + 1, "lr": sched.get_last_lr()[0], **logs,
                   "time_s": round(time.perf_counter() - t0, 2)}  # wall time of this session (not resumed ones)
         if (step + 1) % cfg.val_every == 0 or step + 1 == cfg.steps:
@@ -190,6 +191,12 @@ def train(model, dataset: Dataset, cfg: TrainConfig, out_dir: str | Path, *, per
         if step + 1 >= cfg.steps:
             break
     return records
+
+
+def _broadcast_state(model) -> None:
+    """Rank 0's parameters and buffers on every rank."""
+    for p in model.state_dict().values():
+        torch.distributed.broadcast(p, 0)
 
 
 def _average_gradients(model) -> None:
