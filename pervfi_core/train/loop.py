@@ -93,7 +93,9 @@ def split(dataset: Dataset, val_fraction: float) -> tuple[Subset, Subset]:
 def _checkpoint(path: Path, model, opt, sched, step: int, cfg: TrainConfig, generator: torch.Generator) -> None:
     tmp = path.with_suffix(".part")
     torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "step": step, "config": asdict(cfg), "loss_rng": generator.get_state()}, tmp)
+                "step": step, "config": asdict(cfg), "loss_rng": generator.get_state(),
+                "torch_rng": torch.get_rng_state(),  # the ADM training noise draws from the global generator
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []}, tmp)
     os.replace(tmp, path)  # never a half-written checkpoint under the final name
 
 
@@ -155,6 +157,10 @@ def train(model, dataset: Dataset, cfg: TrainConfig, out_dir: str | Path, *, per
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         loss_rng.set_state(state["loss_rng"].cpu())  # generator states are CPU byte tensors on every device
+        if "torch_rng" in state:
+            torch.set_rng_state(state["torch_rng"].cpu())
+            if state.get("cuda_rng"):
+                torch.cuda.set_rng_state_all([r.cpu() for r in state["cuda_rng"]])
         start = state["step"]
         log.info("resumed from %s at step %d", ckpt, start)
     train_set, val_set = split(dataset, cfg.val_fraction)
