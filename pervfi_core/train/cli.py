@@ -117,8 +117,12 @@ def run(args) -> int:
     if records:
         print(json.dumps(records[-1]))
     if args.export:
-        export(model, args.config, args.export, extra={"train_config": asdict(cfg)})
-        print(f"wrote {args.export}")
+        ckpt = Path(args.out) / "last.pt"
+        done = torch.load(ckpt, weights_only=True)["step"] if ckpt.is_file() else cfg.steps
+        if done != cfg.steps:
+            log.warning("exporting the checkpoint of step %d (asked for --steps %d)", done, cfg.steps)
+        export(model.cpu(), args.config, args.export, extra={"train_config": asdict(cfg), "trained_steps": done})
+        print(f"wrote {args.export} (step {done})")
     return 0
 
 
