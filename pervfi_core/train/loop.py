@@ -194,6 +194,7 @@ def train(model, dataset: Dataset, cfg: TrainConfig, out_dir: str | Path, *, per
                 f.write(json.dumps(record) + "\n")
         if main_rank and ((step + 1) % cfg.ckpt_every == 0 or step + 1 == cfg.steps):
             _checkpoint(ckpt, model, opt, sched, step + 1, cfg, loss_rng)
+            log.info("step %d/%d: %s", step + 1, cfg.steps, {k: round(v, 4) for k, v in record.items() if k != "step"})
         if step + 1 >= cfg.steps:
             break
     return records
