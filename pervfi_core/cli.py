@@ -161,12 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--verbose", "-v", action="store_true", help="log details (and tracebacks of unexpected errors)")
     sub = parser.add_subparsers(dest="command", required=True)
     add_interpolate(sub)
-    try:
-        from . import weights_cli
-    except ImportError:  # weights tooling not installed in this copy
-        weights_cli = None
-    if weights_cli is not None:
-        weights_cli.register(sub)
+    from . import weights_cli
+    from .train import cli as train_cli
+
+    weights_cli.register(sub)
+    train_cli.register(sub)
     return parser
 
 
