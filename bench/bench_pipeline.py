@@ -1,7 +1,7 @@
 """Speed and memory of the default pipeline (auto motion + training-free engine), and the primary-frame study.
 
-    python bench/bench_pipeline.py                 # seconds per output frame + peak RSS at 448x256 and 1280x720
-    python bench/bench_pipeline.py --sizes 3840x2160 --pairs 1   # 4K: must stay within 8 GB on a CPU
+    python bench/bench_pipeline.py                 # seconds per output frame + peak RSS, 448x256 to 3840x2160
+    python bench/bench_pipeline.py --model PATH --sizes 448x256   # a PerVFI checkpoint instead of the default
     python bench/bench_pipeline.py --study         # nearer-frame primary vs always frame 0 (bundled clip, x4)
 
 Each size runs in a fresh subprocess so that its peak RSS (ru_maxrss) is its own. Frames are the
@@ -39,7 +39,7 @@ def _frames(width: int, height: int, count: int):
     return torch.cat(out)
 
 
-def run_size(width: int, height: int, pairs: int, device: str) -> dict:
+def run_size(width: int, height: int, pairs: int, device: str, model_spec: str | None = None) -> dict:
     import torch
 
     from pervfi_core.pipeline import interpolate_pair
@@ -47,7 +47,7 @@ def run_size(width: int, height: int, pairs: int, device: str) -> dict:
     from pervfi_core.pipeline_models import load_estimator, load_model
 
     frames = _frames(width, height, pairs + 1)
-    model, est = load_model(None), load_estimator("auto", device=device)
+    model, est = load_model(model_spec, device=device), load_estimator("auto", device=device)
     hooks = Hooks(device=device)
     interpolate_pair(hooks.place(frames[:1]), hooks.place(frames[1:2]), [0.5], model, est, hooks=hooks)  # warm-up
     times = []
@@ -59,7 +59,8 @@ def run_size(width: int, height: int, pairs: int, device: str) -> dict:
         times.append(time.perf_counter() - start)
     times.sort()
     # min = least disturbed by other processes on a shared machine; median = typical
-    return {"size": f"{width}x{height}", "device": device, "estimator": est.name, "threads": torch.get_num_threads(),
+    return {"size": f"{width}x{height}", "device": device, "model": model_spec or "training-free", "estimator": est.name,
+            "threads": torch.get_num_threads(),
             "s_per_output_frame_min": round(times[0], 3), "s_per_output_frame_median": round(times[len(times) // 2], 3),
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
 
@@ -99,7 +100,9 @@ def study() -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", nargs="+", default=["448x256", "1280x720"])
+    ap.add_argument("--sizes", nargs="+", default=["448x256", "1280x720", "3840x2160"])
+    ap.add_argument("--model", default=None, help="checkpoint id/path (default: the training-free engine)")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--pairs", type=int, default=4)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--study", action="store_true")
@@ -108,13 +111,25 @@ def main() -> None:
     if args.study:
         return study()
     if args.one:
+        import torch
+
+        if args.threads:
+            torch.set_num_threads(args.threads)
         w, h = map(int, args.one.split("x"))
-        print(json.dumps(run_size(w, h, args.pairs, args.device)))
+        print(json.dumps(run_size(w, h, args.pairs, args.device, args.model)))
         return
+    print("| size | model | motion | threads | s / output frame (min) | (median) | peak RSS (MiB) |")
+    print("|---|---|---|---|---|---|---|")
     for size in args.sizes:
-        proc = subprocess.run([sys.executable, __file__, "--one", size, "--pairs", str(args.pairs), "--device", args.device],
-                              capture_output=True, text=True)
-        print(proc.stdout.strip() or proc.stderr.strip()[-800:], flush=True)
+        cmd = [sys.executable, __file__, "--one", size, "--pairs", str(args.pairs), "--device", args.device,
+               "--threads", str(args.threads)] + (["--model", args.model] if args.model else [])
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            print(f"| {size} | failed: {proc.stderr.strip()[-300:]} | | | | | |", flush=True)
+            continue
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(f"| {r['size']} | {r['model']} | {r['estimator']} | {r['threads']} | {r['s_per_output_frame_min']} | "
+              f"{r['s_per_output_frame_median']} | {r['peak_rss_mib']} |", flush=True)
 
 
 if __name__ == "__main__":
