@@ -129,6 +129,12 @@ class PerVFI(nn.Module):
     def size_multiple(self) -> int:
         return SIZE_MULTIPLE
 
+    # Pixels (batch x H x W) per blend+decode call that the pipeline tiles larger frames down to: the
+    # official v00 peaks at about 4.6 GB for 1280x720 in float32 on a CPU (bench/bench_core.py), mostly
+    # the fusion's 256-channel full-resolution blocks, so 1024x576 tiles plus motion context keep a
+    # 3840x2160 frame well under 8 GB.
+    max_pixels = 1024 * 576
+
     def _param(self) -> torch.Tensor:
         """A parameter of the blending stage: its device and dtype are where blend() computes."""
         return next(self.featurePyramid.parameters())

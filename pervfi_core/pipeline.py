@@ -203,7 +203,9 @@ def interpolate_pair(img0: torch.Tensor, img1: torch.Tensor, ts: Sequence[float]
     fflow, bflow = flows
     seeds = list(seeds) if seeds is not None else list(range(len(ts)))
     h, w = img0.shape[-2:]
-    limit = max_pixels or h * w * len(ts)
+    # the model may ask for smaller calls than max_pixels (PerVFI's fusion peaks at ~5 KB per pixel)
+    budgets = [b for b in (max_pixels, getattr(model, "max_pixels", None)) if b]
+    limit = min(budgets) if budgets else h * w * len(ts)
     per_call = max(1, limit // (h * w))
     size = 1 if getattr(model, "stochastic", False) else min(batch_size, per_call)
     tile = None if h * w <= limit else max(MIN_TILE, int(math.sqrt(limit)))

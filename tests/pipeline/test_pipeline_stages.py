@@ -86,6 +86,15 @@ def test_large_frames_are_processed_in_tiles_within_the_pixel_budget():
     assert torch.allclose(out, pipeline.interpolate(x, LinearBlend(), ZeroFlow(), 2))
 
 
+def test_a_model_can_ask_for_smaller_calls_than_max_pixels():
+    x = _frames(2, 200, 300)
+    model = LinearBlend(fail_pixels_above=200 * 200)
+    model.max_pixels = 100 * 100  # like PerVFI.max_pixels: the model's own per-call budget wins
+    out = pipeline.interpolate(x, model, ZeroFlow(), 2, max_pixels=10**9)
+    assert len(model.batches) > 1
+    assert torch.allclose(out, pipeline.interpolate(x, LinearBlend(), ZeroFlow(), 2))
+
+
 def test_flow_downscaled_for_large_frames():
     seen = []
 
