@@ -39,7 +39,7 @@ def _frames(width: int, height: int, count: int):
     return torch.cat(out)
 
 
-def run_size(width: int, height: int, pairs: int, device: str, model_spec: str | None = None) -> dict:
+def run_size(width: int, height: int, pairs: int, device: str, model_spec: str | None = None, warmup: bool = True) -> dict:
     import torch
 
     from pervfi_core.pipeline import interpolate_pair
@@ -49,7 +49,8 @@ def run_size(width: int, height: int, pairs: int, device: str, model_spec: str |
     frames = _frames(width, height, pairs + 1)
     model, est = load_model(model_spec, device=device), load_estimator("auto", device=device)
     hooks = Hooks(device=device)
-    interpolate_pair(hooks.place(frames[:1]), hooks.place(frames[1:2]), [0.5], model, est, hooks=hooks)  # warm-up
+    if warmup:
+        interpolate_pair(hooks.place(frames[:1]), hooks.place(frames[1:2]), [0.5], model, est, hooks=hooks)
     times = []
     for i in range(pairs):
         start = time.perf_counter()
@@ -103,6 +104,7 @@ def main() -> None:
     ap.add_argument("--sizes", nargs="+", default=["448x256", "1280x720", "3840x2160"])
     ap.add_argument("--model", default=None, help="checkpoint id/path (default: the training-free engine)")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    ap.add_argument("--no-warmup", action="store_true", help="time the first call too (slow models, large frames)")
     ap.add_argument("--pairs", type=int, default=4)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--study", action="store_true")
@@ -116,13 +118,14 @@ def main() -> None:
         if args.threads:
             torch.set_num_threads(args.threads)
         w, h = map(int, args.one.split("x"))
-        print(json.dumps(run_size(w, h, args.pairs, args.device, args.model)))
+        print(json.dumps(run_size(w, h, args.pairs, args.device, args.model, not args.no_warmup)))
         return
     print("| size | model | motion | threads | s / output frame (min) | (median) | peak RSS (MiB) |")
     print("|---|---|---|---|---|---|---|")
     for size in args.sizes:
         cmd = [sys.executable, __file__, "--one", size, "--pairs", str(args.pairs), "--device", args.device,
-               "--threads", str(args.threads)] + (["--model", args.model] if args.model else [])
+               "--threads", str(args.threads)] + (["--model", args.model] if args.model else []) + \
+            (["--no-warmup"] if args.no_warmup else [])
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             print(f"| {size} | failed: {proc.stderr.strip()[-300:]} | | | | | |", flush=True)
