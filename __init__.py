@@ -11,9 +11,12 @@ _here = os.path.dirname(os.path.abspath(__file__))
 if _here not in sys.path:
     sys.path.append(_here)  # appended: never shadows ComfyUI's own modules (e.g. its nodes.py)
 
-from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: E402
-from .nodes.comfy import register_model_folders  # noqa: E402
+if __package__:  # imported by ComfyUI as the package of this folder
+    from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: E402
+    from .nodes.comfy import register_model_folders  # noqa: E402
 
-register_model_folders()  # models/pervfi and models/pervfi_flow, so extra_model_paths.yaml works
+    register_model_folders()  # models/pervfi and models/pervfi_flow, so extra_model_paths.yaml works
+else:  # imported as a plain module (e.g. pytest collecting a checkout whose folder name is no identifier)
+    NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = {}, {}
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
