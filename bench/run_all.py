@@ -24,7 +24,7 @@ RESULTS = HERE / "results"
 # name -> (title, command, markdown source: "stdout" or a file the script writes)
 BENCHES = {
     "core": ("PerVFI core: seconds per stage and peak memory (flow excluded)",
-             ["bench_core.py"], "stdout"),
+             ["bench_core.py", "--threads", "1"], "stdout"),
     "flow": ("Motion estimators: accuracy and speed (640x480 pairs with exact motion)",
              ["bench_flow.py", "--pairs", "3"], "stdout"),
     "pipeline": ("Default pipeline: seconds per output frame and peak memory",
