@@ -5,15 +5,6 @@ from pervfi_core.errors import InputError
 from pervfi_core.train.data import FrameTriplets, SyntheticTriplets, VimeoTriplets
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a shared, loaded CPU two spinning OpenMP threads are far slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _photos():
     g = torch.Generator().manual_seed(0)
     return [torch.nn.functional.interpolate(torch.rand(1, 3, 40, 40, generator=g), size=(200, 220))[0] for _ in range(3)]

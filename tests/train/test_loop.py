@@ -13,15 +13,6 @@ TINY = dict(encoder_channels=(13, 16, 16), metric_rows=(16, 8, 8, 8), dcn_groups
             flow_hidden=8, fuse_width=8, fuse_branches=(8, 8, 8))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a shared, loaded CPU two spinning OpenMP threads are ~30x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _photos():
     g = torch.Generator().manual_seed(0)
     return [torch.nn.functional.interpolate(torch.rand(1, 3, 24, 24, generator=g), size=(96, 96), mode="bilinear")[0]

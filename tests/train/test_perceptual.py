@@ -8,15 +8,6 @@ import torch.nn.functional as F
 from pervfi_core.errors import InputError, WeightsError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a shared, loaded CPU two spinning OpenMP threads are far slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def vgg_weights():
     from pervfi_core.metrics.backbones import lpips_weights

@@ -11,14 +11,6 @@ from pervfi_core.train import cli
 from pervfi_core.train.configs import CONFIGS, build_config, config_metadata, load_trained, model_from_metadata
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _frame_folder(path, n=6, size=(40, 48)):
     """A small moving texture saved as PNG frames (a 'clip' the CLI reads like a video)."""
     path.mkdir()
