@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 # usable for decoding (its ActNorms would initialise from data)
 FIXTURE_WEIGHTS = ROOT.parent / "shared" / "fixtures" / "parity" / "weights" / "pervfi_v00.safetensors"
 
+from pervfi_core import tune_malloc  # noqa: E402
 from pervfi_core.asb import forward_warp  # noqa: E402
 from pervfi_core.model import build_model  # noqa: E402
 
@@ -119,11 +120,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--weights", default=str(FIXTURE_WEIGHTS) if FIXTURE_WEIGHTS.is_file() else None,
                         help="official-layout v00 safetensors")
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="leave glibc malloc as it is (default: pervfi_core.tune_malloc(), as the CLI does)")
     parser.add_argument("--child", nargs=2, metavar=("SIZE", "DTYPE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.child:
+        if not args.default_malloc:
+            tune_malloc()
         print(json.dumps(child(*args.child, args.repeats, args.weights)))
         return
     rows = []
@@ -131,13 +136,15 @@ def main() -> None:
         for dtype in args.dtypes:
             cmd = [sys.executable, __file__, "--child", size, dtype, "--repeats", str(args.repeats)]
             cmd += ["--threads", str(args.threads)] if args.threads else []
+            cmd += ["--default-malloc"] if args.default_malloc else []
             cmd += ["--weights", args.weights] if args.weights else []
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode:
                 print(f"{size} {dtype}: failed\n{proc.stderr[-2000:]}", file=sys.stderr)
                 continue
             rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-    print(f"threads: {args.threads or torch.get_num_threads()}, repeats: {args.repeats} (median)\n")
+    malloc = "glibc defaults" if args.default_malloc else "pervfi_core.tune_malloc()"
+    print(f"threads: {args.threads or torch.get_num_threads()}, repeats: {args.repeats} (median), malloc: {malloc}\n")
     print("Seconds per frame and stage, wall clock / CPU time of this process (CPU time is the robust figure "
           "on a shared machine; with 1 thread it is what an idle core would take).\n")
     print("| size | dtype | clock | " + " | ".join(STAGES) + " | total (s) | peak RSS (MB) | max / mean dev. |")

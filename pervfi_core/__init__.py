@@ -11,6 +11,8 @@ from .errors import (  # noqa: F401
     WeightsError,
 )
 
+from .allocator import tune_malloc  # noqa: F401
+
 __version__ = "0.1.0"
 
 

@@ -28,7 +28,8 @@ def _conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
 
 
 def _conv_relu(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(_conv3x3(cin, cout, stride), nn.ReLU())
+    # in place: the conv output is a fresh buffer and allocating a new one per ReLU costs page faults
+    return nn.Sequential(_conv3x3(cin, cout, stride), nn.ReLU(inplace=True))
 
 
 class Bottleneck(nn.Module):
@@ -43,9 +44,9 @@ class Bottleneck(nn.Module):
         self.downsample = nn.Conv2d(in_channels, out, 1, bias=False) if in_channels != out else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.conv3(F.relu(self.conv2(F.relu(self.conv1(x)))))
-        skip = x if self.downsample is None else self.downsample(x)
-        return F.relu(y + skip)
+        y = self.conv3(self.conv2(self.conv1(x).relu_()).relu_())
+        y += x if self.downsample is None else self.downsample(x)
+        return y.relu_()
 
 
 class BasicBlock(nn.Module):
@@ -57,7 +58,9 @@ class BasicBlock(nn.Module):
         self.conv2 = _conv3x3(channels, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.conv2(F.relu(self.conv1(x))) + x)
+        y = self.conv2(self.conv1(x).relu_())
+        y += x
+        return y.relu_()
 
 
 def _fuse_path(channels: Sequence[int], src: int, dst: int) -> nn.Module:
@@ -91,10 +94,10 @@ class HRModule(nn.Module):
         xs = [branch(x) for branch, x in zip(self.branches, xs)]
         outs = []
         for paths in self.fuse_layers:
-            y = paths[0](xs[0])
-            for path, x in zip(paths[1:], xs[1:]):
-                y = y + path(x)
-            outs.append(F.relu(y))
+            y = paths[0](xs[0]) + paths[1](xs[1])  # a fresh buffer (an identity path returns its input)
+            for path, x in zip(paths[2:], xs[2:]):
+                y += path(x)
+            outs.append(y.relu_())
         return outs
 
 
@@ -105,7 +108,15 @@ class MultiscaleFuse(nn.Module):
     ``stem_channels`` width of the stems; ``bottleneck_width`` and ``n_bottlenecks`` of stage 1
     (output width 4·bottleneck_width); ``branch_channels`` of the three HRNet branches;
     ``n_modules`` HRNet modules per stage; ``n_basic_blocks`` per branch and module.
+
+    ``band_rows``: the full-resolution part (level-0 stem -> stage-1 bottlenecks -> transition1, the
+    widest tensors of the model: 4·bottleneck_width channels at H×W) runs in bands of this many rows
+    plus a halo that covers its receptive field, so that those tensors never exist whole. Exact: the
+    halo rows are computed and dropped (about 2·6/band_rows extra work). ``None`` = one piece.
     """
+
+    # rows of context one output row of transition1 needs: 1 (stem) + n_bottlenecks (3×3 each) + 1
+    band_rows: int | None = 96
 
     def __init__(
         self,
@@ -147,11 +158,36 @@ class MultiscaleFuse(nn.Module):
 
     def forward(self, feats: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """feats ``[(B, c0, H, W), (B, c1, H/2, W/2), (B, c2, H/4, W/4)]`` -> conditions at H/2, H/4, H/8."""
-        s0, s1, s2 = (stem(f) for stem, f in zip(self.stems, feats))
-        x = self.layer1(s0)
-        b0, b1 = self.transition1[0](x), self.transition1[1](x)
+        # channels-last: plain convolutions run faster in that layout (oneDNN), and the conditions it
+        # returns keep it, so the decoder's convolutions profit too (bench/bench_core.py)
+        feats = [f.contiguous(memory_format=torch.channels_last) for f in feats]
+        b0, b1 = self._stage1(feats[0])
+        s1, s2 = (stem(f) for stem, f in zip(self.stems[1:], feats[1:]))
         b1 = self.extra1(torch.cat([s1, b1], dim=1))  # stem first
         y0, y1 = self.stage2([b0, b1])
         b2 = self.extra2(torch.cat([s2, self.transition2[2](y1)], dim=1))
         ys = self.stage3([y0, y1, b2])
         return [final(y) for final, y in zip(self.final_layers, ys)]
+
+    def _stage1_whole(self, f0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.layer1(self.stems[0](f0))
+        return self.transition1[0](x), self.transition1[1](x)
+
+    def _stage1(self, f0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(b0 at H×W, b1 at H/2×W/2) from the level-0 features, in row bands (class docstring)."""
+        height = f0.shape[-2]
+        band = self.band_rows
+        if band is None or height <= band or torch.is_grad_enabled():  # training keeps one graph
+            return self._stage1_whole(f0)
+        band += band % 2  # even band starts keep the stride-2 phase of transition1[1]
+        halo = 2 + len(self.layer1)
+        halo += halo % 2
+        b0s, b1s = [], []
+        for top in range(0, height, band):
+            bottom = min(height, top + band)
+            lo, hi = max(0, top - halo), min(height, bottom + halo)
+            b0, b1 = self._stage1_whole(f0[..., lo:hi, :])
+            b0s.append(b0[..., top - lo : bottom - lo, :])
+            # stride 2, padding 1: output row k is centred on input row 2k
+            b1s.append(b1[..., (top - lo) // 2 : (bottom - lo + 1) // 2, :])
+        return torch.cat(b0s, dim=-2), torch.cat(b1s, dim=-2)

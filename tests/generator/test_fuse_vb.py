@@ -45,6 +45,32 @@ def test_fuse_uses_every_level(randomize):
             assert all((o - b).abs().max() > 0 for o, b in zip(outs, base)), lv
 
 
+@pytest.mark.parametrize("band_rows", [2, 6, 10, 31])
+def test_fuse_in_row_bands_equals_one_piece(band_rows, randomize):
+    """The banded full-resolution stage (halo rows computed and dropped) gives the one-piece result,
+    also when the band does not divide the height, and is not used while gradients are recorded."""
+    fuse = randomize(MultiscaleFuse(**SMALL_FUSE), gain=1.0)
+    feats = _feats(2, 40, 24, SMALL_FUSE["in_channels"])
+    with torch.no_grad():
+        fuse.band_rows = None
+        whole = fuse(feats)
+        fuse.band_rows = band_rows
+        banded = fuse(feats)
+    for a, b in zip(whole, banded):
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=0)
+    fuse.band_rows = 1  # the smallest band: with gradients the graph stays whole and still matches
+    torch.testing.assert_close(fuse(feats)[0], whole[0], atol=1e-5, rtol=0)
+
+
+def test_tune_malloc_is_accepted_where_glibc_is():
+    import platform
+
+    from pervfi_core import tune_malloc
+
+    expected = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert tune_malloc() is expected
+
+
 @pytest.mark.parametrize("batch", [1, 2])
 def test_vb_decoder_output_shape(batch, randomize):
     dec = randomize(VBDecoder(cond_channels=(5, 6, 7), hidden=(8, 9, 10), shuffle_channels=4))
