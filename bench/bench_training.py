@@ -28,7 +28,6 @@ from pervfi_core import pipeline  # noqa: E402
 from pervfi_core.flow import build_estimator  # noqa: E402
 from pervfi_core.metrics import LPIPS, psnr  # noqa: E402
 from pervfi_core.pipeline_models import load_model  # noqa: E402
-from pervfi_core.train.configs import load_trained  # noqa: E402
 
 from bench_quality import CLIPS, load_triplets  # noqa: E402
 
@@ -64,7 +63,7 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     default = load_model(None)
-    trained = load_trained(args.weights).eval()
+    trained = load_model(args.weights)
     methods = {"training-free (default)": lambda a, b, f: pipeline.interpolate_pair(a, b, [0.5], default, flows=f)}
     for tau in args.taus:
         methods[f"trained, tau={tau}"] = (lambda tau: lambda a, b, f: pipeline.interpolate_pair(

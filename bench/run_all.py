@@ -1,6 +1,6 @@
 """Run every benchmark and write BENCHMARKS.md.
 
-    python bench/run_all.py [--quick] [--only core flow pipeline quality training]
+    python bench/run_all.py [--quick] [--only core core-malloc flow pipeline quality training]
 
 Each benchmark is its own script (run it alone for more options); this one runs them in sequence in
 child processes, keeps each one's markdown in bench/results/<name>.md and assembles BENCHMARKS.md
@@ -24,7 +24,10 @@ RESULTS = HERE / "results"
 # name -> (title, command, markdown source: "stdout" or a file the script writes)
 BENCHES = {
     "core": ("PerVFI core: seconds per stage and peak memory (flow excluded)",
-             ["bench_core.py", "--threads", "1"], "stdout"),
+             ["bench_core.py", "--threads", "2"], "stdout"),
+    "core-malloc": ("PerVFI core with glibc's default malloc (without pervfi_core.tune_malloc())",
+                    ["bench_core.py", "--threads", "2", "--sizes", "448x256", "--dtypes", "float32",
+                     "--default-malloc"], "stdout"),
     "flow": ("Motion estimators: accuracy and speed (640x480 pairs with exact motion)",
              ["bench_flow.py", "--pairs", "3"], "stdout"),
     "pipeline": ("Default pipeline: seconds per output frame and peak memory",
@@ -34,7 +37,7 @@ BENCHES = {
     "training": ("The project's trained model against the training-free default",
                  ["bench_training.py"], "stdout"),
 }
-QUICK = {"core": ["--sizes", "448x256", "--repeats", "1"], "flow": ["--pairs", "1"], "pipeline": ["--pairs", "2"],
+QUICK = {"core": ["--sizes", "448x256", "--repeats", "1"], "core-malloc": ["--repeats", "1"], "flow": ["--pairs", "1"], "pipeline": ["--pairs", "2"],
          "quality": ["--triplets", "2"]}
 
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 
-from pervfi_core import build_model, weights
-from pervfi_core.errors import ArchitectureMismatchError
+import torch
+
+from pervfi_core import weights
+from pervfi_core.errors import ArchitectureMismatchError, WeightsError
 from pervfi_core.flow import build_estimator, default_registry
-from pervfi_core.training_free import TrainingFreeVFI
+from pervfi_core.pipeline_models import load_model
 from pervfi_core.weights_manifest import default_manifest
 
 from . import comfy
@@ -69,21 +71,16 @@ class PerVFILoadModel:
 
     def load(self, checkpoint, dtype):
         comfy.register_model_folders()
-        if checkpoint == DEFAULT:
-            # TODO(pipeline/weights): one pervfi_core entry "checkpoint -> ready generator" that also
-            # picks the project's own weights once the manifest's pervfi-own is trained.
-            model = TrainingFreeVFI()
-        else:
-            loaded = weights.load(checkpoint, progress=comfy.download_progress(f"PerVFI {checkpoint}"))
-            arch = loaded.info.architecture
-            if arch not in GENERATOR_ARCHITECTURES:
-                raise ArchitectureMismatchError(
-                    f"{checkpoint} holds {arch} weights, not a PerVFI generator ({', '.join(GENERATOR_ARCHITECTURES)}); "
-                    "motion-estimator weights belong in 'Load PerVFI Flow Estimator'"
-                )
-            model = build_model(arch)
-            model.load_state_dict(loaded.state_dict)
-        model = model.eval().to(device=comfy.torch_device(), dtype=comfy.resolve_dtype(dtype))
+        try:
+            model = load_model(None if checkpoint == DEFAULT else checkpoint, device=comfy.torch_device(),
+                               dtype=comfy.resolve_dtype(dtype) or torch.float32,
+                               progress=comfy.download_progress(f"PerVFI {checkpoint}"))
+        except WeightsError as err:
+            if "not PerVFI" not in str(err):
+                raise
+            raise ArchitectureMismatchError(
+                f"{checkpoint} is not a PerVFI generator ({', '.join(GENERATOR_ARCHITECTURES)}); "
+                "motion-estimator weights belong in 'Load PerVFI Flow Estimator'") from None
         return (model,)
 
 

@@ -47,12 +47,15 @@ class Blend:
     masks: ADM's quasi-binary masks M̃ in [0, 1) (1 = take frame 1), finest first, on the padded grid:
         [(B, 1, Hp, Wp), (B, 1, Hp/2, Wp/2), (B, 1, Hp/4, Wp/4)].
     size: (H, W) of the input frames; padding: what was added at the right and bottom (Hp, Wp).
+    base: for models built with ``base="training-free"``, the training-free frame (B, 3, Hp, Wp) in
+        [-1, 1] that the decoder's output is added to; None otherwise.
     """
 
     conds: list[torch.Tensor]
     masks: list[torch.Tensor]
     size: tuple[int, int]
     padding: Padding
+    base: torch.Tensor | None = None
 
     @property
     def batch(self) -> int:
@@ -73,10 +76,12 @@ class Blend:
     def to(self, device=None, dtype=None) -> "Blend":
         """A copy with every tensor on ``device`` / in ``dtype`` (e.g. to park blends on the CPU)."""
         move = lambda x: x.to(device=device, dtype=dtype)  # noqa: E731
-        return replace(self, conds=[move(c) for c in self.conds], masks=[move(m) for m in self.masks])
+        return replace(self, conds=[move(c) for c in self.conds], masks=[move(m) for m in self.masks],
+                       base=None if self.base is None else move(self.base))
 
     def nbytes(self) -> int:
-        return sum(x.numel() * x.element_size() for x in (*self.conds, *self.masks))
+        extra = () if self.base is None else (self.base,)
+        return sum(x.numel() * x.element_size() for x in (*self.conds, *self.masks, *extra))
 
 
 class PerVFI(nn.Module):
@@ -90,19 +95,30 @@ class PerVFI(nn.Module):
         dcn_groups: deformable offset groups per level l0, l1, l2 (each divides its level's channels).
         n_flows: flow steps K per block of the normalizing flow; flow_hidden: its coupling width.
         fuse_width: stem and bottleneck width of the fusion; fuse_branches: its HRNet branch widths.
+        base: ``None`` (official) or ``"training-free"``: a project extension for small models trained
+            on little compute. The decoder then models the residual to the training-free engine's
+            frame (:mod:`pervfi_core.training_free`, no parameters) computed from the same frames and
+            flows: I_t = B + G⁻¹(z; c) (v00) or B + generator(c) (vb). For the flow this is a
+            translation of x, so its log-det and the NLL (Eq. 11-12) are unchanged. The vb tail starts
+            at zero, so an untrained model returns exactly the training-free frame.
     """
 
     def __init__(self, *, decoder: str = "flow", encoder_channels: Sequence[int] = (32, 64, 96),
                  metric_rows: Sequence[int] = (16, 32, 64, 96), dcn_groups: Sequence[int] = (7, 8, 8),
                  n_flows: int = 16, flow_hidden: int = 64, fuse_width: int = 64,
-                 fuse_branches: Sequence[int] = (32, 64, 96)):
+                 fuse_branches: Sequence[int] = (32, 64, 96), base: str | None = None):
         super().__init__()
         if decoder not in DECODERS:
             raise InputError(f"decoder: expected one of {tuple(DECODERS)}, got {decoder!r}")
+        if base not in (None, "training-free"):
+            raise InputError(f"base: expected None or 'training-free', got {base!r}")
         self.decoder = decoder
         self.config = dict(decoder=decoder, encoder_channels=tuple(encoder_channels), metric_rows=tuple(metric_rows),
                            dcn_groups=tuple(dcn_groups), n_flows=n_flows, flow_hidden=flow_hidden,
                            fuse_width=fuse_width, fuse_branches=tuple(fuse_branches))
+        if base is not None:  # only then: official configs keep exactly the official config keys
+            self.config["base"] = base
+        self.base = base
         self.featurePyramid = FeaturePyramid(channels=tuple(encoder_channels), metric_rows=tuple(metric_rows))
         levels = self.featurePyramid.level_channels
         self.deformableAlign = DeformableAlign(channels=levels, groups=tuple(dcn_groups))
@@ -114,6 +130,9 @@ class PerVFI(nn.Module):
                                            hidden=flow_hidden)
         else:
             self.generator = VBDecoder(cond_channels=levels)
+            if base is not None:
+                nn.init.zeros_(self.generator.tail.weight)
+                nn.init.zeros_(self.generator.tail.bias)
 
     @property
     def arch(self) -> str:
@@ -167,7 +186,14 @@ class PerVFI(nn.Module):
         del enc1
         blended, masks = self.attentionMerge(warped.features, aligned, warped.holes)  # Eq. (7)-(9)
         del warped, aligned
-        return Blend(conds=self.multiscaleFuse(blended), masks=masks, size=size, padding=padding)
+        base = None
+        if self.base is not None:
+            from .training_free import TrainingFreeVFI
+
+            with torch.no_grad():  # parameter-free: nothing to learn through it; on the unpadded frames
+                base = TrainingFreeVFI().to(img0.device)(*images, *flows, t).to(img0.dtype) * 2 - 1
+            base = padding.apply(base, fill="replicate")
+        return Blend(conds=self.multiscaleFuse(blended), masks=masks, size=size, padding=padding, base=base)
 
     def _prepare(self, img0, img1, fflow, bflow, t):
         check_image("img0", img0)
@@ -212,6 +238,8 @@ class PerVFI(nn.Module):
             if [tuple(x.shape) for x in zs] != shapes:
                 raise InputError(f"z: expected latents of shapes {shapes}, got {[tuple(x.shape) for x in zs]}")
             y = self.condFLownet.decode(conds, [x.to(conds[0]) for x in zs])
+        if blend.base is not None:
+            y = y + blend.base
         return blend.padding.crop(((y + 1) / 2).clamp(0, 1))
 
     def encode(self, blend: Blend, gt: torch.Tensor, *, standardize: bool = True):
@@ -229,6 +257,8 @@ class PerVFI(nn.Module):
         ref = self._decoder_param()
         blend = blend.to(device=ref.device, dtype=ref.dtype)
         x = blend.padding.apply(gt.to(blend.conds[0]), fill="replicate") * 2 - 1
+        if blend.base is not None:
+            x = x - blend.base  # a translation: no log-det term
         log_p, logdet, zs = self.condFLownet.encode(x, blend.conds, standardize=standardize)
         height, width = blend.padded_size
         return -(log_p + logdet) / (math.log(2) * height * width), zs

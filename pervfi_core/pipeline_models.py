@@ -47,23 +47,37 @@ def pick_dtype(name: str = "auto", device: torch.device | None = None) -> torch.
     return DTYPES[name]
 
 
-def load_model(spec: str | None = None, *, device=None, dtype: torch.dtype = torch.float32):
-    """The blending engine for ``spec`` (None / "training-free": the embedded default), in eval mode."""
+def load_model(spec: str | None = None, *, device=None, dtype: torch.dtype = torch.float32, progress=None):
+    """The blending engine for ``spec``, in eval mode, on ``device``: None / "training-free" / "default"
+    (the embedded default), or a manifest id, alias or checkpoint file (downloaded and verified on
+    first use; ``progress(done, total)`` sees the download). Weights written by the training CLI
+    carry their configuration (:mod:`pervfi_core.train.configs`) and rebuild the model they came
+    from. A ``dtype`` other than float32 runs blend() in it; the normalizing flow stays float32
+    (:meth:`PerVFI.set_blend_dtype`), the deterministic vb decoder follows ``dtype``."""
     if spec is None or spec in MODEL_ALIASES:
         from .training_free import TrainingFreeVFI
 
-        return TrainingFreeVFI().eval()
+        return TrainingFreeVFI().eval().to(device=device)
     from . import build_model, weights
+    from .train.configs import META_MODEL_CONFIG, model_from_metadata
 
-    state_dict = weights.load_state_dict(spec)
-    arch = weights.detect_architecture(state_dict)
+    loaded = weights.load(spec, progress=progress)
+    arch = loaded.info.architecture
     if not arch.startswith("pervfi-"):
         raise WeightsError(f"--model {spec}: this checkpoint is a {arch!r} network, not PerVFI; pass it to "
                            "--flow instead, or give a PerVFI checkpoint (pervfi-v00, pervfi-vb)")
-    model = build_model(arch.removeprefix("pervfi-"))
-    model.load_state_dict(state_dict)
+    if META_MODEL_CONFIG in loaded.metadata:
+        model = model_from_metadata(loaded.metadata)
+    else:
+        model = build_model(arch.removeprefix("pervfi-"))
+    model.load_state_dict(loaded.state_dict)
     logger.info("loaded PerVFI %s from %s", arch, spec)
-    return model.to(device=device, dtype=dtype).eval()
+    model = model.to(device=device).eval()
+    if dtype != torch.float32:
+        model.set_blend_dtype(dtype)
+        if not model.stochastic:
+            model.to(dtype)
+    return model
 
 
 def load_estimator(spec: str = "auto", *, device=None):

@@ -76,6 +76,7 @@ class CheckpointInfo:
 class LoadedCheckpoint:
     state_dict: dict[str, torch.Tensor]
     info: CheckpointInfo
+    metadata: dict[str, str] = field(default_factory=dict)  # safetensors header metadata ({} for .pth)
 
 
 def layout_fingerprint(state_dict: Mapping[str, Any]) -> str:
@@ -211,7 +212,7 @@ def load(name_or_path: str | Path, *, arch: str | None = None, download: bool = 
     sd, container = canonicalize(obj, source=path.name)
     info = check_layout(sd, arch=arch, entry=entry, metadata=meta, source=path.name, manifest=manifest)
     info.path, info.container = path, container
-    return LoadedCheckpoint(sd, info)
+    return LoadedCheckpoint(sd, info, dict(meta or {}))
 
 
 def load_state_dict(name_or_path: str | Path, *, arch: str | None = None, download: bool = True,

@@ -153,3 +153,27 @@ def test_wrong_architecture_raises(v00, vb):
 def test_unknown_config_raises():
     with pytest.raises(InputError, match="config"):
         build_model("v99")
+
+
+def test_training_free_base_starts_at_the_training_free_frame_and_round_trips():
+    """base="training-free": an untrained vb model returns exactly the training-free frame (its tail
+    starts at zero), at any size; the flow model's decode(encode(gt)) still gives gt back."""
+    from pervfi_core.training_free import TrainingFreeVFI
+
+    img0, img1, fflow, bflow = _inputs(height=21, width=30)
+    t = torch.tensor([0.3, 0.5])
+    torch.manual_seed(0)
+    vb = build_model("vb", **SMALL, base="training-free")
+    flow = build_model("v00", **SMALL, base="training-free")
+    assert vb.config["base"] == "training-free" and "base" not in build_model("vb", **SMALL).config
+    with torch.no_grad():
+        expected = TrainingFreeVFI()(img0, img1, fflow, bflow, t)
+        torch.testing.assert_close(vb(img0, img1, fflow, bflow, t), expected, atol=1e-6, rtol=0)
+        blend = flow.blend(img0, img1, fflow, bflow, t)
+        assert blend.base is not None and blend.nbytes() > build_model("v00", **SMALL).blend(
+            img0, img1, fflow, bflow, t).nbytes()
+        gt = img0 * 0.5 + img1 * 0.5
+        _, zs = flow.encode(blend, gt)
+        torch.testing.assert_close(flow.decode(blend, z=zs), gt, atol=1e-4, rtol=0)
+    with pytest.raises(InputError, match="base"):
+        build_model("vb", base="rife")

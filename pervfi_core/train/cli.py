@@ -1,8 +1,10 @@
 """``python -m pervfi_core train``: PerVFI's training pipeline from the command line.
 
-Data sources (one of): ``--synthetic`` (default; triplets with exact ground truth rendered from
+Data sources: ``--synthetic`` (the default; triplets with exact ground truth rendered from
 photographs of the scikit-image wheel), ``--clip PATH`` (a video or frame folder; triplets of
-consecutive frames, i.e. every other frame dropped), ``--vimeo ROOT`` (Vimeo-90K triplets).
+consecutive frames, i.e. every other frame dropped; repeatable, and combinable with ``--synthetic``),
+or ``--vimeo ROOT`` (Vimeo-90K triplets). The fixed validation split is the last 5 % of the items:
+of the synthetic ones when ``--synthetic`` is given, else of the last clip.
 
 Writes ``OUT/last.pt`` (resumable: run the same command again), ``OUT/metrics.jsonl`` and, with
 ``--export``, safetensors weights whose metadata rebuilds the model
@@ -31,10 +33,11 @@ def register(subparsers) -> argparse.ArgumentParser:
     """Add the ``train`` subcommand to an argparse ``subparsers`` object; returns its parser."""
     p = subparsers.add_parser("train", help="train PerVFI (paper §3.2 objective) on synthetic, clip or Vimeo triplets",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--synthetic", action="store_true", help="synthetic triplets from registry photos (default)")
-    src.add_argument("--clip", metavar="PATH", help="a video file or frame folder: consecutive-frame triplets")
-    src.add_argument("--vimeo", metavar="ROOT", help="Vimeo-90K triplet root (tri_trainlist.txt + sequences/)")
+    p.add_argument("--synthetic", action="store_true",
+                   help="synthetic triplets from registry photos (the default when no --clip/--vimeo is given)")
+    p.add_argument("--clip", metavar="PATH", action="append", default=[],
+                   help="a video file or frame folder: consecutive-frame triplets (repeatable)")
+    p.add_argument("--vimeo", metavar="ROOT", help="Vimeo-90K triplet root (tri_trainlist.txt + sequences/)")
     p.add_argument("--config", default="compact", help="model config name (pervfi_core.train.configs), default compact")
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--batch", type=int, default=4)
@@ -61,21 +64,29 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def _dataset(args, flow_names: tuple[str, ...]):
+    from torch.utils.data import ConcatDataset
+
     from .data import FrameTriplets, Precomputed, SyntheticTriplets, VimeoTriplets, read_image, registry_photos
     from .loop import FlowProvider
 
     size = (args.patch, args.patch)
     if args.vimeo:
         return VimeoTriplets(args.vimeo, size=size, seed=args.seed)
-    if args.clip:
-        base = FrameTriplets(_read_frames(Path(args.clip)), size=size, seed=args.seed)
-    else:
+    parts = []
+    real_flows = tuple(n for n in flow_names if n != "exact")  # real footage has no true motion
+    for k, clip in enumerate(args.clip):
+        base = FrameTriplets(_read_frames(Path(clip)), size=size, seed=args.seed + k)
+        tag = f"clip_{Path(clip).stem}_{args.patch}_{len(base)}_{args.seed + k}_{'-'.join(real_flows)}"
+        parts.append(Precomputed(base, FlowProvider(real_flows, seed=args.seed, device="cpu"),
+                                 cache=Path(args.out) / f"data_{tag}.pt"))
+    if args.synthetic or not args.clip:  # last: the validation split comes from it
         photos = [read_image(p) for p in registry_photos()]
         base = SyntheticTriplets(photos, length=args.items, size=size, max_shift=args.patch / 8, seed=args.seed,
                                  with_flows="exact" in flow_names)
-    flows = FlowProvider(flow_names, seed=args.seed, device="cpu")
-    tag = f"{'clip' if args.clip else 'synthetic'}_{args.patch}_{len(base)}_{args.seed}_{'-'.join(flow_names)}"
-    return Precomputed(base, flows, cache=Path(args.out) / f"data_{tag}.pt")
+        tag = f"synthetic_{args.patch}_{len(base)}_{args.seed}_{'-'.join(flow_names)}"
+        parts.append(Precomputed(base, FlowProvider(flow_names, seed=args.seed, device="cpu"),
+                                 cache=Path(args.out) / f"data_{tag}.pt"))
+    return parts[0] if len(parts) == 1 else ConcatDataset(parts)
 
 
 def _read_frames(path: Path) -> torch.Tensor:
@@ -93,10 +104,15 @@ def run(args) -> int:
 
     if args.patch % 8:
         raise InputError(f"--patch must be a multiple of 8, got {args.patch}")
-    default_flows = "dis" if (args.clip or args.vimeo) else "dis,exact"
+    if args.vimeo and (args.clip or args.synthetic):
+        raise InputError("--vimeo trains on Vimeo-90K alone: drop --clip/--synthetic")
+    synthetic = args.synthetic or not (args.clip or args.vimeo)
+    default_flows = "dis,exact" if synthetic else "dis"
     flow_names = tuple(n.strip() for n in (args.flows or default_flows).split(",") if n.strip())
-    if "exact" in flow_names and (args.clip or args.vimeo):
+    if not synthetic and "exact" in flow_names:
         raise InputError("--flows exact needs --synthetic data (real footage has no true motion)")
+    if args.clip and not [n for n in flow_names if n != "exact"]:
+        raise InputError("--clip needs an estimator in --flows besides 'exact' (real footage has no true motion)")
     torch.manual_seed(args.seed)
     model = build_config(args.config)
     cfg = TrainConfig(model_config=args.config, steps=args.steps, batch_size=args.batch, lr=args.lr,

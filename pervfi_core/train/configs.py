@@ -22,6 +22,14 @@ CONFIGS: dict[str, tuple[str, dict]] = {
                             n_flows=4, flow_hidden=24, fuse_width=16, fuse_branches=(16, 16, 24))),
     "compact-vb": ("vb", dict(encoder_channels=(13, 16, 24), metric_rows=(16, 16, 16, 24), dcn_groups=(2, 2, 2),
                               fuse_width=16, fuse_branches=(16, 16, 24))),
+    # "residual-vb": compact-vb whose decoder adds a residual to the training-free frame (PerVFI's
+    # ``base`` option): it starts at the training-free default and learns corrections, which is what
+    # a CPU-sized budget can teach; the project's shipped weights (weights/MODEL_CARD.md).
+    "residual-vb": ("vb", dict(encoder_channels=(13, 16, 24), metric_rows=(16, 16, 16, 24), dcn_groups=(2, 2, 2),
+                               fuse_width=16, fuse_branches=(16, 16, 24), base="training-free")),
+    "residual-compact": ("v00", dict(encoder_channels=(13, 16, 24), metric_rows=(16, 16, 16, 24),
+                                     dcn_groups=(2, 2, 2), n_flows=4, flow_hidden=24, fuse_width=16,
+                                     fuse_branches=(16, 16, 24), base="training-free")),
     "tiny": ("v00", dict(encoder_channels=(13, 16, 16), metric_rows=(16, 8, 8, 8), dcn_groups=(2, 2, 2), n_flows=2,
                          flow_hidden=8, fuse_width=8, fuse_branches=(8, 8, 8))),
 }

@@ -37,7 +37,7 @@ def test_train_cli_on_a_clip_writes_checkpoint_metrics_and_loadable_weights(tmp_
 
 
 def test_metadata_rebuilds_every_named_config():
-    for name in ("tiny", "compact", "compact-vb"):
+    for name in ("tiny", "compact", "compact-vb", "residual-vb", "residual-compact"):
         model = build_config(name)
         rebuilt = model_from_metadata(config_metadata(model, name))
         assert rebuilt.config == model.config and rebuilt.arch == model.arch
@@ -50,7 +50,32 @@ def test_bad_options_raise_input_errors(tmp_path):
         cli.main(["train", "--patch", "30", "--out", str(tmp_path)])
     with pytest.raises(InputError, match="exact"):
         cli.main(["train", "--clip", str(tmp_path), "--flows", "exact", "--out", str(tmp_path)])
+    with pytest.raises(InputError, match="besides 'exact'"):
+        cli.main(["train", "--synthetic", "--clip", str(tmp_path), "--flows", "exact", "--out", str(tmp_path)])
+    with pytest.raises(InputError, match="Vimeo-90K alone"):
+        cli.main(["train", "--vimeo", str(tmp_path), "--clip", str(tmp_path), "--out", str(tmp_path)])
     with pytest.raises(InputError, match="config"):
         build_config("huge")
     with pytest.raises(InputError, match="pervfi_model_config"):
         model_from_metadata({})
+
+
+def test_synthetic_and_clips_train_together_and_the_weights_load_in_the_pipeline(tmp_path):
+    """--synthetic plus --clip: one dataset (clip items take the estimated flow only); the exported
+    file rebuilds its model through the pipeline's loader as through load_trained."""
+    from pervfi_core.pipeline_models import load_model
+
+    clip = _frame_folder(tmp_path / "clip")
+    out, dest = tmp_path / "run", tmp_path / "w.safetensors"
+    argv = ["train", "--synthetic", "--items", "8", "--clip", str(clip), "--config", "residual-vb", "--steps", "1",
+            "--batch", "2", "--patch", "32", "--perceptual", "none", "--out", str(out), "--export", str(dest)]
+    assert cli.main(argv) == 0
+    names = sorted(p.name for p in out.glob("data_*.pt"))
+    assert len(names) == 2 and names[0].startswith("data_clip_") and names[1].startswith("data_synthetic_")
+    via_pipeline, direct = load_model(str(dest)), load_trained(dest)
+    assert via_pipeline.config == direct.config and via_pipeline.config["base"] == "training-free"
+    g = torch.Generator().manual_seed(0)
+    img0, img1 = torch.rand(1, 3, 24, 32, generator=g), torch.rand(1, 3, 24, 32, generator=g)
+    flow = torch.randn(1, 2, 24, 32, generator=g)
+    with torch.no_grad():
+        torch.testing.assert_close(via_pipeline(img0, img1, flow, -flow), direct(img0, img1, flow, -flow))
