@@ -58,11 +58,20 @@ def _inputs(width: int, height: int):
 
 
 @torch.inference_mode()
-def _run_once(model, decoder, inputs, dtype, times):
+def _run_once(model, decoder, inputs, dtype, times, flops: dict | None = None):
+    """One frame, stage by stage: seconds into ``times``; with ``flops``, instead counts each stage's
+    convolution and matrix-product FLOPs (torch's FlopCounterMode, as the issue's 400 GFLOP figure)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
     img0, img1, fflow, bflow = (x.to(dtype) for x in inputs)
     t = torch.full((1,), 0.5)
 
     def timed(name, fn):
+        if flops is not None:
+            with FlopCounterMode(display=False) as counter:
+                out = fn()
+            flops[name] = counter.get_total_flops()
+            return out
         start, cpu = time.perf_counter(), time.process_time()
         out = fn()
         times.setdefault(name, []).append(time.perf_counter() - start)
@@ -80,6 +89,17 @@ def _run_once(model, decoder, inputs, dtype, times):
           for s in decoder.condFLownet.z_shapes(1, *img0.shape[-2:])]
     y = timed("decode", lambda: decoder.condFLownet.decode(conds, zs))
     return ((y + 1) / 2).clamp(0, 1)
+
+
+def _matmul_rate(dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
+    """Sustained GFLOP/s of a large matrix product in ``dtype`` on this process's threads (the floor's rate)."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
 def child(size: str, dtype_name: str, repeats: int, weights: str | None) -> dict:
@@ -100,7 +120,10 @@ def child(size: str, dtype_name: str, repeats: int, weights: str | None) -> dict
     out = None
     for _ in range(repeats):
         out = _run_once(model, decoder, inputs, dtype, times)
+    flops: dict[str, int] = {}
+    _run_once(model, decoder, inputs, dtype, {}, flops)
     result = {"size": size, "dtype": dtype_name, "api_peak_rss_mb": api_peak, "api_seconds": api_seconds,
+              "gflop": {k: v / 1e9 for k, v in flops.items()}, "matmul_gflops": _matmul_rate(dtype),
               "blend_mb": blend_bytes / 2**20,
               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
               "stages": {k: statistics.median(v) for k, v in times.items()}}
@@ -159,6 +182,18 @@ def main() -> None:
                   f"{r['peak_rss_mb']:.0f} | {dev} |")
         api_rows.append(f"| {r['size']} | {r['dtype']} | {r['api_seconds']:.3f} | {r['api_peak_rss_mb']:.0f} | "
                         f"{r['blend_mb']:.1f} |")
+    print("\nFloor: each stage's convolution and matrix-product FLOPs (torch FlopCounterMode) at the rate this "
+          "process sustains in a 2048² matrix product of that dtype; fraction = floor / measured wall time.\n")
+    print("| size | dtype | matmul GFLOP/s | " + " | ".join(f"{k} GFLOP (floor %)" for k in STAGES)
+          + " | total GFLOP | floor (s) | fraction of floor |")
+    print("|---" * (len(STAGES) + 6) + "|")
+    for r in rows:
+        rate, g = r["matmul_gflops"], r["gflop"]
+        cells = " | ".join(f"{g[k]:.1f} ({100 * g[k] / rate / r['stages'][k]:.0f} %)" for k in STAGES)
+        floor = sum(g.values()) / rate
+        total = sum(r["stages"][k] for k in STAGES)
+        print(f"| {r['size']} | {r['dtype']} | {rate:.0f} | {cells} | {sum(g.values()):.0f} | {floor:.2f} | "
+              f"{100 * floor / total:.0f} % |")
     print("\nPublic path (model.blend + decode, first call, includes warm-up), peak RSS of the process at "
           "that point, and the memory one Blend holds:\n")
     print("| size | dtype | blend + decode (s, wall) | peak RSS (MB) | Blend (MB) |\n|---|---|---|---|---|")

@@ -40,9 +40,7 @@ class PerVFIInterpolate:
     def interpolate(self, frames, model, flow_model, multiplier, tau, seed):
         x = frames_from_image(frames, min_frames=2)
         hooks = comfy.hooks(x.shape[0] - 1, "PerVFI", model=model)
-        # TODO(pipeline): a tensor version of pipeline_loop.interpolate_frames (fused per pair, exact
-        # float inputs) would bound memory here too; until then the three stages run one after the other.
-        flows = pipeline.estimate_flow(x, flow_model, hooks=hooks)
-        blends = pipeline.blend(x, flows, model, int(multiplier), hooks=hooks)
-        out = pipeline.decode(x, blends, model, tau=float(tau), seed=int(seed), hooks=hooks)
+        # fused per pair (pipeline.interpolate): one pair's flows and blends at a time, tiling and
+        # out-of-memory retries, so long clips and large frames fit; same frames as the three stage nodes
+        out = pipeline.interpolate(x, model, flow_model, int(multiplier), tau=float(tau), seed=int(seed), hooks=hooks)
         return (image_from_frames(out, device=comfy.intermediate_device()),)
