@@ -4,6 +4,8 @@
     python bench/bench_pipeline.py --model PATH --sizes 448x256   # a PerVFI checkpoint instead of the default
     python bench/bench_pipeline.py --study         # nearer-frame primary vs always frame 0 (bundled clip, x4)
 
+Like the CLI, each measurement runs with :func:`pervfi_core.tune_malloc`.
+
 Each size runs in a fresh subprocess so that its peak RSS (ru_maxrss) is its own. Frames are the
 bundled sample clip resized to the size (real content and motion). Timing covers motion estimation,
 blending and decoding of every new frame (x2: one new frame per pair); seconds per output frame =
@@ -115,6 +117,9 @@ def main() -> None:
     if args.one:
         import torch
 
+        from pervfi_core import tune_malloc
+
+        tune_malloc()  # as the CLI does
         if args.threads:
             torch.set_num_threads(args.threads)
         w, h = map(int, args.one.split("x"))
