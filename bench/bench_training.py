@@ -8,7 +8,7 @@ on: training uses synthetic triplets from the scikit-image photos), loaded as in
 bench/bench_quality.py: ``--triplets`` triplets (I_2k, I_2k+1, I_2k+2) spread over each clip, frames
 downscaled to ``--size``; every method predicts the middle frame at t = 0.5 from the outer two with
 the same flows (``--flow``). Metrics from :mod:`pervfi_core.metrics`: PSNR and exact LPIPS v0.1
-(vgg, alex). The trained model is decoded at each ``--taus`` value (seed 0). Prints a markdown table.
+(vgg, alex). A stochastic trained model is decoded at each ``--taus`` value (seed 0). Prints a markdown table.
 """
 from __future__ import annotations
 
@@ -65,8 +65,9 @@ def main(argv=None) -> dict:
     default = load_model(None)
     trained = load_model(args.weights)
     methods = {"training-free (default)": lambda a, b, f: pipeline.interpolate_pair(a, b, [0.5], default, flows=f)}
-    for tau in args.taus:
-        methods[f"trained, tau={tau}"] = (lambda tau: lambda a, b, f: pipeline.interpolate_pair(
+    for tau in args.taus if trained.stochastic else (0.0,):  # a deterministic decoder ignores tau
+        name = f"trained, tau={tau}" if trained.stochastic else f"trained ({trained.config.get('decoder')})"
+        methods[name] = (lambda tau: lambda a, b, f: pipeline.interpolate_pair(
             a, b, [0.5], trained, flows=f, tau=tau, seeds=[0]))(tau)
     estimator = build_estimator(args.flow)
     results = {}

@@ -14,7 +14,7 @@ import torch
 from pervfi_core import weights
 from pervfi_core.errors import ArchitectureMismatchError, WeightsError
 from pervfi_core.flow import build_estimator, default_registry
-from pervfi_core.pipeline_models import load_model
+from pervfi_core.pipeline_models import TRAINING_FREE, load_model
 from pervfi_core.weights_manifest import default_manifest
 
 from . import comfy
@@ -29,13 +29,14 @@ FLOW_ESTIMATORS = ("auto", "dis", "gmflow-refine", "gmflow", "raft", "raft-small
 
 
 def checkpoint_choices(kind: str) -> list[str]:
-    """``["default", <manifest ids of kind>, <other local files>]`` for a loader dropdown."""
+    """``["default", ("training-free",) <manifest ids of kind>, <other local files>]`` for a loader dropdown."""
     comfy.register_model_folders()
     manifest = default_manifest()
     entries = [e for e in manifest.entries if e.kind == kind and e.available]
     known_files = {e.filename for e in entries}
     local = [name for name in weights.list_local(kind) if name.rsplit("/", 1)[-1] not in known_files]
-    return [DEFAULT, *(e.id for e in entries), *local]
+    engines = [TRAINING_FREE] if kind == "pervfi" else []  # weight-free engines after the default
+    return [DEFAULT, *engines, *(e.id for e in entries), *local]
 
 
 class PerVFILoadModel:
@@ -43,8 +44,9 @@ class PerVFILoadModel:
 
     DISPLAY_NAME = "Load PerVFI Model"
     DESCRIPTION = (
-        "Loads a PerVFI generator. 'default' needs no download: the project's embedded weights "
-        "(or, until they ship, the training-free asymmetric-blending engine). 'pervfi-v00' is the "
+        "Loads a PerVFI generator. 'default' needs no download: the project's own trained weights, "
+        "shipped with the pack (pervfi-own, deterministic). 'training-free' needs no weights at all and "
+        "is about 15x faster on a CPU, at slightly lower quality. 'pervfi-v00' is the "
         "official stochastic model (τ matters), 'pervfi-vb' its fast deterministic variant; they "
         "are downloaded into models/pervfi on first use. Other files found in models/pervfi are listed too."
     )

@@ -16,10 +16,10 @@ from .scenes import DEFAULT_THRESHOLD
 logger = logging.getLogger(__name__)
 
 ENGINE_HELP = (
-    "blending engine: 'training-free' (default; works offline, no weights: PerVFI's asymmetric blending "
-    "applied to images — the nearer frame forward-warped by softmax splatting, its holes filled from the "
-    "other frame; deterministic) or a PerVFI checkpoint id/path (pervfi-v00: normalizing-flow generator, "
-    "tau/seed matter; pervfi-vb: fast deterministic decoder)"
+    "blending engine: 'default' (the project's own PerVFI weights, pervfi-own: shipped, offline, deterministic), "
+    "'training-free' (no weights, about 15x faster on a CPU, slightly lower quality: PerVFI's asymmetric "
+    "blending applied to images), or a PerVFI checkpoint id/path (pervfi-v00: official normalizing-flow "
+    "generator, tau/seed matter; pervfi-vb: official fast deterministic decoder)"
 )
 
 
@@ -94,7 +94,7 @@ def add_interpolate(sub) -> argparse.ArgumentParser:
                       help="retime to this frame rate instead (any value, e.g. 24 -> 60)")
     p.add_argument("--tau", type=float, default=0.3, help="sampling temperature of the PerVFI v00 generator (default 0.3)")
     p.add_argument("--seed", type=int, default=0, help="seed of the v00 generator; frame j uses seed+j (default 0)")
-    p.add_argument("--model", default="training-free", help=ENGINE_HELP)
+    p.add_argument("--model", default="default", help=ENGINE_HELP)
     p.add_argument("--flow", default="auto",
                    help="motion estimator: auto (GMFlow on a GPU, OpenCV DIS on a CPU), dis, gmflow, gmflow-refine, "
                         "raft, raft-small, or a checkpoint id/path (default auto)")
@@ -127,7 +127,7 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     open_input(args.input, fps=args.input_fps).close()  # missing/unreadable input: fail fast
     device = pick_device(args.device)
     dtype = pick_dtype(args.dtype, device)
-    model = load_model(None if args.model in ("training-free", "default") else args.model, device=device, dtype=dtype)
+    model = load_model(args.model, device=device, dtype=dtype)
     estimator = load_estimator(args.flow, device=device)
     report = RunReport()
     bar = None if args.quiet else ProgressBar(report=report)

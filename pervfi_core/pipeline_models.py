@@ -1,8 +1,10 @@
 """Building what the pipeline runs: the blending engine, the motion estimator, the device.
 
-``load_model(None)`` is the embedded default, the training-free engine (no weights, offline).
-Otherwise ``spec`` is a checkpoint id of the manifest or a file path; the architecture is read
-from the state dict (PerVFI v00 or vb) and the weights are loaded strictly.
+``load_model(None)`` / ``"default"`` is the embedded default: the project's own trained weights
+(``pervfi-own``, shipped in ``weights/``, offline; weights/MODEL_CARD.md), which beat the
+training-free engine on the validation clips. ``"training-free"`` is that engine (no weights, about
+15x faster on a CPU). Otherwise ``spec`` is a checkpoint id of the manifest or a file path; the
+architecture is read from the state dict (PerVFI v00 or vb) and the weights are loaded strictly.
 """
 from __future__ import annotations
 
@@ -14,8 +16,8 @@ from .errors import InputError, WeightsError
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "training-free"
-MODEL_ALIASES = ("training-free", "default")
+DEFAULT_MODEL = "pervfi-own"  # the embedded default: it beats the training-free engine (weights/MODEL_CARD.md)
+TRAINING_FREE = "training-free"
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -48,13 +50,15 @@ def pick_dtype(name: str = "auto", device: torch.device | None = None) -> torch.
 
 
 def load_model(spec: str | None = None, *, device=None, dtype: torch.dtype = torch.float32, progress=None):
-    """The blending engine for ``spec``, in eval mode, on ``device``: None / "training-free" / "default"
-    (the embedded default), or a manifest id, alias or checkpoint file (downloaded and verified on
+    """The blending engine for ``spec``, in eval mode, on ``device``: None / "default" (the embedded
+    default, :data:`DEFAULT_MODEL`), "training-free", or a manifest id, alias or checkpoint file (downloaded and verified on
     first use; ``progress(done, total)`` sees the download). Weights written by the training CLI
     carry their configuration (:mod:`pervfi_core.train.configs`) and rebuild the model they came
     from. A ``dtype`` other than float32 runs blend() in it; the normalizing flow stays float32
     (:meth:`PerVFI.set_blend_dtype`), the deterministic vb decoder follows ``dtype``."""
-    if spec is None or spec in MODEL_ALIASES:
+    if spec is None or spec == "default":
+        spec = DEFAULT_MODEL
+    if spec == TRAINING_FREE:
         from .training_free import TrainingFreeVFI
 
         return TrainingFreeVFI().eval().to(device=device)
@@ -72,6 +76,7 @@ def load_model(spec: str | None = None, *, device=None, dtype: torch.dtype = tor
         model = build_model(arch.removeprefix("pervfi-"))
     model.load_state_dict(loaded.state_dict)
     logger.info("loaded PerVFI %s from %s", arch, spec)
+    model.name = loaded.info.manifest_id or str(spec)  # what the CLI reports as the engine
     model = model.to(device=device).eval()
     if dtype != torch.float32:
         model.set_blend_dtype(dtype)

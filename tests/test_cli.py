@@ -34,7 +34,7 @@ def test_x2_video_with_audio(tmp_path, clip, capsys):
     assert info.fps == 48 and info.audio_codec == "aac"
     frames = list(VideoReader(out))
     assert len(frames) == 9  # (5 - 1) * 2 + 1
-    assert "engine: training-free" in err and "5 -> 9 frames" in err
+    assert "engine: pervfi-own" in err and "5 -> 9 frames" in err
     assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]  # no temporary files left
 
 

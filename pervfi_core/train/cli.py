@@ -137,7 +137,10 @@ def run(args) -> int:
         done = torch.load(ckpt, weights_only=True)["step"] if ckpt.is_file() else cfg.steps
         if done != cfg.steps:
             log.warning("exporting the checkpoint of step %d (asked for --steps %d)", done, cfg.steps)
-        export(model.cpu(), args.config, args.export, extra={"train_config": asdict(cfg), "trained_steps": done})
+        data = {"vimeo": bool(args.vimeo), "synthetic_items": args.items if (args.synthetic or not (args.clip or args.vimeo)) else 0,
+                "clips": [Path(c).name for c in args.clip], "patch": args.patch, "perceptual": args.perceptual}
+        export(model.cpu(), args.config, args.export,
+               extra={"train_config": asdict(cfg), "train_data": data, "trained_steps": done})
         print(f"wrote {args.export} (step {done})")
     return 0
 

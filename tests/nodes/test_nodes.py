@@ -235,7 +235,8 @@ def test_model_folders_are_registered_and_listed(fake_comfyui, parity_dir):
     pervfi_dir.mkdir(parents=True)
     shutil.copy(parity_dir / "weights" / "pervfi_vb.safetensors", pervfi_dir / "my_vb.safetensors")
     choices = PerVFILoadModel.INPUT_TYPES()["required"]["checkpoint"][0]
-    assert choices[:3] == ["default", "pervfi-v00", "pervfi-vb"] and "my_vb.safetensors" in choices
+    assert choices[:4] == ["default", "training-free", "pervfi-v00", "pervfi-vb"] and "my_vb.safetensors" in choices
+    assert "pervfi-own" in choices  # embedded in the pack: always available
     model, = run_node(PerVFILoadModel, checkpoint="my_vb.safetensors", dtype="float32")
     assert model.arch == "pervfi-vb" and not model.stochastic
 

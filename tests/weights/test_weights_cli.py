@@ -26,7 +26,9 @@ def test_list_shows_every_entry(capsys):
     assert code == 0
     for entry in default_manifest().entries:
         assert entry.id in out
-    assert "not-trained" in out and "downloadable" in out
+    assert "downloadable" in out
+    own = next(line for line in out.splitlines() if line.startswith("pervfi-own"))
+    assert "local:" in own and "weights" in own  # embedded in the repository, never downloaded
 
 
 def test_verify_reports_architecture_and_ok(capsys, tmp_path, tiny_sd):
@@ -74,7 +76,7 @@ def test_convert_and_fetch_errors_exit_nonzero(capsys, tmp_path, tiny_sd):
     torch.save(tiny_sd, src)
     code, out = run(capsys, "convert", str(src), "--arch", "pervfi-vb")
     assert code == 2 and "raft-small" in out and "pervfi-vb" in out
-    code, out = run(capsys, "fetch", "pervfi-own")
-    assert code == 2 and "not-trained" in out
+    code, out = run(capsys, "fetch", "no-such-model")
+    assert code == 2 and "no-such-model" in out
     with pytest.raises(SystemExit):
         run(capsys, "fetch")  # missing ID: argparse usage error
