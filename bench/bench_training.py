@@ -62,9 +62,9 @@ def main(argv=None) -> dict:
     p.add_argument("--json", help="also write the results as JSON here")
     args = p.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    default = load_model(None)
+    default = load_model("training-free")
     trained = load_model(args.weights)
-    methods = {"training-free (default)": lambda a, b, f: pipeline.interpolate_pair(a, b, [0.5], default, flows=f)}
+    methods = {"training-free": lambda a, b, f: pipeline.interpolate_pair(a, b, [0.5], default, flows=f)}
     for tau in args.taus if trained.stochastic else (0.0,):  # a deterministic decoder ignores tau
         name = f"trained, tau={tau}" if trained.stochastic else f"trained ({trained.config.get('decoder')})"
         methods[name] = (lambda tau: lambda a, b, f: pipeline.interpolate_pair(
