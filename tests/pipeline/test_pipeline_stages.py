@@ -179,3 +179,31 @@ def test_blends_are_parked_on_the_park_device():
     assert all(item.blend.conds[0].device.type == "meta" for item in blends.items)
     blends = pipeline.blend(x, pipeline.estimate_flow(x, ZeroFlow()), LinearBlend(), 2, hooks=Hooks(park_device=None))
     assert all(item.blend.conds[0].device.type == "cpu" for item in blends.items)
+
+
+@pytest.mark.parametrize("engine", ["training-free", "v00"])
+def test_frames_above_the_budget_are_blended_in_tiles_and_decode_like_the_fused_path(engine):
+    """The split stages (the nodes) tile large frames like the fused path (same frames; cores of at
+    most the budget plus context); for a local engine the stitched frame equals the untiled one."""
+    from pervfi_core import build_model
+    from pervfi_core.training_free import TrainingFreeVFI
+
+    x = _moving_frames(2, 100, 140)
+    torch.manual_seed(0)
+    model = TrainingFreeVFI() if engine == "training-free" else build_model("v00")
+    est = ZeroFlow()
+    flows = pipeline.estimate_flow(x, est)
+    budget = 64 * 64  # smaller than one frame: 2 x 3 tiles of 64 px (MIN_TILE) + context
+    calls = []
+    blend_fn = model.blend
+    model.blend = lambda *a, **k: calls.append(a[0].shape[-2] * a[0].shape[-1]) or blend_fn(*a, **k)
+    blends = pipeline.blend(x, flows, model, 2, max_pixels=budget)
+    item = blends.items[0].blend
+    assert isinstance(item, pipeline.TiledBlend) and len(item.tiles) == len(calls) > 1
+    split = pipeline.decode(x, blends, model, tau=0.3, seed=3)
+    fused = pipeline.interpolate(x, model, est, 2, tau=0.3, seed=3, max_pixels=budget)
+    torch.testing.assert_close(split, fused, atol=1e-5, rtol=0)
+    assert blends.masks[0].shape == (1, 1, 100, 140) and max(calls) <= (64 + 2 * 32) ** 2
+    if engine == "training-free":  # a local engine: tiles with context give the untiled frame
+        whole = pipeline.decode(x, pipeline.blend(x, flows, model, 2, max_pixels=None), model)
+        torch.testing.assert_close(split, whole, atol=1e-5, rtol=0)
