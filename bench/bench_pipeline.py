@@ -1,7 +1,7 @@
-"""Speed and memory of the default pipeline (auto motion + training-free engine), and the primary-frame study.
+"""Speed and memory of the pipeline (auto motion + an engine), and the primary-frame study.
 
-    python bench/bench_pipeline.py                 # seconds per output frame + peak RSS, 448x256 to 3840x2160
-    python bench/bench_pipeline.py --model PATH --sizes 448x256   # a PerVFI checkpoint instead of the default
+    python bench/bench_pipeline.py                 # the default engine, seconds per output frame + peak RSS, 448x256 to 3840x2160
+    python bench/bench_pipeline.py --model training-free   # or any engine / PerVFI checkpoint id or path
     python bench/bench_pipeline.py --study         # nearer-frame primary vs always frame 0 (bundled clip, x4)
 
 Like the CLI, each measurement runs with :func:`pervfi_core.tune_malloc`.
@@ -62,7 +62,7 @@ def run_size(width: int, height: int, pairs: int, device: str, model_spec: str |
         times.append(time.perf_counter() - start)
     times.sort()
     # min = least disturbed by other processes on a shared machine; median = typical
-    return {"size": f"{width}x{height}", "device": device, "model": model_spec or "training-free", "estimator": est.name,
+    return {"size": f"{width}x{height}", "device": device, "model": model_spec or "default", "estimator": est.name,
             "threads": torch.get_num_threads(),
             "s_per_output_frame_min": round(times[0], 3), "s_per_output_frame_median": round(times[len(times) // 2], 3),
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
@@ -104,7 +104,7 @@ def study() -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", nargs="+", default=["448x256", "1280x720", "3840x2160"])
-    ap.add_argument("--model", default=None, help="checkpoint id/path (default: the training-free engine)")
+    ap.add_argument("--model", default=None, help="engine: default, training-free, or a checkpoint id/path")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--no-warmup", action="store_true", help="time the first call too (slow models, large frames)")
     ap.add_argument("--pairs", type=int, default=4)

@@ -1,6 +1,6 @@
 """Run every benchmark and write BENCHMARKS.md.
 
-    python bench/run_all.py [--quick] [--only core core-malloc flow pipeline pipeline-v00 quality training]
+    python bench/run_all.py [--quick] [--only core core-malloc flow pipeline pipeline-own pipeline-v00 quality training]
 
 Each benchmark is its own script (run it alone for more options); this one runs them in sequence in
 child processes, keeps each one's markdown in bench/results/<name>.md and assembles BENCHMARKS.md
@@ -30,8 +30,11 @@ BENCHES = {
                      "--default-malloc"], "stdout"),
     "flow": ("Motion estimators: accuracy and speed (640x480 pairs with exact motion)",
              ["bench_flow.py", "--pairs", "3"], "stdout"),
-    "pipeline": ("Default pipeline: seconds per output frame and peak memory",
-                 ["bench_pipeline.py"], "stdout"),
+    "pipeline": ("Training-free engine through the pipeline: seconds per output frame and peak memory",
+                 ["bench_pipeline.py", "--model", "training-free"], "stdout"),
+    "pipeline-own": ("The embedded default (pervfi-own) through the pipeline",
+                     ["bench_pipeline.py", "--model", "default", "--sizes", "448x256", "1280x720", "--pairs", "2"],
+                     "stdout"),
     "pipeline-v00": ("Official v00 (parity-fixture weights: same cost) through the pipeline, incl. a tiled 3840x2160 frame",
                      ["bench_pipeline.py", "--model", "../shared/fixtures/parity/weights/pervfi_v00.safetensors",
                       "--sizes", "448x256", "3840x2160", "--pairs", "1", "--no-warmup", "--threads", "2"], "stdout"),
