@@ -75,8 +75,9 @@ def load_model(spec: str | None = None, *, device=None, dtype: torch.dtype = tor
     else:
         model = build_model(arch.removeprefix("pervfi-"))
     model.load_state_dict(loaded.state_dict)
-    logger.info("loaded PerVFI %s from %s", arch, spec)
     model.name = loaded.info.manifest_id or str(spec)  # what the CLI reports as the engine
+    logger.info("loaded %s (PerVFI, %s architecture%s)", model.name, arch,
+                f", config {loaded.metadata['pervfi_config_name']}" if "pervfi_config_name" in loaded.metadata else "")
     model = model.to(device=device).eval()
     if dtype != torch.float32:
         model.set_blend_dtype(dtype)
