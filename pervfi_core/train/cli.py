@@ -58,6 +58,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--ckpt-every", type=int, default=50)
     p.add_argument("--out", required=True, help="run directory (checkpoint, metrics, precomputed data)")
     p.add_argument("--no-resume", action="store_true", help="start over even when OUT/last.pt exists")
+    p.add_argument("--init", metavar="FILE", help="start from the weights of an exported file of the same config "
+                   "(fine-tuning: new optimiser and schedule; OUT/last.pt, when present, still resumes)")
     p.add_argument("--export", metavar="FILE", help="write the final weights as safetensors to FILE")
     p.set_defaults(func=run)
     return p
@@ -115,6 +117,14 @@ def run(args) -> int:
         raise InputError("--clip needs an estimator in --flows besides 'exact' (real footage has no true motion)")
     torch.manual_seed(args.seed)
     model = build_config(args.config)
+    if args.init:
+        from .configs import load_trained
+
+        start = load_trained(args.init)
+        if start.config != model.config:
+            raise InputError(f"--init {args.init}: its config {start.config} is not --config {args.config} "
+                             f"({model.config}); pass the config it was trained with")
+        model.load_state_dict(start.state_dict())
     cfg = TrainConfig(model_config=args.config, steps=args.steps, batch_size=args.batch, lr=args.lr,
                       halve_every=args.halve_every, mu=args.mu, seed=args.seed, val_every=args.val_every,
                       ckpt_every=args.ckpt_every, workers=args.workers, amp=args.amp, device=args.device,
@@ -138,7 +148,8 @@ def run(args) -> int:
         if done != cfg.steps:
             log.warning("exporting the checkpoint of step %d (asked for --steps %d)", done, cfg.steps)
         data = {"vimeo": bool(args.vimeo), "synthetic_items": args.items if (args.synthetic or not (args.clip or args.vimeo)) else 0,
-                "clips": [Path(c).name for c in args.clip], "patch": args.patch, "perceptual": args.perceptual}
+                "clips": [Path(c).name for c in args.clip], "patch": args.patch, "perceptual": args.perceptual,
+                "init": Path(args.init).name if args.init else None}
         export(model.cpu(), args.config, args.export,
                extra={"train_config": asdict(cfg), "train_data": data, "trained_steps": done})
         print(f"wrote {args.export} (step {done})")

@@ -79,3 +79,17 @@ def test_synthetic_and_clips_train_together_and_the_weights_load_in_the_pipeline
     flow = torch.randn(1, 2, 24, 32, generator=g)
     with torch.no_grad():
         torch.testing.assert_close(via_pipeline(img0, img1, flow, -flow), direct(img0, img1, flow, -flow))
+
+
+def test_init_starts_from_exported_weights_of_the_same_config(tmp_path):
+    clip = _frame_folder(tmp_path / "clip")
+    common = ["--clip", str(clip), "--steps", "1", "--batch", "2", "--patch", "32", "--perceptual", "none"]
+    first = tmp_path / "a.safetensors"
+    assert cli.main(["train", *common, "--config", "tiny", "--out", str(tmp_path / "a"), "--export", str(first)]) == 0
+    second = tmp_path / "b.safetensors"  # lr 0: the fine-tuned weights are exactly the initial ones
+    assert cli.main(["train", *common, "--config", "tiny", "--lr", "0", "--seed", "5", "--init", str(first),
+                     "--out", str(tmp_path / "b"), "--export", str(second)]) == 0
+    a, b = load_trained(first).state_dict(), load_trained(second).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(InputError, match="--init"):
+        cli.main(["train", *common, "--config", "compact", "--init", str(first), "--out", str(tmp_path / "c")])
