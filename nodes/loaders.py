@@ -12,7 +12,6 @@ import logging
 import torch
 
 from pervfi_core import weights
-from pervfi_core.errors import ArchitectureMismatchError, WeightsError
 from pervfi_core.flow import build_estimator, default_registry
 from pervfi_core.pipeline_models import TRAINING_FREE, load_model
 from pervfi_core.weights_manifest import default_manifest
@@ -24,7 +23,6 @@ log = logging.getLogger(__name__)
 CATEGORY = "PerVFI/loaders"
 DEFAULT = "default"
 DTYPES = ("auto", "float32", "float16", "bfloat16")
-GENERATOR_ARCHITECTURES = ("pervfi-v00", "pervfi-vb")
 FLOW_ESTIMATORS = ("auto", "dis", "gmflow-refine", "gmflow", "raft", "raft-small")
 
 
@@ -73,16 +71,10 @@ class PerVFILoadModel:
 
     def load(self, checkpoint, dtype):
         comfy.register_model_folders()
-        try:
-            model = load_model(None if checkpoint == DEFAULT else checkpoint, device=comfy.torch_device(),
-                               dtype=comfy.resolve_dtype(dtype) or torch.float32,
-                               progress=comfy.download_progress(f"PerVFI {checkpoint}"))
-        except WeightsError as err:
-            if "not PerVFI" not in str(err):
-                raise
-            raise ArchitectureMismatchError(
-                f"{checkpoint} is not a PerVFI generator ({', '.join(GENERATOR_ARCHITECTURES)}); "
-                "motion-estimator weights belong in 'Load PerVFI Flow Estimator'") from None
+        model = load_model(None if checkpoint == DEFAULT else checkpoint, device=comfy.torch_device(),
+                           dtype=comfy.resolve_dtype(dtype) or torch.float32,
+                           progress=comfy.download_progress(f"PerVFI {checkpoint}"),
+                           estimator_option="'Load PerVFI Flow Estimator'")
         return (model,)
 
 

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from .checks import check_image
 from .errors import InputError
-from .pipeline_hooks import Hooks, OutOfMemory, run_batched, run_tiled, tile_boxes
+from .pipeline_hooks import Hooks, OutOfMemory, paste_cores, run_batched, run_tiled, tile_boxes
 from .pipeline_schedule import Retime, Target, as_schedule
 from .scenes import DEFAULT_THRESHOLD, cut_scores
 
@@ -65,13 +65,7 @@ class TiledBlend:
     @property
     def masks(self) -> list[torch.Tensor]:
         """[finest mask (B,1,H,W)] stitched from the tiles' cores."""
-        out = None
-        for (y0, _, x0, _), (iy0, iy1, ix0, ix1), b in self.tiles:
-            m = b.masks[0][..., iy0:iy1, ix0:ix1]
-            if out is None:
-                out = m.new_zeros(m.shape[0], 1, *self.size)
-            out[..., y0 + iy0:y0 + iy1, x0 + ix0:x0 + ix1] = m
-        return [out]
+        return [paste_cores(((o, i, b.masks[0]) for o, i, b in self.tiles), self.size)]
 
     def nbytes(self) -> int:
         return sum(b.nbytes() for _, _, b in self.tiles if hasattr(b, "nbytes"))
@@ -222,14 +216,13 @@ def _decode_one(model, blend, *, tau: float, seed: int, hooks: Hooks) -> torch.T
     device = hooks.device or "cpu"
     if not isinstance(blend, TiledBlend):
         return model.decode(blend.to(device=device), tau=tau, seed=seed)
-    out = None
-    for (y0, _, x0, _), (iy0, iy1, ix0, ix1), b in blend.tiles:
-        hooks.check_interrupt()
-        y = model.decode(b.to(device=device), tau=tau, seed=seed)[..., iy0:iy1, ix0:ix1]
-        if out is None:
-            out = y.new_empty(y.shape[0], y.shape[1], *blend.size)
-        out[..., y0 + iy0:y0 + iy1, x0 + ix0:x0 + ix1] = y
-    return out
+
+    def pieces():
+        for outer, inner, b in blend.tiles:
+            hooks.check_interrupt()
+            yield outer, inner, model.decode(b.to(device=device), tau=tau, seed=seed)
+
+    return paste_cores(pieces(), blend.size)
 
 
 def decode(frames: torch.Tensor, blends: Blends, model, *, tau: float = 0.3, seed: int = 0,

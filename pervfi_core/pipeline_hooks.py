@@ -122,6 +122,19 @@ def tile_boxes(height: int, width: int, tile: int, margin: int) -> list[tuple[tu
     return boxes
 
 
+def paste_cores(pieces, size: tuple[int, int]) -> torch.Tensor:
+    """Stitch ``(outer, inner, y)`` pieces of :func:`tile_boxes` (``y`` computed on the outer region,
+    (B,C,h,w)) into one (B,C,H,W) tensor of ``size`` = (H, W), keeping each piece's core. ``pieces``
+    may be a generator: each ``y`` can be freed once pasted."""
+    out = None
+    for (y0, _, x0, _), (iy0, iy1, ix0, ix1), y in pieces:
+        core = y[..., iy0:iy1, ix0:ix1]
+        if out is None:
+            out = core.new_empty(core.shape[0], core.shape[1], *size)
+        out[..., y0 + iy0:y0 + iy1, x0 + ix0:x0 + ix1] = core
+    return out
+
+
 def run_tiled(fn: Callable[[Sequence[torch.Tensor]], torch.Tensor], inputs: Sequence[torch.Tensor], *,
               tile: int, margin: int, hooks: Hooks) -> torch.Tensor:
     """Apply ``fn`` to spatial tiles of ``inputs`` (all (B,C,H,W) on one grid) and stitch the cores.
@@ -129,12 +142,12 @@ def run_tiled(fn: Callable[[Sequence[torch.Tensor]], torch.Tensor], inputs: Sequ
     ``fn`` maps the list of cropped inputs to one (B,C',h,w) tensor on the same grid. With a margin
     larger than the motion, tiles see every pixel that moves into their core.
     """
-    b, _, h, w = inputs[0].shape
-    out = None
-    for (y0, y1, x0, x1), (iy0, iy1, ix0, ix1) in tile_boxes(h, w, tile, margin):
-        hooks.check_interrupt()
-        y = fn([x[..., y0:y1, x0:x1] for x in inputs])[..., iy0:iy1, ix0:ix1]
-        if out is None:
-            out = y.new_empty(b, y.shape[1], h, w)
-        out[..., y0 + iy0:y0 + iy1, x0 + ix0:x0 + ix1] = y
-    return out
+    h, w = inputs[0].shape[-2:]
+
+    def pieces():
+        for outer, inner in tile_boxes(h, w, tile, margin):
+            hooks.check_interrupt()
+            y0, y1, x0, x1 = outer
+            yield outer, inner, fn([x[..., y0:y1, x0:x1] for x in inputs])
+
+    return paste_cores(pieces(), (h, w))

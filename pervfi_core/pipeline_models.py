@@ -12,7 +12,7 @@ import logging
 
 import torch
 
-from .errors import InputError, WeightsError
+from .errors import ArchitectureMismatchError, InputError, WeightsError
 
 logger = logging.getLogger(__name__)
 
@@ -49,13 +49,15 @@ def pick_dtype(name: str = "auto", device: torch.device | None = None) -> torch.
     return DTYPES[name]
 
 
-def load_model(spec: str | None = None, *, device=None, dtype: torch.dtype = torch.float32, progress=None):
+def load_model(spec: str | None = None, *, device=None, dtype: torch.dtype = torch.float32, progress=None,
+               estimator_option: str = "--flow"):
     """The blending engine for ``spec``, in eval mode, on ``device``: None / "default" (the embedded
     default, :data:`DEFAULT_MODEL`), "training-free", or a manifest id, alias or checkpoint file (downloaded and verified on
     first use; ``progress(done, total)`` sees the download). Weights written by the training CLI
     carry their configuration (:mod:`pervfi_core.train.configs`) and rebuild the model they came
     from. A ``dtype`` other than float32 runs blend() in it; the normalizing flow stays float32
-    (:meth:`PerVFI.set_blend_dtype`), the deterministic vb decoder follows ``dtype``."""
+    (:meth:`PerVFI.set_blend_dtype`), the deterministic vb decoder follows ``dtype``. Motion-estimator
+    weights raise :class:`ArchitectureMismatchError` pointing to ``estimator_option``, where they belong."""
     if spec is None or spec == "default":
         spec = DEFAULT_MODEL
     if spec == TRAINING_FREE:
@@ -68,8 +70,9 @@ def load_model(spec: str | None = None, *, device=None, dtype: torch.dtype = tor
     loaded = weights.load(spec, progress=progress)
     arch = loaded.info.architecture
     if not arch.startswith("pervfi-"):
-        raise WeightsError(f"--model {spec}: this checkpoint is a {arch!r} network, not PerVFI; pass it to "
-                           "--flow instead, or give a PerVFI checkpoint (pervfi-v00, pervfi-vb)")
+        raise ArchitectureMismatchError(
+            f"{spec}: this checkpoint is a {arch!r} network, not a PerVFI generator (pervfi-v00, pervfi-vb); "
+            f"motion-estimator weights belong in {estimator_option}")
     if META_MODEL_CONFIG in loaded.metadata:
         model = model_from_metadata(loaded.metadata)
     else:

@@ -65,7 +65,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _dataset(args, flow_names: tuple[str, ...]):
+def _dataset(args, flow_names: tuple[str, ...], synthetic: bool):
     from torch.utils.data import ConcatDataset
 
     from .data import FrameTriplets, Precomputed, SyntheticTriplets, VimeoTriplets, read_image, registry_photos
@@ -81,7 +81,7 @@ def _dataset(args, flow_names: tuple[str, ...]):
         tag = f"clip_{Path(clip).stem}_{args.patch}_{len(base)}_{args.seed + k}_{'-'.join(real_flows)}"
         parts.append(Precomputed(base, FlowProvider(real_flows, seed=args.seed, device="cpu"),
                                  cache=Path(args.out) / f"data_{tag}.pt"))
-    if args.synthetic or not args.clip:  # last: the validation split comes from it
+    if synthetic:  # last: the validation split comes from it
         photos = [read_image(p) for p in registry_photos()]
         base = SyntheticTriplets(photos, length=args.items, size=size, max_shift=args.patch / 8, seed=args.seed,
                                  with_flows="exact" in flow_names)
@@ -131,7 +131,7 @@ def run(args) -> int:
                       flow_estimators=flow_names)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    data = _dataset(args, flow_names)
+    data = _dataset(args, flow_names, synthetic)
     log.info("data ready: %d items in %.0f s", len(data), time.perf_counter() - start)
     perceptual = None
     if args.perceptual != "none" and args.mu > 0:
@@ -147,7 +147,7 @@ def run(args) -> int:
         done = torch.load(ckpt, weights_only=True)["step"] if ckpt.is_file() else cfg.steps
         if done != cfg.steps:
             log.warning("exporting the checkpoint of step %d (asked for --steps %d)", done, cfg.steps)
-        data = {"vimeo": bool(args.vimeo), "synthetic_items": args.items if (args.synthetic or not (args.clip or args.vimeo)) else 0,
+        data = {"vimeo": bool(args.vimeo), "synthetic_items": args.items if synthetic else 0,
                 "clips": [Path(c).name for c in args.clip], "patch": args.patch, "perceptual": args.perceptual,
                 "init": Path(args.init).name if args.init else None}
         export(model.cpu(), args.config, args.export,

@@ -17,19 +17,17 @@ META_MODEL_CONFIG = "pervfi_model_config"
 # parameters against the official 8.7 M): narrow pyramid, 4 flow steps per block (about 3 s per step
 # of 4 patches of 128² on one loaded CPU core).
 # "tiny": the smallest valid set, for tests and smoke runs.
+_COMPACT = dict(encoder_channels=(13, 16, 24), metric_rows=(16, 16, 16, 24), dcn_groups=(2, 2, 2), fuse_width=16,
+                fuse_branches=(16, 16, 24))  # the narrow ASB + fusion every compact config shares
+_COMPACT_FLOW = dict(_COMPACT, n_flows=4, flow_hidden=24)
 CONFIGS: dict[str, tuple[str, dict]] = {
-    "compact": ("v00", dict(encoder_channels=(13, 16, 24), metric_rows=(16, 16, 16, 24), dcn_groups=(2, 2, 2),
-                            n_flows=4, flow_hidden=24, fuse_width=16, fuse_branches=(16, 16, 24))),
-    "compact-vb": ("vb", dict(encoder_channels=(13, 16, 24), metric_rows=(16, 16, 16, 24), dcn_groups=(2, 2, 2),
-                              fuse_width=16, fuse_branches=(16, 16, 24))),
+    "compact": ("v00", _COMPACT_FLOW),
+    "compact-vb": ("vb", _COMPACT),
     # "residual-vb": compact-vb whose decoder adds a residual to the training-free frame (PerVFI's
     # ``base`` option): it starts at the training-free default and learns corrections, which is what
     # a CPU-sized budget can teach; the project's shipped weights (weights/MODEL_CARD.md).
-    "residual-vb": ("vb", dict(encoder_channels=(13, 16, 24), metric_rows=(16, 16, 16, 24), dcn_groups=(2, 2, 2),
-                               fuse_width=16, fuse_branches=(16, 16, 24), base="training-free")),
-    "residual-compact": ("v00", dict(encoder_channels=(13, 16, 24), metric_rows=(16, 16, 16, 24),
-                                     dcn_groups=(2, 2, 2), n_flows=4, flow_hidden=24, fuse_width=16,
-                                     fuse_branches=(16, 16, 24), base="training-free")),
+    "residual-vb": ("vb", dict(_COMPACT, base="training-free")),
+    "residual-compact": ("v00", dict(_COMPACT_FLOW, base="training-free")),
     "tiny": ("v00", dict(encoder_channels=(13, 16, 16), metric_rows=(16, 8, 8, 8), dcn_groups=(2, 2, 2), n_flows=2,
                          flow_hidden=8, fuse_width=8, fuse_branches=(8, 8, 8))),
 }
