@@ -2,7 +2,8 @@
 
 ComfyUI imports this folder as a package and reads ``NODE_CLASS_MAPPINGS`` and
 ``NODE_DISPLAY_NAME_MAPPINGS``. The stand-alone package ``pervfi_core`` beside this file is made
-importable under its own name (one copy shared by the nodes and the command line).
+importable under its own name (one copy shared by the nodes and the command line). Nothing else
+happens here: the loader nodes register the model folders when ComfyUI asks for their choices.
 """
 import os
 import sys
@@ -13,9 +14,6 @@ if _here not in sys.path:
 
 if __package__:  # imported by ComfyUI as the package of this folder
     from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: E402
-    from .nodes.comfy import register_model_folders  # noqa: E402
-
-    register_model_folders()  # models/pervfi and models/pervfi_flow, so extra_model_paths.yaml works
 else:  # imported as a plain module (e.g. pytest collecting a checkout whose folder name is no identifier)
     NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = {}, {}
 

@@ -30,8 +30,8 @@ def _frames(width: int, height: int, count: int):
     import torch
     import torch.nn.functional as F
 
-    from pervfi_core.pipeline_hooks import Hooks
-    from pervfi_core.pipeline_loop import to_tensor
+    from pervfi_core.pipeline import Hooks
+    from pervfi_core.pipeline.loop import to_tensor
     from pervfi_core.video import open_input
 
     out = []
@@ -45,8 +45,8 @@ def run_size(width: int, height: int, pairs: int, device: str, model_spec: str |
     import torch
 
     from pervfi_core.pipeline import interpolate_pair
-    from pervfi_core.pipeline_hooks import Hooks
-    from pervfi_core.pipeline_models import load_estimator, load_model
+    from pervfi_core.pipeline import Hooks
+    from pervfi_core.engines import load_estimator, load_model
 
     frames = _frames(width, height, pairs + 1)
     model, est = load_model(model_spec, device=device), load_estimator("auto", device=device)

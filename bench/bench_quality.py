@@ -37,7 +37,7 @@ from pervfi_core.errors import PerVFIError
 from pervfi_core.flow import build_estimator
 from pervfi_core.metrics import DISTS, LPIPS, psnr, ssim
 from pervfi_core.metrics.flolpips import FloLPIPSApprox
-from pervfi_core.pipeline_models import load_model
+from pervfi_core.engines import load_model
 from pervfi_core.video import VideoReader
 
 import anchors

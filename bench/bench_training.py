@@ -27,7 +27,7 @@ sys.path.insert(0, str(HERE))
 from pervfi_core import pipeline  # noqa: E402
 from pervfi_core.flow import build_estimator  # noqa: E402
 from pervfi_core.metrics import LPIPS, psnr  # noqa: E402
-from pervfi_core.pipeline_models import load_model  # noqa: E402
+from pervfi_core.engines import load_model  # noqa: E402
 
 from bench_quality import CLIPS, load_triplets  # noqa: E402
 

@@ -19,6 +19,9 @@ from types import SimpleNamespace
 
 import torch
 
+from pervfi_core import engines, weights
+from pervfi_core.pipeline import Hooks
+
 log = logging.getLogger(__name__)
 
 # ComfyUI model folder names -> the pervfi_core.weights kinds they feed (same names).
@@ -42,21 +45,11 @@ def _comfy() -> SimpleNamespace | None:
     return SimpleNamespace(mm=mm, utils=utils, folder_paths=folder_paths)
 
 
-def in_comfyui() -> bool:
-    return _comfy() is not None
-
-
 # ---------------------------------------------------------------- devices and memory
 def torch_device() -> torch.device:
-    """The device models run on: ComfyUI's choice, else CUDA / MPS / CPU."""
+    """The device models run on: ComfyUI's choice, else the core's ``auto``."""
     c = _comfy()
-    if c is not None:
-        return c.mm.get_torch_device()
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    return c.mm.get_torch_device() if c is not None else engines.pick_device("auto")
 
 
 def intermediate_device() -> torch.device:
@@ -65,20 +58,6 @@ def intermediate_device() -> torch.device:
     return c.mm.intermediate_device() if c is not None else torch.device("cpu")
 
 
-def soft_empty_cache() -> None:
-    c = _comfy()
-    if c is not None:
-        c.mm.soft_empty_cache()
-    elif torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
-def is_oom(exc: BaseException) -> bool:
-    """True for an out-of-memory error of any backend (ComfyUI's test when available)."""
-    c = _comfy()
-    if c is not None and hasattr(c.mm, "is_oom"):
-        return bool(c.mm.is_oom(exc))
-    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
 
 # ---------------------------------------------------------------- interruption and progress
@@ -126,8 +105,6 @@ def register_model_folders() -> dict[str, list[Path]]:
     (kept first-registered paths from ``extra_model_paths.yaml`` too). Idempotent; cheap enough
     to call from ``INPUT_TYPES`` so that files added while ComfyUI runs show up after a refresh.
     """
-    from pervfi_core import weights
-
     dirs: dict[str, list[Path]] = {}
     c = _comfy()
     for kind in MODEL_FOLDERS:
@@ -147,19 +124,14 @@ def register_model_folders() -> dict[str, list[Path]]:
 
 # ---------------------------------------------------------------- pipeline hooks and loading helpers
 def hooks(total_pairs: int | None = None, label: str = "PerVFI", *, model=None):
-    """:class:`pervfi_core.pipeline_hooks.Hooks` wired to ComfyUI (or the stand-alone fallbacks).
+    """:class:`pervfi_core.pipeline.Hooks` wired to ComfyUI (or the stand-alone fallbacks).
 
-    Frames run on the device and in the float type of ``model``'s weights (else
+    Frames run on the engine's device and in its float type (else
     :func:`torch_device`, float32); blends are parked on :func:`intermediate_device` between the
     blend and decode nodes; progress goes to a ProgressBar per frame pair; every pair checks for
     interruption; out-of-memory errors free the cache and the pipeline retries smaller.
     """
-    from pervfi_core.pipeline_hooks import Hooks
-
-    weight = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
-    device = weight.device if weight is not None else torch_device()
-    dtype = weight.dtype if weight is not None else torch.float32
-
+    device, dtype = (model.device, model.dtype) if model is not None else (torch_device(), torch.float32)
     bar = Progress(total_pairs or 1, label=label)
 
     def progress(done: int, total: int | None) -> None:
@@ -167,18 +139,20 @@ def hooks(total_pairs: int | None = None, label: str = "PerVFI", *, model=None):
             bar.total = max(int(total), 1)
         bar.update(done - bar.done)
 
-    return Hooks(device=device, dtype=dtype, park_device=intermediate_device(), progress=progress,
-                 check_interrupt=check_interrupt, empty_cache=soft_empty_cache, is_oom=is_oom)
-
-
-def resolve_dtype(name: str) -> torch.dtype | None:
-    """Loader dtype choice -> torch dtype; ``"auto"`` asks ComfyUI (fp16 where it is fast) or uses float32."""
-    if name != "auto":
-        return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
     c = _comfy()
-    if c is not None and hasattr(c.mm, "should_use_fp16"):
-        return torch.float16 if c.mm.should_use_fp16(c.mm.get_torch_device()) else torch.float32
-    return torch.float32
+    host = {} if c is None else dict(empty_cache=c.mm.soft_empty_cache, **(
+        {"is_oom": c.mm.is_oom} if hasattr(c.mm, "is_oom") else {}))  # ComfyUI's, else the core's defaults
+    return Hooks(device=device, dtype=dtype, park_device=intermediate_device(), progress=progress,
+                 check_interrupt=check_interrupt, **host)
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    """Loader dtype choice -> torch dtype (the core's rule); for ``auto`` ComfyUI says whether fp16 is fast here."""
+    c = _comfy()
+    half = None
+    if name == "auto" and c is not None and hasattr(c.mm, "should_use_fp16"):
+        half = torch.float16 if c.mm.should_use_fp16(device) else None
+    return engines.pick_dtype(name, device, half=half)
 
 
 def download_progress(label: str):

@@ -5,7 +5,7 @@ from pervfi_core import pipeline
 
 from . import comfy
 from .images import frames_from_image, image_from_frames
-from .stages import FRAMES_TOOLTIP, MODEL_TOOLTIP, SEED_TOOLTIP, TAU_TOOLTIP
+from .stages import FRAMES_TOOLTIP, MODEL_TOOLTIP, seed_widget, tau_widget
 
 
 class PerVFIInterpolate:
@@ -31,10 +31,8 @@ class PerVFIInterpolate:
             "flow_model": ("PERVFI_FLOW_MODEL", {"tooltip": "Motion estimator from 'Load PerVFI Flow Estimator'."}),
             "multiplier": ("INT", {"default": 2, "min": 2, "max": 16, "step": 1,
                                    "tooltip": "Frame-rate multiplier. Output frames: (N-1)·multiplier + 1."}),
-            "tau": ("FLOAT", {"default": 0.3, "min": 0.0, "max": 1.0, "step": 0.01, "display": "slider",
-                              "tooltip": TAU_TOOLTIP}),
-            "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True,
-                             "tooltip": SEED_TOOLTIP}),
+            "tau": tau_widget(),
+            "seed": seed_widget(),
         }}
 
     def interpolate(self, frames, model, flow_model, multiplier, tau, seed):

@@ -7,34 +7,19 @@ that is not on disk is downloaded on first use (progress bar, sha256 and layout 
 """
 from __future__ import annotations
 
-import logging
-
-import torch
-
-from pervfi_core import weights
-from pervfi_core.flow import build_estimator, default_registry
-from pervfi_core.pipeline_models import TRAINING_FREE, load_model
-from pervfi_core.weights_manifest import default_manifest
+from pervfi_core import engines
 
 from . import comfy
 
-log = logging.getLogger(__name__)
-
 CATEGORY = "PerVFI/loaders"
-DEFAULT = "default"
-DTYPES = ("auto", "float32", "float16", "bfloat16")
-FLOW_ESTIMATORS = ("auto", "dis", "gmflow-refine", "gmflow", "raft", "raft-small")
+DEFAULT = engines.DEFAULT
+DTYPES = ("auto", *engines.DTYPES)
 
 
 def checkpoint_choices(kind: str) -> list[str]:
-    """``["default", ("training-free",) <manifest ids of kind>, <other local files>]`` for a loader dropdown."""
-    comfy.register_model_folders()
-    manifest = default_manifest()
-    entries = [e for e in manifest.entries if e.kind == kind and e.available]
-    known_files = {e.filename for e in entries}
-    local = [name for name in weights.list_local(kind) if name.rsplit("/", 1)[-1] not in known_files]
-    engines = [TRAINING_FREE] if kind == "pervfi" else []  # weight-free engines after the default
-    return [DEFAULT, *engines, *(e.id for e in entries), *local]
+    """The loader dropdown of ``kind`` (``pervfi`` or ``pervfi_flow``): the core's catalog, the same the CLI offers."""
+    comfy.register_model_folders()  # files added to the model folders show up after a refresh
+    return engines.model_choices() if kind == "pervfi" else engines.estimator_checkpoints()
 
 
 class PerVFILoadModel:
@@ -71,10 +56,10 @@ class PerVFILoadModel:
 
     def load(self, checkpoint, dtype):
         comfy.register_model_folders()
-        model = load_model(None if checkpoint == DEFAULT else checkpoint, device=comfy.torch_device(),
-                           dtype=comfy.resolve_dtype(dtype) or torch.float32,
-                           progress=comfy.download_progress(f"PerVFI {checkpoint}"),
-                           estimator_option="'Load PerVFI Flow Estimator'")
+        device = comfy.torch_device()
+        model = engines.load_model(checkpoint, device=device, dtype=comfy.resolve_dtype(dtype, device),
+                                   progress=comfy.download_progress(f"PerVFI {checkpoint}"),
+                                   estimator_option="'Load PerVFI Flow Estimator'")
         return (model,)
 
 
@@ -97,7 +82,7 @@ class PerVFILoadFlowModel:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "estimator": (list(FLOW_ESTIMATORS), {
+            "estimator": (list(engines.ESTIMATORS), {
                 "default": "auto",
                 "tooltip": "auto: fastest good choice for this device (no download). dis: OpenCV DIS (CPU, "
                            "no weights). gmflow-refine: pretrained two-scale GMFlow. gmflow, raft, raft-small: "
@@ -112,7 +97,5 @@ class PerVFILoadFlowModel:
 
     def load(self, estimator, checkpoint):
         comfy.register_model_folders()
-        source = default_registry().get(estimator).default_weights if checkpoint == DEFAULT else checkpoint
-        # Resolve first so that a first-use download shows on ComfyUI's progress bar.
-        path = weights.resolve(source, progress=comfy.download_progress(f"PerVFI {source}")) if source else None
-        return (build_estimator(estimator, weights=path, device=comfy.torch_device()),)
+        return (engines.load_estimator(estimator, checkpoint=checkpoint, device=comfy.torch_device(),
+                                       progress=comfy.download_progress(f"PerVFI {estimator} {checkpoint}")),)

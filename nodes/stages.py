@@ -29,6 +29,17 @@ TAU_TOOLTIP = (
 SEED_TOOLTIP = "Seed of the random latent. Same seed and τ = same frames."
 
 
+def tau_widget() -> tuple:
+    lo, hi = pipeline.TAU_RANGE
+    return ("FLOAT", {"default": pipeline.DEFAULT_TAU, "min": lo, "max": hi, "step": 0.01, "display": "slider",
+                      "tooltip": TAU_TOOLTIP})
+
+
+def seed_widget() -> tuple:
+    return ("INT", {"default": pipeline.DEFAULT_SEED, "min": 0, "max": pipeline.MAX_SEED, "control_after_generate": True,
+                    "tooltip": SEED_TOOLTIP})
+
+
 FLOW_TOOLTIP = "Flows of every consecutive frame pair, from 'PerVFI Flow Estimation' on the same frames."
 
 
@@ -164,10 +175,8 @@ class PerVFIFlowDecode:
             "required": {
                 "blend": ("PERVFI_BLEND", {"tooltip": "Blends from 'PerVFI ASB Blend'."}),
                 "model": ("PERVFI_MODEL", {"tooltip": MODEL_TOOLTIP}),
-                "tau": ("FLOAT", {"default": 0.3, "min": 0.0, "max": 1.0, "step": 0.01, "display": "slider",
-                                  "tooltip": TAU_TOOLTIP}),
-                "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True,
-                                 "tooltip": SEED_TOOLTIP}),
+                "tau": tau_widget(),
+                "seed": seed_widget(),
             },
             "optional": {
                 "compare_taus": ("STRING", {
@@ -181,13 +190,16 @@ class PerVFIFlowDecode:
 
     def decode(self, blend, model, tau, seed, compare_taus=""):
         blend = _expect("blend", blend, PerVFIBlend, "'PerVFI ASB Blend'")
-        taus = [float(tau), *parse_numbers("compare_taus", compare_taus)]
-        if any(not 0.0 <= t <= 1.0 for t in taus):
-            raise InputError(f"compare_taus: every τ must lie in [0, 1], got {taus[1:]}")
+        runs = [pipeline.Options(tau=tau, seed=int(seed))]
+        for value in parse_numbers("compare_taus", compare_taus):  # every τ is checked before decoding any
+            try:
+                runs.append(pipeline.Options(tau=value, seed=int(seed)))
+            except InputError as err:
+                raise InputError(f"compare_taus: {err}") from None
         panels = []
-        for value in taus:
+        for options in runs:
             hooks = comfy.hooks(blend.blends.n_frames - 1, "PerVFI decode", model=model)
-            out = pipeline.decode(blend.frames, blend.blends, model, tau=value, seed=int(seed), hooks=hooks)
+            out = pipeline.decode(blend.frames, blend.blends, model, options=options, hooks=hooks)
             panels.append(image_from_frames(out, device=comfy.intermediate_device()))
         return (rearrange(torch.stack(panels), "k b h w c -> b h (k w) c"),)  # τ panels side by side
 

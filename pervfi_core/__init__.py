@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 
 
 def build_model(config: str = "v00", **overrides):
-    """Build a PerVFI model (``"v00"`` or ``"vb"``, or a project config); see :mod:`pervfi_core.model`."""
-    from .model import build_model as _build
+    """Build a PerVFI model (``"v00"`` or ``"vb"``, or a project config); see :mod:`pervfi_core.configs`."""
+    from .configs import build_model as _build
 
     return _build(config, **overrides)

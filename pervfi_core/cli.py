@@ -11,9 +11,9 @@ import sys
 import time
 
 from .errors import PerVFIError
-from .scenes import DEFAULT_THRESHOLD
+from .pipeline.options import BLEND_MAX_PIXELS, DEFAULT_BATCH, DEFAULT_SCENE_THRESHOLD, DEFAULT_SEED, DEFAULT_TAU, \
+    FLOW_MAX_PIXELS
 
-logger = logging.getLogger(__name__)
 
 ENGINE_HELP = (
     "blending engine: 'default' (the project's own PerVFI weights, pervfi-own: shipped, offline, deterministic), "
@@ -92,8 +92,10 @@ def add_interpolate(sub) -> argparse.ArgumentParser:
                       help="frames per input frame: N-1 new frames between each pair (default 2)")
     rate.add_argument("--fps", type=_positive_float, default=None,
                       help="retime to this frame rate instead (any value, e.g. 24 -> 60)")
-    p.add_argument("--tau", type=float, default=0.3, help="sampling temperature of the PerVFI v00 generator (default 0.3)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the v00 generator; frame j uses seed+j (default 0)")
+    p.add_argument("--tau", type=float, default=DEFAULT_TAU,
+                   help=f"sampling temperature of a stochastic engine (pervfi-v00), 0..1 (default {DEFAULT_TAU})")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                   help=f"seed of a stochastic engine; output frame j uses seed+j (default {DEFAULT_SEED})")
     p.add_argument("--model", default="default", help=ENGINE_HELP)
     p.add_argument("--flow", default="auto",
                    help="motion estimator: auto (GMFlow on a GPU, OpenCV DIS on a CPU), dis, gmflow, gmflow-refine, "
@@ -103,12 +105,18 @@ def add_interpolate(sub) -> argparse.ArgumentParser:
                    help="compute precision (default auto = float32)")
     p.add_argument("--input-fps", type=_positive_float, default=None,
                    help="frame rate of a folder of frames (default 25) or override of a video's rate")
-    p.add_argument("--scene-threshold", type=float, default=DEFAULT_THRESHOLD,
-                   help=f"scene-cut sensitivity, 0..1 (default {DEFAULT_THRESHOLD}; 1 disables): pairs across a cut "
-                        "are never blended, the nearer frame is repeated")
-    p.add_argument("--batch-size", type=int, default=4, help="new frames per model call (default 4)")
-    p.add_argument("--max-pixels", type=int, default=None,
-                   help="pixels per model call; larger frames are processed in tiles (default about 1080p)")
+    p.add_argument("--scene-threshold", type=float, default=DEFAULT_SCENE_THRESHOLD,
+                   help=f"scene-cut sensitivity, 0..1 (default {DEFAULT_SCENE_THRESHOLD}; 0 disables): pairs across a "
+                        "cut are never blended, the nearer frame is repeated")
+    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH,
+                   help=f"new frames per model call (default {DEFAULT_BATCH})")
+    p.add_argument("--blend-max-pixels", "--max-pixels", dest="blend_max_pixels", type=int, default=None,
+                   help=f"pixels per blend/decode call (batch x H x W); larger frames are processed in tiles "
+                        f"(default: what the engine allows, at most {BLEND_MAX_PIXELS}; a value above what "
+                        f"the engine allows is lowered to it, and the log says so)")
+    p.add_argument("--flow-max-pixels", type=int, default=FLOW_MAX_PIXELS,
+                   help=f"frames above this many pixels get their motion estimated on a downscaled copy "
+                        f"(default {FLOW_MAX_PIXELS})")
     p.add_argument("--crf", type=int, default=16, help="video quality, lower is better (x264 CRF, default 16)")
     p.add_argument("--overwrite", "-y", action="store_true", help="replace an existing output")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
@@ -117,12 +125,14 @@ def add_interpolate(sub) -> argparse.ArgumentParser:
 
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
-    from .pipeline import BLEND_MAX_PIXELS
-    from .pipeline_hooks import Hooks
-    from .pipeline_loop import RunReport, interpolate_file
-    from .pipeline_models import load_estimator, load_model, pick_device, pick_dtype
+    from .engines import load_estimator, load_model, pick_device, pick_dtype
+    from .pipeline import Hooks, Options
+    from .pipeline.loop import RunReport, interpolate_file
     from .video import open_input, output_kind
 
+    # every option is checked before anything is loaded or read (pipeline/options.py)
+    options = Options(tau=args.tau, seed=args.seed, scene_threshold=args.scene_threshold, batch_size=args.batch_size,
+                      flow_max_pixels=args.flow_max_pixels, blend_max_pixels=args.blend_max_pixels)
     output_kind(args.output)  # reject unknown extensions before loading anything
     open_input(args.input, fps=args.input_fps).close()  # missing/unreadable input: fail fast
     device = pick_device(args.device)
@@ -132,13 +142,10 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     report = RunReport()
     bar = None if args.quiet else ProgressBar(report=report)
     hooks = Hooks(device=device, dtype=dtype, progress=bar)
-    _info(f"engine: {getattr(model, 'name', type(model).__name__)}; motion: {getattr(estimator, 'name', args.flow)}; "
-          f"device: {device}")
+    _info(f"engine: {model.name}; motion: {estimator.name}; device: {device}")
     try:
         report = interpolate_file(args.input, args.output, model, estimator, multiplier=args.multiplier, fps=args.fps,
-                                  input_fps=args.input_fps, tau=args.tau, seed=args.seed,
-                                  scene_threshold=args.scene_threshold, hooks=hooks, batch_size=args.batch_size,
-                                  max_pixels=args.max_pixels or BLEND_MAX_PIXELS, overwrite=args.overwrite,
+                                  input_fps=args.input_fps, options=options, hooks=hooks, overwrite=args.overwrite,
                                   crf=args.crf, report=report)
     finally:
         if bar is not None:
@@ -161,8 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--verbose", "-v", action="store_true", help="log details (and tracebacks of unexpected errors)")
     sub = parser.add_subparsers(dest="command", required=True)
     add_interpolate(sub)
-    from . import weights_cli
     from .train import cli as train_cli
+    from .weights import cli as weights_cli
 
     weights_cli.register(sub)
     train_cli.register(sub)

@@ -14,7 +14,6 @@ Submodule names are the official key prefixes, so official checkpoints load stri
 """
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -24,23 +23,23 @@ from torch import nn
 
 from .asb import AttentionMerge, DeformableAlign, FeaturePyramid, forward_warp
 from .checks import as_timesteps, check_flow, check_image, check_same_shape
-from .errors import ArchitectureMismatchError, InputError
+from .engines import EngineInfo
+from .errors import ArchitectureMismatchError, InputError, WeightsError
 from .generator import CondFlowNet, MultiscaleFuse, VBDecoder
 from .ops.padding import Padding, padding_for
-
-logger = logging.getLogger(__name__)
+from .weights.layout import detect
 
 SIZE_MULTIPLE = 8  # three 2x levels in the generator (and the pyramid's 1/4 level)
 DECODERS = {"flow": "condFLownet", "vb": "generator"}  # decoder kind -> official key prefix
-CONFIGS = {  # config name -> decoder kind; "pervfi-*" are the weights-manifest architecture ids
-    "v00": "flow", "pervfi-v00": "flow",
-    "vb": "vb", "pervfi-vb": "vb",
-}
 
 
 @dataclass
 class Blend:
-    """Output of :meth:`PerVFI.blend`, input of :meth:`PerVFI.decode` (reusable for many τ / seeds).
+    """Output of an engine's ``blend``, input of its ``decode`` (reusable for many τ / seeds).
+
+    For :class:`PerVFI` the conditions of the generator; for the training-free engine
+    (:mod:`pervfi_core.training_free`) ``conds`` = [the blended image (B, 3, H, W) in [0, 1]] and
+    ``masks`` = [its fill mask], with no padding.
 
     conds: the fused conditions c, finest first, on the padded grid of size (Hp, Wp):
         [(B, 35, Hp/2, Wp/2), (B, 64, Hp/4, Wp/4), (B, 96, Hp/8, Wp/8)] for the official models.
@@ -78,6 +77,12 @@ class Blend:
         move = lambda x: x.to(device=device, dtype=dtype)  # noqa: E731
         return replace(self, conds=[move(c) for c in self.conds], masks=[move(m) for m in self.masks],
                        base=None if self.base is None else move(self.base))
+
+    def select(self, start: int, stop: int) -> "Blend":
+        """The blends of samples ``start:stop`` of the batch (views, no copy)."""
+        cut = lambda x: x[start:stop]  # noqa: E731
+        return replace(self, conds=[cut(c) for c in self.conds], masks=[cut(m) for m in self.masks],
+                       base=None if self.base is None else cut(self.base))
 
     def nbytes(self) -> int:
         extra = () if self.base is None else (self.base,)
@@ -119,6 +124,7 @@ class PerVFI(nn.Module):
         if base is not None:  # only then: official configs keep exactly the official config keys
             self.config["base"] = base
         self.base = base
+        self.info = EngineInfo(id=self.arch, architecture=self.arch, config=dict(self.config))  # loaders refine it
         self.featurePyramid = FeaturePyramid(channels=tuple(encoder_channels), metric_rows=tuple(metric_rows))
         levels = self.featurePyramid.level_channels
         self.deformableAlign = DeformableAlign(channels=levels, groups=tuple(dcn_groups))
@@ -145,8 +151,23 @@ class PerVFI(nn.Module):
         return self.decoder == "flow"
 
     @property
+    def name(self) -> str:
+        """What reports call this engine: the manifest id or file it was loaded from, else its architecture."""
+        return self.info.id
+
+    @property
     def size_multiple(self) -> int:
         return SIZE_MULTIPLE
+
+    @property
+    def device(self) -> torch.device:
+        """Where blend() computes (the decoder may differ only in dtype)."""
+        return self._param().device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The float type blend() computes in (:meth:`set_blend_dtype`)."""
+        return self._param().dtype
 
     # Pixels (batch x H x W) per blend+decode call that the pipeline tiles larger frames down to: the
     # official v00 peaks at about 4.6 GB for 1280x720 in float32 on a CPU (bench/bench_core.py), mostly
@@ -276,7 +297,10 @@ class PerVFI(nn.Module):
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         """Official key names (no ``module.`` prefix). A checkpoint of the other decoder, or of another
         network, raises :class:`ArchitectureMismatchError` naming both architectures."""
-        found = _detect(state_dict)
+        try:
+            found = detect(state_dict)[0]
+        except WeightsError as exc:
+            found = f"not a PerVFI checkpoint ({exc})"
         if found != self.arch:
             raise ArchitectureMismatchError(
                 f"checkpoint is {found}, but this model is {self.arch}; build the model that matches the "
@@ -289,20 +313,3 @@ class PerVFI(nn.Module):
                 f"checkpoint is a {found} with a different configuration than this model "
                 f"({self.config}): {exc}"
             ) from None
-
-
-def _detect(state_dict) -> str:
-    keys = list(state_dict)
-    if any(k.startswith("condFLownet.") for k in keys):
-        return "pervfi-v00"
-    if any(k.startswith("generator.") for k in keys):
-        return "pervfi-vb"
-    return f"not a PerVFI checkpoint (first keys: {keys[:3]})"
-
-
-def build_model(config: str = "v00", **overrides) -> PerVFI:
-    """A PerVFI model with random weights: ``"v00"`` / ``"pervfi-v00"`` (normalizing flow) or ``"vb"`` /
-    ``"pervfi-vb"`` (deterministic decoder). Keyword overrides (see :class:`PerVFI`) make smaller configs."""
-    if config not in CONFIGS:
-        raise InputError(f"config: expected one of {tuple(CONFIGS)}, got {config!r}")
-    return PerVFI(decoder=CONFIGS[config], **overrides).eval()

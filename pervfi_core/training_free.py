@@ -35,38 +35,21 @@ frame needs the shorter warp, so fewer pixels are misplaced by flow errors and f
 """
 from __future__ import annotations
 
-import logging
 import math
-from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .checks import as_timesteps, check_flow, check_image, check_same_shape
+from .engines import EngineInfo
 from .errors import InputError
+from .model import Blend
+from .ops.padding import padding_for
 from .ops.softsplat import softsplat
 
-logger = logging.getLogger(__name__)
 
 PRIMARY_CHOICES = ("nearer", "frame0")
-
-
-@dataclass
-class ImageBlend:
-    """Result of :meth:`TrainingFreeVFI.blend`, shaped like the model's ``Blend``.
-
-    ``conds`` = [blended image (B,3,H,W) in [0,1]]; ``masks`` = [quasi-binary fill mask (B,1,H,W)
-    in [0,1], 1 = taken from the non-primary frame]; ``size`` = (H, W).
-    """
-
-    conds: list
-    masks: list
-    size: tuple
-
-    def to(self, device=None, dtype=None) -> "ImageBlend":
-        move = lambda x: x.to(device=device, dtype=dtype)  # noqa: E731
-        return replace(self, conds=[move(c) for c in self.conds], masks=[move(m) for m in self.masks])
 
 
 def _backward_warp_border(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
@@ -126,6 +109,8 @@ class TrainingFreeVFI(nn.Module):
     name = "training-free"
     stochastic = False
     size_multiple = 1
+    max_pixels = None  # a few hundred bytes per pixel: no budget of its own beyond the pipeline's
+    dtype = torch.float32  # computes in the frames' dtype; float32 is what the pipeline hands it
 
     def __init__(self, *, primary: str = "nearer", alpha: float = 5.0, min_density: float = 0.5, dilate: int = 2,
                  soften: int = 2, sharpen: float = 0.5, sharpen_sigma: float = 0.7):
@@ -134,6 +119,15 @@ class TrainingFreeVFI(nn.Module):
             raise InputError(f"primary: expected one of {PRIMARY_CHOICES}, got {primary!r}")
         self.primary, self.alpha, self.min_density = primary, alpha, min_density
         self.dilate, self.soften, self.sharpen, self.sharpen_sigma = dilate, soften, sharpen, sharpen_sigma
+        self.info = EngineInfo(id=self.name, architecture=self.name, config=dict(
+            primary=primary, alpha=alpha, min_density=min_density, dilate=dilate, soften=soften, sharpen=sharpen,
+            sharpen_sigma=sharpen_sigma))
+        # no parameters: an empty buffer follows .to(device), so the engine knows where it runs
+        self.register_buffer("_where", torch.empty(0), persistent=False)
+
+    @property
+    def device(self) -> torch.device:
+        return self._where.device
 
     def _metric(self, a: torch.Tensor, b: torch.Tensor, flow_ab: torch.Tensor) -> torch.Tensor:
         """Softmax-splatting weight log: -alpha · brightness-constancy error, (B,1,H,W), clipped."""
@@ -161,7 +155,7 @@ class TrainingFreeVFI(nn.Module):
         o_t = _backward_warp_border(o, fill_holes(flow_to_o, reached))
         return p_t * (1 - mask) + o_t * mask, mask  # Eq. (9)
 
-    def blend(self, img0, img1, fflow, bflow, t) -> ImageBlend:
+    def blend(self, img0, img1, fflow, bflow, t) -> Blend:
         """Images (B,3,H,W) in [0,1], flows (B,2,H,W) in px (F0->1 on frame 0, F1->0 on frame 1), t float or (B,)."""
         check_image("img0", img0)
         check_image("img1", img1)
@@ -178,12 +172,13 @@ class TrainingFreeVFI(nn.Module):
         if self.sharpen > 0:  # compensate the resampling blur of warping (none at t = 0 or 1: no warp)
             amount = self.sharpen * ((s > 0) & (s < 1)).to(image.dtype)
             image = image + amount * (image - gaussian_blur(image, self.sharpen_sigma))
-        return ImageBlend(conds=[image.clamp(0, 1)], masks=[mask], size=tuple(img0.shape[-2:]))
+        size = tuple(img0.shape[-2:])  # no padding: the image-space engine takes any size
+        return Blend(conds=[image.clamp(0, 1)], masks=[mask], size=size, padding=padding_for(size, 1))
 
-    def decode(self, b: ImageBlend, tau: float = 0.3, seed: int | None = 0, z=None) -> torch.Tensor:
+    def decode(self, b: Blend, tau: float = 0.3, seed: int | None = 0, z=None) -> torch.Tensor:
         """(B,3,H,W) in [0,1]; deterministic (``tau``, ``seed``, ``z`` accepted for interface parity)."""
-        if not isinstance(b, ImageBlend):
-            raise InputError(f"decode: expected the ImageBlend returned by blend(), got {type(b).__name__}")
+        if not isinstance(b, Blend):
+            raise InputError(f"decode: expected the Blend returned by blend(), got {type(b).__name__}")
         return b.conds[0].clamp(0, 1)
 
     def forward(self, img0, img1, fflow, bflow, t) -> torch.Tensor:

@@ -10,8 +10,7 @@ import pytest
 from pervfi_core.cli import main
 from pervfi_core.video import VideoReader, probe
 
-sys.path.insert(0, str(Path(__file__).parent / "pipeline"))
-from pipeline_helpers import make_clip  # noqa: E402
+from testkit.clips import make_clip
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,7 +85,7 @@ def test_bad_rates_are_usage_errors(tmp_path, clip, capsys, flag):
 
 
 def test_ctrl_c_stops_cleanly_without_output(tmp_path, clip, capsys, monkeypatch):
-    import pervfi_core.pipeline_loop as loop
+    import pervfi_core.pipeline.stages as stages
 
     calls = []
 
@@ -96,8 +95,8 @@ def test_ctrl_c_stops_cleanly_without_output(tmp_path, clip, capsys, monkeypatch
             raise KeyboardInterrupt
         return original(*args, **kwargs)
 
-    original = loop.interpolate_pair
-    monkeypatch.setattr(loop, "interpolate_pair", interrupted)
+    original = stages.interpolate_pair
+    monkeypatch.setattr(stages, "interpolate_pair", interrupted)
     rc, err = _run(capsys, clip, tmp_path / "out.mp4")
     assert rc == 130 and "interrupted" in err
     assert list(tmp_path.iterdir()) == []

@@ -7,7 +7,6 @@ summation-order noise, whichever is larger) from tolerances.json; binary masks i
 """
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
@@ -19,17 +18,6 @@ from pervfi_core.ops.softsplat import softsplat
 
 OUTPUT_TOL = 1e-4
 LEVELS = range(3)
-
-
-@pytest.fixture(scope="module")
-def tolerance(parity_dir):
-    table = json.loads((parity_dir / "tolerances.json").read_text())
-
-    def get(file: str, name: str) -> float:
-        entry = table[f"{file}.safetensors"][name]
-        return 10 * max(entry.get("fp64_max_abs", 0.0), entry.get("splat_order_max_abs", 0.0))
-
-    return get
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +78,7 @@ def _stages(model, inputs, t):
 
 @pytest.mark.parametrize("arch", ["v00", "vb"])
 @pytest.mark.parametrize("t", [0.5, 0.25])
-def test_every_intermediate_and_output(load_parity, models, inputs, tolerance, arch, t):
+def test_every_intermediate_and_output(load_parity, models, inputs, fp64_tolerance, arch, t):
     file = f"pervfi_{arch}_t{t}"
     ref, model = load_parity(file), models[arch]
     staged = _stages(model, inputs, t)
@@ -100,7 +88,7 @@ def test_every_intermediate_and_output(load_parity, models, inputs, tolerance, a
             if "bmask" in name:
                 assert torch.equal(staged[name], ref[name]), name
             else:
-                _check(staged[name], ref, name, tolerance(file, name))
+                _check(staged[name], ref, name, fp64_tolerance(file, name))
             checked += 1
     assert checked >= (len(ref) - 5 if t == 0.5 and arch == "v00" else 25)
     with torch.no_grad():
@@ -113,24 +101,24 @@ def test_every_intermediate_and_output(load_parity, models, inputs, tolerance, a
         else:
             raw, raw_name = model.generator(blend.conds), "vb.generator_out"
         pred = model.decode(blend, z=_zs(inputs))
-    _check(raw, ref, raw_name, tolerance(file, raw_name))
+    _check(raw, ref, raw_name, fp64_tolerance(file, raw_name))
     _check((raw + 1) / 2, ref, "out.pred", OUTPUT_TOL)
     _check(pred, ref, "out.pred_clamped", OUTPUT_TOL)
 
 
 @torch.no_grad()
-def test_encode(load_parity, models, inputs, tolerance):
+def test_encode(load_parity, models, inputs, fp64_tolerance):
     ref, model, file = load_parity("pervfi_v00_encode_t0.5"), models["v00"], "pervfi_v00_encode_t0.5"
     blend = model.blend(inputs["img0"], inputs["img1"], inputs["fflow"], inputs["bflow"], 0.5)
     nll, zs = model.encode(blend, inputs["gt"], standardize=False)
     log_p, logdet, _ = model.condFLownet.encode(inputs["gt"] * 2 - 1, blend.conds)
-    _check(nll, ref, "nll", tolerance(file, "nll"))
-    _check(log_p, ref, "log_p_raw", tolerance(file, "log_p_raw"))
-    _check(logdet, ref, "logdet_raw", tolerance(file, "logdet_raw"))
+    _check(nll, ref, "nll", fp64_tolerance(file, "nll"))
+    _check(log_p, ref, "log_p_raw", fp64_tolerance(file, "log_p_raw"))
+    _check(logdet, ref, "logdet_raw", fp64_tolerance(file, "logdet_raw"))
     torch.testing.assert_close(-(log_p + logdet) / (math.log(2) * 64 * 96), nll, atol=1e-6, rtol=0)
     for i in LEVELS:
-        _check(zs[i], ref, f"zs_enc.{i}", tolerance(file, f"zs_enc.{i}"))
-        _check(blend.masks[2 - i], ref, f"out.smasks.{i}", tolerance(file, f"out.smasks.{i}"))
+        _check(zs[i], ref, f"zs_enc.{i}", fp64_tolerance(file, f"zs_enc.{i}"))
+        _check(blend.masks[2 - i], ref, f"out.smasks.{i}", fp64_tolerance(file, f"out.smasks.{i}"))
     # encode_decode with given / seeded zs is decode with those zs
     _check((model.condFLownet.decode(blend.conds, _zs(inputs)) + 1) / 2, ref, "encdec_given_zs.pred", OUTPUT_TOL)
     _check((model.condFLownet.decode(blend.conds, _zs(ref, "encdec_seeded.zs.")) + 1) / 2, ref,

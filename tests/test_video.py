@@ -10,8 +10,7 @@ import pytest
 from pervfi_core.errors import InputError
 from pervfi_core.video import (FrameFolderReader, VideoReader, open_input, open_output, output_kind, probe)
 
-sys.path.insert(0, str(Path(__file__).parent / "pipeline"))
-from pipeline_helpers import SAMPLE, make_clip  # noqa: E402
+from testkit.clips import SAMPLE, make_clip
 
 
 def test_probe_and_read_sample():

@@ -14,13 +14,11 @@ Official key layout (prefix ``attentionMerge.``): ``softbinary.<level>`` with ``
 """
 from __future__ import annotations
 
-import logging
 
 import torch
 from einops import rearrange
 from torch import nn
 
-logger = logging.getLogger(__name__)
 
 TRAIN_NOISE = 0.01  # amplitude of the uniform training noise added to the soft mask
 

@@ -11,7 +11,6 @@ direct resizing differ: the cascade is what the official model does.
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import torch
@@ -19,7 +18,6 @@ import torch.nn.functional as F
 
 from ..ops.softsplat import EPSILON, softsplat
 
-logger = logging.getLogger(__name__)
 
 METRIC_CLIP = 20.0  # |metric| bound before exp() in the splat (official value)
 HOLE_THRESHOLD = 0.5  # "avg"-splatted ones at or below this are holes (Eq. 6)

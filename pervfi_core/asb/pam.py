@@ -13,7 +13,6 @@ keyed ``l2``, ``l1``, ``l0``; ``deform_conv.l*`` holds ``conv_offset`` and ``dco
 """
 from __future__ import annotations
 
-import logging
 
 import torch
 import torch.nn.functional as F
@@ -22,7 +21,6 @@ from torch import nn
 from ..ops.deform_conv import DeformConv2d
 from .forward_warp import resize
 
-logger = logging.getLogger(__name__)
 
 SLOPE = 0.1  # leaky ReLU slope of the official alignment module
 

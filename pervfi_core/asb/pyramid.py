@@ -9,15 +9,11 @@ Module and key names follow the official checkpoint (``featurePyramid.netEncode.
 """
 from __future__ import annotations
 
-import logging
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..ops.warp import backward_warp
-
-logger = logging.getLogger(__name__)
 
 
 def _conv(cin: int, cout: int, *, stride: int = 1, kernel: int = 3) -> nn.Conv2d:

@@ -17,7 +17,6 @@ RGB frames too, so converting here alone would only move the error downstream.
 from __future__ import annotations
 
 import itertools
-import logging
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +26,6 @@ from ..checks import check_image, check_same_shape
 from ..errors import InputError, PerVFIError
 from ..ops.padding import pad_to_multiple
 
-logger = logging.getLogger(__name__)
 
 _CHANNEL_HINTS = {
     1: "grayscale input: repeat it to RGB first, e.g. x.expand(-1, 3, -1, -1)",

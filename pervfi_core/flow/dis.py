@@ -8,7 +8,6 @@ computed separately with the ``PRESET_MEDIUM`` parameters. OpenCV is an optional
 """
 from __future__ import annotations
 
-import logging
 
 import numpy as np
 import torch
@@ -16,7 +15,6 @@ import torch
 from ..errors import PerVFIError
 from .base import FlowEstimator
 
-logger = logging.getLogger(__name__)
 
 #: OpenCV's DIS refuses images smaller than 12 px; smaller frames are edge-padded up to this.
 MIN_SIDE = 16

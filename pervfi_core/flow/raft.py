@@ -16,7 +16,6 @@ once the ``module.`` prefix is stripped), so they load with ``load_state_dict(st
 """
 from __future__ import annotations
 
-import logging
 
 import torch
 import torch.nn.functional as F
@@ -29,7 +28,6 @@ from .raft_corr import CorrBlock
 from .raft_extractor import BasicEncoder, SmallEncoder
 from .raft_update import BasicUpdateBlock, SmallUpdateBlock
 
-logger = logging.getLogger(__name__)
 
 #: The network works at 1/8 resolution: inputs must be multiples of this.
 DOWNSAMPLE = 8

@@ -15,14 +15,11 @@ backward direction) need twice that.
 """
 from __future__ import annotations
 
-import logging
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
-
-logger = logging.getLogger(__name__)
 
 
 def corr_planes(*, levels: int, radius: int) -> int:

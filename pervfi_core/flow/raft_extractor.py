@@ -18,12 +18,10 @@ so both key sets exist in the state dict and hold identical values.
 """
 from __future__ import annotations
 
-import logging
 
 import torch
 from torch import nn
 
-logger = logging.getLogger(__name__)
 
 NORMS = ("instance", "batch", "none")
 

@@ -13,12 +13,9 @@ Names follow the official checkpoints (``encoder.convc1``, ``gru.convz1``, ``flo
 """
 from __future__ import annotations
 
-import logging
 
 import torch
 from torch import nn
-
-logger = logging.getLogger(__name__)
 
 
 class ConvGRU(nn.Module):

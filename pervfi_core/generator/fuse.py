@@ -13,14 +13,10 @@ branch (concatenated with the level-2 stem through ``extra2``); stage3 = three-b
 """
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-
-log = logging.getLogger(__name__)
 
 
 def _conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:

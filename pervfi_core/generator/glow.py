@@ -13,7 +13,6 @@ For the official v00 (in_channels 3, L = 3) on an H×W image:
 """
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import torch
@@ -30,8 +29,6 @@ from .glow_layers import (
     gaussian_sample,
     invconv_then_actnorm_decode,
 )
-
-log = logging.getLogger(__name__)
 
 
 class FlowBlock(nn.Module):

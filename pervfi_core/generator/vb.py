@@ -6,14 +6,11 @@ Replaces the normalizing flow by a plain coarse-to-fine CNN on the same conditio
 """
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-log = logging.getLogger(__name__)
 
 
 class ConvReluConv(nn.Module):

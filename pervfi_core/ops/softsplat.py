@@ -17,7 +17,6 @@ splatted in float32 (sums of many small weights) and cast back.
 """
 from __future__ import annotations
 
-import logging
 
 import torch
 from einops import rearrange
@@ -25,7 +24,6 @@ from torch import nn
 
 from ..errors import InputError
 
-logger = logging.getLogger(__name__)
 
 EPSILON = 1e-7  # added to the normaliser (in the working dtype, float32 for float32 inputs)
 _BASE_MODES = ("sum", "avg", "linear", "soft")

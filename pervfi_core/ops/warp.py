@@ -7,15 +7,12 @@ along F0->1. Convention of the official code: bilinear sampling with zero paddin
 """
 from __future__ import annotations
 
-import logging
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
-
-logger = logging.getLogger(__name__)
 
 
 def backward_warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,7 @@ of the synthetic ones when ``--synthetic`` is given, else of the last clip.
 
 Writes ``OUT/last.pt`` (resumable: run the same command again), ``OUT/metrics.jsonl`` and, with
 ``--export``, safetensors weights whose metadata rebuilds the model
-(:func:`pervfi_core.train.configs.model_from_metadata`). The same command runs on a GPU with
+(:func:`pervfi_core.configs.model_from_metadata`). The same command runs on a GPU with
 ``--device cuda --amp --workers N``, and on N GPUs with ``torchrun --nproc_per_node N -m pervfi_core
 train ...`` (DDP).
 """
@@ -101,7 +101,7 @@ def _read_frames(path: Path) -> torch.Tensor:
 
 
 def run(args) -> int:
-    from .configs import build_config
+    from ..configs import build_model
     from .loop import TrainConfig, train
 
     if args.patch % 8:
@@ -116,11 +116,11 @@ def run(args) -> int:
     if args.clip and not [n for n in flow_names if n != "exact"]:
         raise InputError("--clip needs an estimator in --flows besides 'exact' (real footage has no true motion)")
     torch.manual_seed(args.seed)
-    model = build_config(args.config)
+    model = build_model(args.config)
     if args.init:
-        from .configs import load_trained
+        from ..engines import load_model
 
-        start = load_trained(args.init)
+        start = load_model(args.init)
         if start.config != model.config:
             raise InputError(f"--init {args.init}: its config {start.config} is not --config {args.config} "
                              f"({model.config}); pass the config it was trained with")
@@ -158,8 +158,8 @@ def run(args) -> int:
 
 def export(model, config_name: str, dest: str | Path, *, extra: dict | None = None) -> Path:
     """Write ``model``'s weights as safetensors with the metadata that rebuilds it (see configs)."""
-    from ..weights_io import write_safetensors
-    from .configs import config_metadata
+    from ..configs import config_metadata
+    from ..weights.io import write_safetensors
 
     sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     meta = {**config_metadata(model, config_name), **{k: json.dumps(v, sort_keys=True) for k, v in (extra or {}).items()}}

@@ -20,11 +20,6 @@ VARIANTS = {"raft": False, "raft_small": True}
 FLOW_ATOL = 1e-3  # px, the README's suggested tolerance for RAFT flows
 
 
-@pytest.fixture(scope="module")
-def tolerances(parity_dir):
-    return json.loads((parity_dir / "tolerances.json").read_text())
-
-
 @pytest.fixture(scope="module", params=list(VARIANTS))
 def variant(request, parity_dir):
     """(name, model with the fixture weights loaded strictly, fixture outputs)."""

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import sys
 import types
-from pathlib import Path
 
 import pytest
 import torch
 
-from pervfi_node_helpers import CLIP
+from testkit.nodes import CLIP
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +35,7 @@ def clip() -> torch.Tensor:
 def fake_comfyui(tmp_path, monkeypatch):
     """Minimal stand-ins for comfy.model_management, comfy.utils and folder_paths; records calls."""
     from nodes import comfy as rt
-    from pervfi_core.weights_fetch import clear_model_dirs
+    from pervfi_core.weights.fetch import clear_model_dirs
 
     calls = types.SimpleNamespace(interrupt_checks=0, progress=[], interrupt_after=None)
 

@@ -10,7 +10,7 @@ import json
 import pytest
 
 import nodes
-from pervfi_node_helpers import ROOT, validate_inputs
+from testkit.nodes import ROOT, validate_inputs
 
 WORKFLOWS = ROOT / "example_workflows"
 NAMES = sorted(p.stem for p in (WORKFLOWS / "api").glob("*.json"))

@@ -13,7 +13,7 @@ from nodes.interpolate import PerVFIInterpolate
 from nodes.loaders import PerVFILoadFlowModel, PerVFILoadModel
 from nodes.stages import PerVFIASBBlend, PerVFIFlowDecode, PerVFIFlowEstimation, PerVFIFlowToImage
 from pervfi_core.errors import InputError
-from pervfi_node_helpers import ROOT, run_node
+from testkit.nodes import ROOT, run_node
 
 
 # ---------------------------------------------------------------- the contract ComfyUI relies on
@@ -248,7 +248,7 @@ def test_out_of_memory_goes_through_the_host_hooks(clip, fake_comfyui):
     def exhausted(img0, img1):
         raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    from pervfi_core.pipeline_hooks import OutOfMemory
+    from pervfi_core.pipeline import OutOfMemory
 
     with pytest.raises(OutOfMemory, match="out of memory"):
         run_node(PerVFIFlowEstimation, frames=clip, flow_model=exhausted)

@@ -5,14 +5,14 @@ import weakref
 import numpy as np
 import pytest
 import torch
-from pipeline_helpers import LinearBlend, ZeroFlow, clip_frames, make_clip  # noqa: F401 (fixture)
+from testkit.clips import LinearBlend, ZeroFlow, make_clip
 
 from pervfi_core import pipeline
 from pervfi_core.errors import InputError
-from pervfi_core.pipeline_hooks import Hooks
-from pervfi_core.pipeline_loop import RunReport, interpolate_file, interpolate_frames
-from pervfi_core.pipeline_schedule import Retime
-from pervfi_core.scenes import cut_scores, detect_cuts
+from pervfi_core.pipeline import Hooks
+from pervfi_core.pipeline.loop import RunReport, interpolate_file, interpolate_frames
+from pervfi_core.pipeline.schedule import Retime
+from pervfi_core.pipeline.scenes import cut_scores, is_cut
 
 
 class _Tracked(np.ndarray):
@@ -65,7 +65,7 @@ def _two_scenes(h=32, w=48):
 
 def test_scene_cut_is_detected_and_never_blended():
     frames = torch.stack(_two_scenes())
-    assert detect_cuts(frames) == [2]
+    assert [i for i in range(len(frames) - 1) if is_cut(frames[i:i + 1], frames[i + 1:i + 2])] == [2]
     assert float(cut_scores(frames[:1], frames[1:2])[0]) < 0.2
     out = pipeline.interpolate(frames, LinearBlend(), ZeroFlow(), 4)
     a_colours, b_colours = frames[:3], frames[3:]

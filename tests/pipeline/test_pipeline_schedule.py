@@ -4,7 +4,7 @@ from fractions import Fraction
 import pytest
 
 from pervfi_core.errors import InputError
-from pervfi_core.pipeline_schedule import ExplicitTimesteps, Retime, as_schedule, timesteps_for_multiplier
+from pervfi_core.pipeline.schedule import ExplicitTimesteps, Retime, as_schedule
 
 
 @pytest.mark.parametrize("n,mult", [(2, 2), (2, 4), (5, 2), (5, 3), (40, 8)])
@@ -63,4 +63,4 @@ def test_explicit_timesteps():
     for bad in ([0.5, 0.25], [0.0], [1.0], [], ["x"]):
         with pytest.raises(InputError):
             ExplicitTimesteps(bad)
-    assert timesteps_for_multiplier(4) == [0.25, 0.5, 0.75]
+    assert [float(tg.t) for tg in Retime(multiplier=4).targets_in_pair(0)[1:]] == [0.25, 0.5, 0.75]

@@ -1,11 +1,12 @@
 """The stage functions (estimate_flow -> blend -> decode), the fused path, hooks, OOM fallback, tiles."""
 import pytest
 import torch
-from pipeline_helpers import LinearBlend, ZeroFlow
+from testkit.clips import LinearBlend, ZeroFlow
 
 from pervfi_core import pipeline
 from pervfi_core.errors import InputError
-from pervfi_core.pipeline_hooks import Hooks, OutOfMemory, run_tiled, tile_boxes
+from pervfi_core.pipeline import Hooks, OutOfMemory
+from pervfi_core.pipeline.tiling import run_tiled, tile_boxes
 
 
 def _frames(n=4, h=12, w=20):
@@ -81,7 +82,7 @@ def test_tiles_cover_once_and_stitch_exactly():
 def test_large_frames_are_processed_in_tiles_within_the_pixel_budget():
     x = _frames(2, 200, 300)
     model = LinearBlend(fail_pixels_above=200 * 200)  # every call must stay within (tile + context)^2
-    out = pipeline.interpolate(x, model, ZeroFlow(), 2, max_pixels=100 * 100)
+    out = pipeline.interpolate(x, model, ZeroFlow(), 2, blend_max_pixels=100 * 100)
     assert len(model.batches) > 1
     assert torch.allclose(out, pipeline.interpolate(x, LinearBlend(), ZeroFlow(), 2))
 
@@ -90,7 +91,7 @@ def test_a_model_can_ask_for_smaller_calls_than_max_pixels():
     x = _frames(2, 200, 300)
     model = LinearBlend(fail_pixels_above=200 * 200)
     model.max_pixels = 100 * 100  # like PerVFI.max_pixels: the model's own per-call budget wins
-    out = pipeline.interpolate(x, model, ZeroFlow(), 2, max_pixels=10**9)
+    out = pipeline.interpolate(x, model, ZeroFlow(), 2, blend_max_pixels=10**9)
     assert len(model.batches) > 1
     assert torch.allclose(out, pipeline.interpolate(x, LinearBlend(), ZeroFlow(), 2))
 
@@ -197,13 +198,42 @@ def test_frames_above_the_budget_are_blended_in_tiles_and_decode_like_the_fused_
     calls = []
     blend_fn = model.blend
     model.blend = lambda *a, **k: calls.append(a[0].shape[-2] * a[0].shape[-1]) or blend_fn(*a, **k)
-    blends = pipeline.blend(x, flows, model, 2, max_pixels=budget)
+    blends = pipeline.blend(x, flows, model, 2, blend_max_pixels=budget)
     item = blends.items[0].blend
     assert isinstance(item, pipeline.TiledBlend) and len(item.tiles) == len(calls) > 1
     split = pipeline.decode(x, blends, model, tau=0.3, seed=3)
-    fused = pipeline.interpolate(x, model, est, 2, tau=0.3, seed=3, max_pixels=budget)
+    fused = pipeline.interpolate(x, model, est, 2, tau=0.3, seed=3, blend_max_pixels=budget)
     torch.testing.assert_close(split, fused, atol=1e-5, rtol=0)
     assert blends.masks[0].shape == (1, 1, 100, 140) and max(calls) <= (64 + 2 * 32) ** 2
     if engine == "training-free":  # a local engine: tiles with context give the untiled frame
-        whole = pipeline.decode(x, pipeline.blend(x, flows, model, 2, max_pixels=None), model)
+        whole = pipeline.decode(x, pipeline.blend(x, flows, model, 2, blend_max_pixels=None), model)
         torch.testing.assert_close(split, whole, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("failing", [dict(fail_above=1), dict(fail_pixels_above=200 * 200)])
+def test_split_stages_share_the_fused_paths_out_of_memory_policy(failing):
+    """Blend retries in smaller batches, then in tiles, exactly like interpolate; the frames are the same."""
+    frames = torch.rand(1, 3, 256, 320).expand(3, -1, -1, -1) * torch.tensor([1.0, 0.9, 0.8]).view(3, 1, 1, 1)
+    est = ZeroFlow()
+    flows = pipeline.estimate_flow(frames, est)
+    hooks = Hooks()
+    split = pipeline.decode(frames, pipeline.blend(frames, flows, LinearBlend(**failing), 4, hooks=hooks, scene_threshold=0),
+                            LinearBlend())
+    fused = pipeline.interpolate(frames, LinearBlend(**failing), est, 4, scene_threshold=0)
+    assert any("out of memory" in line for line in hooks.log)
+    assert torch.allclose(split, fused, atol=1e-6) and split.shape[0] == 9
+
+
+def test_decode_retries_a_batch_that_does_not_fit_one_frame_at_a_time():
+    frames = torch.rand(2, 3, 16, 16)
+    blends = pipeline.blend(frames, pipeline.estimate_flow(frames, ZeroFlow()), LinearBlend(), 4, scene_threshold=0)
+
+    class DecodeOneAtATime(LinearBlend):
+        def decode(self, b, tau=0.3, seed=0, z=None):
+            if b.batch > 1:
+                raise torch.OutOfMemoryError("CUDA out of memory (fake)")
+            return super().decode(b)
+
+    hooks = Hooks()
+    out = pipeline.decode(frames, blends, DecodeOneAtATime(), hooks=hooks)
+    assert torch.allclose(out, pipeline.decode(frames, blends, LinearBlend())) and "batches of 1" in hooks.log[-1]

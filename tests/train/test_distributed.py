@@ -6,7 +6,7 @@ import socket
 import torch
 import torch.multiprocessing as mp
 
-from pervfi_core.train.configs import build_config
+from pervfi_core.configs import build_model
 from pervfi_core.train.data import SyntheticTriplets
 from pervfi_core.train.loop import TrainConfig, train
 
@@ -27,7 +27,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
     torch.set_num_threads(1)
     torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
     torch.manual_seed(rank)  # different initial weights per rank: rank 0's must win
-    model = build_config("tiny")
+    model = build_model("tiny")
     ds = SyntheticTriplets(_photos(), length=9, size=(16, 16), max_shift=2.0)
     cfg = TrainConfig(steps=2, batch_size=2, val_fraction=0.1, val_every=100, ckpt_every=100, lr=1e-3)
     records = train(model, ds, cfg, out, flows=_zero_flows)

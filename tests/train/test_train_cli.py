@@ -8,7 +8,8 @@ import torch
 
 from pervfi_core.errors import InputError
 from pervfi_core.train import cli
-from pervfi_core.train.configs import CONFIGS, build_config, config_metadata, load_trained, model_from_metadata
+from pervfi_core.configs import CONFIGS, build_model, config_metadata, model_from_metadata
+from pervfi_core.engines import load_model
 
 
 def _frame_folder(path, n=6, size=(40, 48)):
@@ -30,15 +31,15 @@ def test_train_cli_on_a_clip_writes_checkpoint_metrics_and_loadable_weights(tmp_
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines] == [1, 2] and "val_psnr" in lines[-1]
     assert torch.load(out / "last.pt", weights_only=True)["step"] == 2
-    model = load_trained(dest)
-    assert model.config == build_config("tiny").config
+    model = load_model(str(dest))
+    assert model.config == build_model("tiny").config
     trained = torch.load(out / "last.pt", weights_only=True)["model"]
     assert all(torch.equal(v, trained[k]) for k, v in model.state_dict().items())
 
 
 def test_metadata_rebuilds_every_named_config():
     for name in ("tiny", "compact", "compact-vb", "residual-vb", "residual-compact"):
-        model = build_config(name)
+        model = build_model(name)
         rebuilt = model_from_metadata(config_metadata(model, name))
         assert rebuilt.config == model.config and rebuilt.arch == model.arch
         rebuilt.load_state_dict(model.state_dict())  # strict: same layout
@@ -55,16 +56,14 @@ def test_bad_options_raise_input_errors(tmp_path):
     with pytest.raises(InputError, match="Vimeo-90K alone"):
         cli.main(["train", "--vimeo", str(tmp_path), "--clip", str(tmp_path), "--out", str(tmp_path)])
     with pytest.raises(InputError, match="config"):
-        build_config("huge")
+        build_model("huge")
     with pytest.raises(InputError, match="pervfi_model_config"):
         model_from_metadata({})
 
 
 def test_synthetic_and_clips_train_together_and_the_weights_load_in_the_pipeline(tmp_path):
     """--synthetic plus --clip: one dataset (clip items take the estimated flow only); the exported
-    file rebuilds its model through the pipeline's loader as through load_trained."""
-    from pervfi_core.pipeline_models import load_model
-
+    file rebuilds its model through the pipeline's loader as through a direct rebuild."""
     clip = _frame_folder(tmp_path / "clip")
     out, dest = tmp_path / "run", tmp_path / "w.safetensors"
     argv = ["train", "--synthetic", "--items", "8", "--clip", str(clip), "--config", "residual-vb", "--steps", "1",
@@ -72,7 +71,13 @@ def test_synthetic_and_clips_train_together_and_the_weights_load_in_the_pipeline
     assert cli.main(argv) == 0
     names = sorted(p.name for p in out.glob("data_*.pt"))
     assert len(names) == 2 and names[0].startswith("data_clip_") and names[1].startswith("data_synthetic_")
-    via_pipeline, direct = load_model(str(dest)), load_trained(dest)
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    with safe_open(str(dest), framework="pt") as f:
+        direct = model_from_metadata(dict(f.metadata()))
+    direct.load_state_dict(load_file(str(dest)))
+    via_pipeline = load_model(str(dest))
     assert via_pipeline.config == direct.config and via_pipeline.config["base"] == "training-free"
     g = torch.Generator().manual_seed(0)
     img0, img1 = torch.rand(1, 3, 24, 32, generator=g), torch.rand(1, 3, 24, 32, generator=g)
@@ -89,7 +94,7 @@ def test_init_starts_from_exported_weights_of_the_same_config(tmp_path):
     second = tmp_path / "b.safetensors"  # lr 0: the fine-tuned weights are exactly the initial ones
     assert cli.main(["train", *common, "--config", "tiny", "--lr", "0", "--seed", "5", "--init", str(first),
                      "--out", str(tmp_path / "b"), "--export", str(second)]) == 0
-    a, b = load_trained(first).state_dict(), load_trained(second).state_dict()
+    a, b = load_model(str(first)).state_dict(), load_model(str(second)).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(InputError, match="--init"):
         cli.main(["train", *common, "--config", "compact", "--init", str(first), "--out", str(tmp_path / "c")])

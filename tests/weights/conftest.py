@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import pytest
 import torch
 
-from pervfi_core import weights_fetch
-from pervfi_core.weights_layout import layout_fingerprint
+from pervfi_core.weights import fetch as weights_fetch
+from pervfi_core.weights.layout import layout_fingerprint
 
 
 @pytest.fixture(autouse=True)

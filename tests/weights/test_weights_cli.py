@@ -8,8 +8,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from pervfi_core import weights_cli
-from pervfi_core.weights_manifest import default_manifest
+from pervfi_core.weights import cli as weights_cli
+from pervfi_core.weights.manifest import default_manifest
 
 
 def run(capsys, *argv: str) -> tuple[int, str]:

@@ -8,9 +8,10 @@ import zipfile
 import pytest
 import torch
 
-from pervfi_core import weights, weights_fetch
+from pervfi_core import weights
+from pervfi_core.weights import fetch as weights_fetch
 from pervfi_core.errors import DownloadError, WeightsError
-from pervfi_core.weights_manifest import Manifest
+from pervfi_core.weights.manifest import Manifest
 
 
 

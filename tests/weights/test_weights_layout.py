@@ -11,8 +11,8 @@ import torch
 
 from pervfi_core import weights
 from pervfi_core.errors import ArchitectureMismatchError, WeightsError
-from pervfi_core.weights_layout import canonicalize, detect, layout_fingerprint
-from pervfi_core.weights_manifest import Manifest, default_manifest
+from pervfi_core.weights.layout import canonicalize, detect, layout_fingerprint
+from pervfi_core.weights.manifest import Manifest, default_manifest
 
 KEY_FILES = {  # manifest id -> parity keys file (official key names and shapes)
     "pervfi-v00": "keys_pervfi_v00.json",
@@ -104,7 +104,7 @@ def test_manifest_matches_official_key_lists(parity_dir, entry_id):
 
 
 def _manifest_json() -> dict:
-    return json.loads((Path(weights.__file__).parents[1] / "weights_manifest.json").read_text())
+    return json.loads((Path(weights.__file__).parents[2] / "weights_manifest.json").read_text())
 
 
 def test_detected_hyperparameters_of_official_architectures(parity_dir):

@@ -11,7 +11,7 @@ from safetensors.torch import load_file, save_file
 
 from pervfi_core import weights
 from pervfi_core.errors import ArchitectureMismatchError, UnsafeCheckpointError, WeightsError
-from pervfi_core.weights_manifest import default_manifest
+from pervfi_core.weights.manifest import default_manifest
 
 
 class _RunsCode:
@@ -101,7 +101,7 @@ def test_official_container_served_over_http(parity_dir, tmp_path, http_server):
     entry = dict(next(e for e in _manifest_json()["entries"] if e["id"] == "raft-small"))
     entry["sources"] = [{"type": "url", "url": http_server.serve("/raft-small.pth", body)}]
     entry["sha256"] = hashlib.sha256(body).hexdigest()
-    from pervfi_core.weights_manifest import Manifest
+    from pervfi_core.weights.manifest import Manifest
     m = Manifest.from_dict({"entries": [entry]})
     sd = weights.load_state_dict("raft-small", manifest=m, arch="raft-small")
     ref = load_file(str(parity_dir / "weights" / "raft_small.safetensors"))
@@ -110,7 +110,7 @@ def test_official_container_served_over_http(parity_dir, tmp_path, http_server):
 
 def _manifest_json():
     import json
-    return json.loads((Path(weights.__file__).parents[1] / "weights_manifest.json").read_text())
+    return json.loads((Path(weights.__file__).parents[2] / "weights_manifest.json").read_text())
 
 
 def test_wrong_architecture_is_refused_naming_both(parity_dir, tmp_path):

@@ -8,9 +8,9 @@ import torch
 from pervfi_core import weights
 from pervfi_core.metrics import psnr
 from pervfi_core.model import PerVFI
-from pervfi_core.pipeline_models import DEFAULT_MODEL, load_model
+from pervfi_core.engines import DEFAULT_MODEL, load_model
 from pervfi_core.training_free import TrainingFreeVFI
-from pervfi_core.weights_manifest import default_manifest
+from pervfi_core.weights.manifest import default_manifest
 
 
 def _pair(height=48, width=64):

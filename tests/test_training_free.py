@@ -1,10 +1,11 @@
 """The training-free default engine: interface, exact cases, and quality on real footage."""
 import pytest
 import torch
-from pipeline_helpers import SAMPLE
+from testkit.clips import SAMPLE
 
 from pervfi_core.errors import InputError
-from pervfi_core.training_free import ImageBlend, TrainingFreeVFI, fill_holes
+from pervfi_core.model import Blend
+from pervfi_core.training_free import TrainingFreeVFI, fill_holes
 
 
 def _texture(h=32, w=48, seed=0):
@@ -38,7 +39,7 @@ def test_endpoints_and_interface():
     eng = TrainingFreeVFI()
     assert eng.stochastic is False and eng.name == "training-free"
     b = eng.blend(img0, img1, zero, zero, 0.0)
-    assert isinstance(b, ImageBlend) and b.size == (32, 48) and b.masks[0].shape == (1, 1, 32, 48)
+    assert isinstance(b, Blend) and b.size == (32, 48) and b.masks[0].shape == (1, 1, 32, 48)
     assert torch.allclose(eng.decode(b), img0, atol=1e-6)
     assert torch.allclose(eng.decode(eng.blend(img0, img1, zero, zero, 1.0)), img1, atol=1e-6)
     assert torch.equal(eng.decode(b, tau=0.9, seed=5), eng.decode(b, tau=0.1, seed=1))  # deterministic
@@ -119,8 +120,8 @@ def dropped_frames_run():
     training-free engine) and return (interpolated, averaged, repeated, dropped originals)."""
     from pervfi_core.flow import build_estimator
     from pervfi_core.pipeline import interpolate
-    from pervfi_core.pipeline_hooks import Hooks
-    from pervfi_core.pipeline_loop import to_tensor
+    from pervfi_core.pipeline import Hooks
+    from pervfi_core.pipeline.loop import to_tensor
     from pervfi_core.video import open_input
 
     frames = torch.stack([to_tensor(f, Hooks())[0, :, :, :256] for k, f in enumerate(open_input(SAMPLE)) if 12 <= k <= 24])

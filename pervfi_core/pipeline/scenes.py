@@ -8,20 +8,16 @@ clip: ≤ 0.03); a cut to a different shot changes the palette. Calibration on s
 ``bikes.mp4`` (a clip made for scene detection): its five cuts score 0.22–0.70, every other pair
 ≤ 0.12, hence the default threshold 0.2. Two shots with
 the same palette are not detected — the limit of any histogram test; lower the threshold to
-catch more, raise it (1.0 disables detection) to catch fewer.
+catch more, raise it to catch fewer; 0 turns detection off.
 """
 from __future__ import annotations
-
-import logging
 
 import torch
 import torch.nn.functional as F
 
-from .checks import check_image, check_same_shape
+from ..checks import check_image, check_same_shape
+from .options import DEFAULT_SCENE_THRESHOLD
 
-logger = logging.getLogger(__name__)
-
-DEFAULT_THRESHOLD = 0.2
 _BINS = 32
 _MAX_WIDTH = 128
 
@@ -45,15 +41,8 @@ def cut_scores(frames0: torch.Tensor, frames1: torch.Tensor) -> torch.Tensor:
     return 0.5 * (h0 - h1).abs().sum(-1).mean(-1)  # total-variation distance, mean over channels
 
 
-def detect_cuts(frames: torch.Tensor, *, threshold: float = DEFAULT_THRESHOLD) -> list[int]:
-    """Indices i of the pairs (frame i, frame i+1) of ``frames`` (N,3,H,W) that straddle a scene cut."""
-    check_image("frames", frames)
-    if frames.shape[0] < 2:
-        return []
-    scores = cut_scores(frames[:-1], frames[1:])
-    return [int(i) for i in torch.nonzero(scores > threshold).flatten()]
+def is_cut(frame0: torch.Tensor, frame1: torch.Tensor, *, threshold: float = DEFAULT_SCENE_THRESHOLD) -> bool:
+    """True when frames (1,3,H,W) are from different shots (see :func:`cut_scores`); never with threshold 0.
 
-
-def is_cut(frame0: torch.Tensor, frame1: torch.Tensor, *, threshold: float = DEFAULT_THRESHOLD) -> bool:
-    """True when frames (1,3,H,W) are from different shots (see :func:`cut_scores`)."""
-    return bool(cut_scores(frame0, frame1)[0] > threshold)
+    The one scene-cut rule of the pipeline: every path (fused, split stages, streaming) asks this."""
+    return bool(threshold) and bool(cut_scores(frame0, frame1)[0] > threshold)

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import WeightsError
+from ..errors import WeightsError
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]  # weights/manifest.py -> the repository root
 DEFAULT_MANIFEST = REPO_ROOT / "weights_manifest.json"
 KINDS = ("pervfi", "pervfi_flow")  # generators / motion estimators (also the model folder names)
 

@@ -18,8 +18,8 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import DownloadError, WeightsError
-from .weights_io import sha256_file
+from ..errors import DownloadError, WeightsError
+from .io import sha256_file
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
-from .errors import InputError
+from ..errors import InputError
 
 
 @dataclass(frozen=True)
@@ -86,11 +86,6 @@ def _positive_rate(name: str, value) -> Fraction:
     if rate <= 0:
         raise InputError(f"{name}: expected a positive frame rate, got {value!r}")
     return rate
-
-
-def timesteps_for_multiplier(multiplier: int) -> list[float]:
-    """The new frames' timesteps between two inputs: ``[1/N, ..., (N-1)/N]``."""
-    return [float(tg.t) for tg in Retime(multiplier=multiplier).targets_in_pair(0)[1:]]
 
 
 class ExplicitTimesteps:

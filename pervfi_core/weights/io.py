@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import UnsafeCheckpointError, WeightsError
+from ..errors import UnsafeCheckpointError, WeightsError
 
 _ZIP_MAGIC = b"PK\x03\x04"
 

@@ -1,30 +1,6 @@
-"""Weights you can trust: find, download, verify, load and convert checkpoints.
+"""Checkpoint loading: resolve a name to a file, read it safely, canonicalise, verify, convert.
 
-Public API (agreed with the other modules)::
-
-    from pervfi_core import weights
-    weights.resolve("pervfi-v00")                  # manifest id, file name in a model folder, or path -> Path
-    sd = weights.load_state_dict("raft-sintel", arch="raft")   # canonical, layout-verified state dict
-    weights.detect_architecture(sd)                # "raft"
-    weights.layout_fingerprint(sd)                 # "lf1:..."
-    weights.convert("v00.pth")                     # -> v00.safetensors with the fingerprint in its metadata
-
-Trust rules: ``.pth`` files are read only with ``torch.load(weights_only=True)`` (code in a pickle
-is refused with :class:`UnsafeCheckpointError`, never run); a download appears under its final name
-only after its sha256 (where the manifest has one) and its layout fingerprint were checked; every
-load checks the layout, whether or not a file hash is known.
-
-Model folders. Generators (kind ``"pervfi"``) and motion estimators (``"pervfi_flow"``) are looked
-up in the folders given to :func:`register_model_dirs`, then in ``pervfi_core.cache.cache_dir(kind)``
-(``$PERVFI_HOME/<kind>``). Downloads go to the first registered folder, else the cache. In
-ComfyUI, ``nodes/comfy.py`` does (once, at node registration)::
-
-    folder_paths.add_model_folder_path("pervfi", os.path.join(folder_paths.models_dir, "pervfi"))
-    folder_paths.add_model_folder_path("pervfi_flow", os.path.join(folder_paths.models_dir, "pervfi_flow"))
-    weights.register_model_dirs("pervfi", folder_paths.get_folder_paths("pervfi"))
-    weights.register_model_dirs("pervfi_flow", folder_paths.get_folder_paths("pervfi_flow"))
-
-and fills loader dropdowns with ``weights.list_local(kind) + weights.list_downloadable(kind)``.
+The package docstring (:mod:`pervfi_core.weights`) states the trust rules this module enforces.
 """
 from __future__ import annotations
 
@@ -37,20 +13,13 @@ from typing import Any
 
 import torch
 
-from .cache import cache_dir
-from .errors import ArchitectureMismatchError, WeightsError
-from .weights_fetch import fetch_entry, find_local, list_downloadable, list_local, model_dirs, register_model_dirs
-from .weights_io import read_raw, sha256_file, write_safetensors
-from .weights_layout import ARCHITECTURES, canonicalize, detect, layout_fingerprint as _fingerprint
-from .weights_manifest import Entry, Manifest, default_manifest
+from ..errors import ArchitectureMismatchError, WeightsError
+from .fetch import fetch_entry, find_local, model_dirs
+from .io import read_raw, sha256_file, write_safetensors
+from .layout import ARCHITECTURES, canonicalize, detect, layout_fingerprint as _fingerprint
+from .manifest import Entry, Manifest, default_manifest
 
 logger = logging.getLogger(__name__)
-
-__all__ = [
-    "ARCHITECTURES", "CheckpointInfo", "check_layout", "convert", "detect_architecture", "inspect",
-    "layout_fingerprint", "list_downloadable", "list_local", "load", "load_state_dict", "model_dirs",
-    "register_model_dirs", "resolve",
-]
 
 META_FINGERPRINT = "pervfi_layout_fingerprint"
 META_ARCH = "pervfi_architecture"
@@ -248,9 +217,3 @@ def convert(path: str | Path, out: str | Path | None = None, *, arch: str | None
         "format": "pt",
     }
     return write_safetensors(loaded.state_dict, dest, meta)
-
-
-def default_download_dir(kind: str) -> Path:
-    """Where a manifest checkpoint of ``kind`` is downloaded to (first registered folder, else the cache)."""
-    dirs = model_dirs(kind)
-    return dirs[0] if dirs else cache_dir(kind)

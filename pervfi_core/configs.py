@@ -1,0 +1,72 @@
+"""Every PerVFI model configuration, official and the project's own, in one table.
+
+``CONFIGS[name] = (decoder, overrides)``: the decoder kind (``"flow"``, the conditional normalizing
+flow of the official v00; ``"vb"``, the deterministic decoder) and keyword overrides of
+:class:`pervfi_core.model.PerVFI`'s official hyperparameters. :func:`build_model` builds any of them;
+the training package and the engine loader both use this table (inference never imports ``train/``).
+
+The configuration travels with the weights the project trains: :func:`config_metadata` gives the
+safetensors metadata (``pervfi_model_config`` = JSON of the full :attr:`PerVFI.config`) and
+:func:`model_from_metadata` rebuilds the model from it, so a loader never needs to know the name.
+"""
+from __future__ import annotations
+
+import json
+
+from .errors import InputError
+
+META_MODEL_CONFIG = "pervfi_model_config"
+META_CONFIG_NAME = "pervfi_config_name"
+
+# The narrow ASB + fusion that every compact config shares: it trains on two CPU cores
+# (0.84 M parameters with the flow decoder, against the official 8.7 M).
+_COMPACT = dict(encoder_channels=(13, 16, 24), metric_rows=(16, 16, 16, 24), dcn_groups=(2, 2, 2), fuse_width=16,
+                fuse_branches=(16, 16, 24))
+_COMPACT_FLOW = dict(_COMPACT, n_flows=4, flow_hidden=24)  # 4 flow steps per block
+
+CONFIGS: dict[str, tuple[str, dict]] = {
+    # the official models (paper §4.1); their weights are downloaded (weights_manifest.json)
+    "v00": ("flow", {}),
+    "vb": ("vb", {}),
+    # the project's own, for CPU-sized training budgets
+    "compact": ("flow", _COMPACT_FLOW),
+    "compact-vb": ("vb", _COMPACT),
+    # residual configs: the decoder adds a correction to the training-free frame (PerVFI's ``base``
+    # option), so an untrained model starts at the training-free engine; "residual-vb" is the shipped
+    # embedded default (weights/MODEL_CARD.md)
+    "residual-vb": ("vb", dict(_COMPACT, base="training-free")),
+    "residual-compact": ("flow", dict(_COMPACT_FLOW, base="training-free")),
+    # the smallest valid set, for tests and smoke runs
+    "tiny": ("flow", dict(encoder_channels=(13, 16, 16), metric_rows=(16, 8, 8, 8), dcn_groups=(2, 2, 2), n_flows=2,
+                          flow_hidden=8, fuse_width=8, fuse_branches=(8, 8, 8))),
+}
+ALIASES = {"pervfi-v00": "v00", "pervfi-vb": "vb"}  # the weights-manifest architecture ids
+
+
+def build_model(config: str = "v00", **overrides):
+    """A PerVFI model with random weights, in eval mode, for ``config`` (a name of :data:`CONFIGS` or an
+    alias of :data:`ALIASES`); keyword ``overrides`` (see :class:`~pervfi_core.model.PerVFI`) on top."""
+    from .model import PerVFI
+
+    name = ALIASES.get(config, config)
+    if name not in CONFIGS:
+        raise InputError(f"config: expected one of {(*CONFIGS, *ALIASES)}, got {config!r}")
+    decoder, base = CONFIGS[name]
+    return PerVFI(decoder=decoder, **{**base, **overrides}).eval()
+
+
+def config_metadata(model, name: str) -> dict[str, str]:
+    """safetensors metadata that rebuilds ``model``: ``pervfi_model_config`` (JSON of ``model.config``),
+    ``pervfi_config_name``, ``pervfi_architecture``."""
+    return {META_MODEL_CONFIG: json.dumps(model.config, sort_keys=True), META_CONFIG_NAME: name,
+            "pervfi_architecture": model.arch}
+
+
+def model_from_metadata(metadata: dict[str, str]):
+    """Rebuild the (untrained) model described by :func:`config_metadata`'s metadata."""
+    from .model import PerVFI
+
+    if META_MODEL_CONFIG not in metadata:
+        raise InputError(f"weights metadata has no {META_MODEL_CONFIG!r}: not a file written by pervfi_core.train")
+    cfg = json.loads(metadata[META_MODEL_CONFIG])
+    return PerVFI(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}).eval()

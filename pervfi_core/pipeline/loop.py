@@ -1,0 +1,114 @@
+"""The streaming video loop: frames in, frames out, one pair at a time.
+
+Memory does not grow with the length of the clip: the loop is :func:`.stages.generate`, the same
+per-pair generator as :func:`.stages.interpolate`, fed with 8-bit arrays; it holds the previous and
+the current input frame (as arrays and as tensors), the flows of that pair and the blends of at most
+one batch of new frames, and every output frame is handed on (written) before the next input is read.
+
+Input frames appear in the output bit for bit (8-bit faithful); new frames are rounded to 8 bits.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from .hooks import Hooks
+from .options import Options, make_options
+from .schedule import Retime
+from .stages import generate
+
+
+@dataclass
+class RunReport:
+    """What a run did: frame counts, rates, scene cuts (pair i = between input frames i and i+1)."""
+
+    frames_in: int = 0
+    frames_out: int = 0
+    fps_in: Fraction | None = None
+    fps_out: Fraction | None = None
+    cuts: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def cut_times(self) -> list[float]:
+        """Seconds (input timeline) of each cut, at the first frame of the new shot."""
+        return [float((i + 1) / self.fps_in) for i in self.cuts] if self.fps_in else []
+
+
+def to_tensor(frame: np.ndarray, hooks: Hooks) -> torch.Tensor:
+    """uint8 (H,W,3) RGB -> (1,3,H,W) in [0,1] on ``hooks.device``."""
+    x = torch.from_numpy(np.array(frame, dtype=np.uint8, copy=True)).permute(2, 0, 1)[None]
+    return hooks.place(x.to(device=hooks.device or "cpu").float() / 255.0)
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """(3,H,W) or (1,3,H,W) in [0,1] -> uint8 (H,W,3), rounded."""
+    x = x.reshape(x.shape[-3:]).detach().float().clamp(0, 1).mul(255).round().byte()
+    return x.permute(1, 2, 0).cpu().numpy()
+
+
+def interpolate_frames(frames: Iterable[np.ndarray], model, estimator, schedule, *, options: Options | None = None,
+                       hooks: Hooks | None = None, total_pairs: int | None = None, report: RunReport | None = None,
+                       **overrides) -> Iterator[np.ndarray]:
+    """Yield the output frames (uint8 (H,W,3)) for a stream of input frames, in order.
+
+    ``schedule`` is a :class:`~.schedule.Retime` (or explicit timesteps). Input frames come out as
+    they went in; new frames are rounded to 8 bits. Raises InputError for fewer than 2 frames.
+    """
+    opts, hooks = make_options(options, **overrides), hooks or Hooks()
+    report = report if report is not None else RunReport()
+
+    def counted():
+        for frame in frames:
+            report.frames_in += 1
+            yield frame
+
+    for _, value, is_new in generate(counted(), model, estimator, schedule, place=lambda f: to_tensor(f, hooks),
+                                     options=opts, hooks=hooks, total_pairs=total_pairs, cuts=report.cuts):
+        report.frames_out += 1
+        yield to_uint8(value) if is_new else value
+
+
+def interpolate_file(input_path, output_path, model, estimator, *, multiplier: int | None = None,
+                     fps: float | None = None, input_fps: float | None = None, options: Options | None = None,
+                     hooks: Hooks | None = None, overwrite: bool = False, crf: int = 16,
+                     report: RunReport | None = None, **overrides) -> RunReport:
+    """Interpolate a video file or folder of frames into a video file or folder of PNG frames.
+
+    The output is written under a temporary name and renamed when complete; on any error or
+    interruption (KeyboardInterrupt) the temporary output is removed and the exception re-raised.
+    """
+    from ..video import open_input, open_output
+
+    opts, hooks = make_options(options, **overrides), hooks or Hooks()
+    if Path(output_path).resolve() == Path(input_path).resolve():
+        raise InputError(f"output {output_path} is the input; choose another name")
+    reader = open_input(input_path, fps=input_fps)
+    info = reader.info
+    schedule = Retime(multiplier=multiplier, fps_out=fps, fps_in=info.fps) if fps is not None \
+        else Retime(multiplier=multiplier if multiplier is not None else 2)
+    report = report if report is not None else RunReport()  # the caller's (a progress bar may read it)
+    report.fps_in, report.fps_out = info.fps, schedule.output_fps(info.fps)
+    writer = open_output(output_path, width=info.width, height=info.height, fps=report.fps_out,
+                         audio_from=Path(input_path) if info.audio_codec else None, audio_codec=info.audio_codec,
+                         overwrite=overwrite, crf=crf)
+    start = time.perf_counter()
+    total = info.frame_count - 1 if info.frame_count else None
+    try:
+        for frame in interpolate_frames(reader, model, estimator, schedule, options=opts, hooks=hooks,
+                                        total_pairs=total, report=report):
+            writer.write(frame)
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        reader.close()
+    report.seconds = time.perf_counter() - start
+    return report

@@ -1,0 +1,346 @@
+"""The three stages of PerVFI as functions: estimate_flow -> blend -> decode (paper Fig. 2), and fused.
+
+One API for the command line, the ComfyUI nodes and the tests. Frames are ``(N, 3, H, W)`` in
+[0, 1]; flows are in pixels, channel 0 = x. ``model`` is an :class:`~pervfi_core.engines.Engine`
+(:class:`pervfi_core.model.PerVFI` or the training-free engine); ``estimator`` a motion estimator
+(``est(img0, img1) -> (F0->1, F1->0)``, :func:`pervfi_core.engines.load_estimator`). Options
+(τ, seed, scene threshold, batch, pixel budgets) come as an :class:`~.options.Options` and/or as
+keyword overrides of its fields.
+
+Two ways through, with the same frames out:
+
+* split (the nodes' Flow Estimation -> ASB Blend -> Flow Decode): one Blend per frame pair is kept,
+  parked on ``hooks.park_device`` (CPU by default), so that re-decoding with another τ or seed does
+  not recompute flows or blends;
+* fused (:func:`interpolate` and the streaming video loop, :mod:`.loop`): :func:`generate`, the one
+  per-pair generator, runs flow -> blend -> decode pair by pair and holds one pair at a time.
+
+Both use the scene-cut rule of :func:`.scenes.is_cut` (a pair across a cut is never blended; its new
+frames repeat the nearer input frame) and the tiling plan and out-of-memory policy of :mod:`.tiling`.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field, replace
+from typing import Callable, Iterable, Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ..checks import check_image
+from ..errors import InputError
+from .hooks import Hooks
+from .options import Options, make_options
+from .scenes import is_cut
+from .schedule import Target, as_schedule
+from .tiling import crops, margin, paste_cores, plan, run_adaptive, run_batched, run_tiled, tile_boxes
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PairFlows:
+    """Flows of consecutive pairs: ``forward`` (N-1,2,H,W) F_i->i+1 on frame i's grid, ``backward`` F_i+1->i."""
+
+    forward: torch.Tensor
+    backward: torch.Tensor
+
+    def to(self, device=None, dtype=None) -> "PairFlows":
+        return PairFlows(self.forward.to(device=device, dtype=dtype), self.backward.to(device=device, dtype=dtype))
+
+
+@dataclass
+class TiledBlend:
+    """One blend per spatial tile of a frame above the pixel budget (what ``model.blend`` returns for
+    each crop), with the boxes of :func:`~.tiling.tile_boxes`; :func:`decode` decodes every tile and
+    keeps its core, as the fused path does."""
+
+    size: tuple[int, int]
+    tiles: list[tuple[tuple[int, int, int, int], tuple[int, int, int, int], object]]  # (outer, inner, blend)
+
+    def to(self, device=None, dtype=None) -> "TiledBlend":
+        return replace(self, tiles=[(o, i, b.to(device=device, dtype=dtype)) for o, i, b in self.tiles])
+
+    def select(self, start: int, stop: int) -> "TiledBlend":
+        return replace(self, tiles=[(o, i, b.select(start, stop)) for o, i, b in self.tiles])
+
+    @property
+    def batch(self) -> int:
+        return self.tiles[0][2].batch
+
+    @property
+    def masks(self) -> list[torch.Tensor]:
+        """[finest mask (B,1,H,W)] stitched from the tiles' cores."""
+        return [paste_cores(((o, i, b.masks[0]) for o, i, b in self.tiles), self.size)]
+
+    def nbytes(self) -> int:
+        return sum(b.nbytes() for _, _, b in self.tiles)
+
+
+@dataclass
+class PairBlend:
+    """New frames ``targets`` of pair ``pair`` and their batched ``blend`` (None across a scene cut)."""
+
+    pair: int
+    targets: list[Target]
+    blend: object | None
+
+
+@dataclass
+class Blends:
+    """Output of :func:`blend`: everything :func:`decode` needs except the frames and the model."""
+
+    n_frames: int
+    schedule: object
+    items: list[PairBlend] = field(default_factory=list)
+    cuts: list[int] = field(default_factory=list)  # pair i straddles a cut between frames i and i+1
+    log: list[str] = field(default_factory=list)  # what the blend stage noted (capped budgets, retries)
+
+    @property
+    def targets(self) -> list[Target]:
+        return self.schedule.plan(self.n_frames)
+
+    @property
+    def masks(self) -> list[torch.Tensor]:
+        """Finest quasi-binary mask of every blended new frame, (1,1,H,W) each, in output order."""
+        return [m[None] for it in self.items if it.blend is not None for m in it.blend.masks[0]]
+
+
+def nearest_input(target: Target) -> int:
+    """Index of the input frame nearest to a target (the earlier one at t = 0.5)."""
+    return target.pair + (1 if target.t > 0.5 else 0)
+
+
+def _check_frames(frames) -> None:
+    check_image("frames", frames)
+    if frames.shape[0] < 2:
+        raise InputError(f"frames: need at least 2 frames to interpolate, got {frames.shape[0]}")
+
+
+# ------------------------------------------------------------------------------ stage 1: motion
+def flow_pair(estimator, img0: torch.Tensor, img1: torch.Tensor, *, max_pixels: int | None):
+    """(F0->1, F1->0) for images (B,3,H,W); frames above ``max_pixels`` are estimated downscaled.
+
+    Downscaled flows are resized back bilinearly and multiplied by the scale (pixels of the full frame).
+    """
+    h, w = img0.shape[-2:]
+    if not max_pixels or h * w <= max_pixels:
+        return estimator(img0, img1)
+    scale = math.sqrt(max_pixels / (h * w))
+    size = (max(8, round(h * scale)), max(8, round(w * scale)))
+    small = [F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True) for x in (img0, img1)]
+    gain = torch.tensor([w / size[1], h / size[0]], device=img0.device, dtype=img0.dtype).view(1, 2, 1, 1)
+    return tuple(F.interpolate(f, size=(h, w), mode="bilinear", align_corners=False) * gain
+                 for f in estimator(*small))
+
+
+def estimate_flow(frames: torch.Tensor, estimator, *, options: Options | None = None, hooks: Hooks | None = None,
+                  batch_size: int = 1, **overrides) -> PairFlows:
+    """Stage 1: flows of every consecutive pair of ``frames`` (N,3,H,W) in [0,1], N >= 2."""
+    _check_frames(frames)
+    opts, hooks = make_options(options, **overrides), hooks or Hooks()
+    n_pairs = frames.shape[0] - 1
+
+    def run(start: int, stop: int) -> list:
+        hooks.check_interrupt()
+        a, b = hooks.place(frames[start:stop]), hooks.place(frames[start + 1:stop + 1])
+        with torch.no_grad():
+            fwd, bwd = flow_pair(estimator, a, b, max_pixels=opts.flow_max_pixels)
+        hooks.report(stop, n_pairs)
+        return [(hooks.park(fwd), hooks.park(bwd))]
+
+    parts = run_batched(run, n_pairs, batch_size, hooks)
+    return PairFlows(torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]))
+
+
+# ------------------------------------------------------------------------------ stage 2: ASB
+def _blend_crops(model, inputs: Sequence[torch.Tensor], ts: Sequence[float]):
+    """``model.blend`` of one crop of a pair for the timesteps ``ts`` (the pair expanded to a batch)."""
+    t = torch.tensor(list(ts), device=inputs[0].device, dtype=inputs[0].dtype)
+    with torch.no_grad():
+        return model.blend(*(x.expand(len(ts), -1, -1, -1) for x in inputs), t)
+
+
+def blend(frames: torch.Tensor, flows: PairFlows, model, timesteps=2, *, options: Options | None = None,
+          hooks: Hooks | None = None, **overrides) -> Blends:
+    """Stage 2: asymmetric blending for every new frame.
+
+    ``timesteps``: a multiplier (int), a :class:`~.schedule.Retime`, or a sequence of floats in (0, 1)
+    used between every pair. Returns :class:`Blends` (parked on ``hooks.park_device``); pairs across a
+    scene cut get ``blend=None``. Frames above the pixel budget are blended in tiles
+    (:class:`TiledBlend`), so that blend -> decode gives the frames :func:`interpolate` gives.
+    """
+    _check_frames(frames)
+    opts, hooks = make_options(options, **overrides), hooks or Hooks()
+    schedule = as_schedule(timesteps)
+    n = frames.shape[0]
+    if flows.forward.shape[0] != n - 1 or flows.forward.shape[2:] != frames.shape[2:]:
+        raise InputError(f"flows: expected {n - 1} pairs of {tuple(frames.shape[2:])} flows for {n} frames, "
+                         f"got {tuple(flows.forward.shape)}; were they computed for these frames?")
+    out = Blends(n, schedule, log=hooks.log)
+    h, w = frames.shape[2:]
+    work_plan = plan(model, h, w, opts.batch_size, opts.blend_max_pixels, hooks)
+    for i in range(n - 1):
+        hooks.check_interrupt()
+        new = [tg for tg in schedule.targets_in_pair(i) if not tg.is_input]
+        a, b = hooks.place(frames[i:i + 1]), hooks.place(frames[i + 1:i + 2])
+        if new and is_cut(a, b, threshold=opts.scene_threshold):
+            out.cuts.append(i)
+            out.items.append(PairBlend(i, new, None))
+        elif new:
+            inputs = [a, b, hooks.place(flows.forward[i:i + 1]), hooks.place(flows.backward[i:i + 1])]
+            context = margin(inputs[2], inputs[3])
+
+            def work(start: int, stop: int, tile: int | None) -> list:
+                ts = [float(tg.t) for tg in new[start:stop]]
+                if tile is None:
+                    return [PairBlend(i, new[start:stop], hooks.park(_blend_crops(model, inputs, ts)))]
+                tiles = []
+                for outer, inner in tile_boxes(h, w, tile, context):
+                    hooks.check_interrupt()
+                    tiles.append((outer, inner, hooks.park(_blend_crops(model, crops(inputs, outer), ts))))
+                return [PairBlend(i, new[start:stop], TiledBlend((h, w), tiles))]
+
+            out.items.extend(run_adaptive(work, len(new), work_plan, max(h, w), hooks))
+        hooks.report(i + 1, n - 1)
+    return out
+
+
+# ------------------------------------------------------------------------------ stage 3: decode
+def _decode_blend(model, blend, *, tau: float, seed: int, hooks: Hooks) -> torch.Tensor:
+    """model.decode of a Blend, or of every tile of a TiledBlend with the cores stitched."""
+    device = model.device
+    if not isinstance(blend, TiledBlend):
+        return model.decode(blend.to(device=device), tau=tau, seed=seed)
+
+    def pieces():
+        for outer, inner, b in blend.tiles:
+            hooks.check_interrupt()
+            yield outer, inner, model.decode(b.to(device=device), tau=tau, seed=seed)
+
+    return paste_cores(pieces(), blend.size)
+
+
+def decode(frames: torch.Tensor, blends: Blends, model, *, options: Options | None = None,
+           hooks: Hooks | None = None, **overrides) -> torch.Tensor:
+    """Stage 3: the output clip (M,3,H,W) in [0,1] — input frames (unchanged) and new frames interleaved.
+
+    New frame j of a stochastic model (v00) is drawn with seed ``options.seed_for(j)``, whatever the
+    batching. On out-of-memory a batched blend is decoded in smaller batches (its tiles were fixed by
+    the blend stage).
+    """
+    _check_frames(frames)
+    opts, hooks = make_options(options, **overrides), hooks or Hooks()
+    new = {}
+    for item in blends.items:
+        hooks.check_interrupt()
+        if item.blend is None:
+            new.update({tg.index: frames[nearest_input(tg)] for tg in item.targets})
+            continue
+
+        def run(start: int, stop: int, item=item) -> list:
+            part = item.blend if (start, stop) == (0, item.blend.batch) else item.blend.select(start, stop)
+            with torch.no_grad():
+                return [_decode_blend(model, part, tau=opts.tau, seed=opts.seed_for(item.targets[start].index),
+                                      hooks=hooks)]
+
+        y = torch.cat(run_batched(run, item.blend.batch, item.blend.batch, hooks))
+        new.update({tg.index: y[k].to(device=frames.device, dtype=frames.dtype) for k, tg in enumerate(item.targets)})
+        hooks.report(item.pair + 1, blends.n_frames - 1)
+    return torch.stack([frames[tg.pair] if tg.is_input else new[tg.index] for tg in blends.targets])
+
+
+# ------------------------------------------------------------------------------ fused
+def interpolate_pair(img0: torch.Tensor, img1: torch.Tensor, ts: Sequence[float], model, estimator=None, *,
+                     flows=None, seeds: Sequence[int] | None = None, options: Options | None = None,
+                     hooks: Hooks | None = None, **overrides) -> torch.Tensor:
+    """All three stages for one pair: images (1,3,H,W) -> new frames (len(ts),3,H,W) at timesteps ``ts``.
+
+    ``seeds``: one per new frame (default ``options.seed_for(k)``). Work follows :mod:`.tiling`: calls
+    of at most the pixel budget, tiles with context for larger frames, the out-of-memory policy.
+    """
+    opts, hooks = make_options(options, **overrides), hooks or Hooks()
+    if flows is None:
+        with torch.no_grad():
+            flows = flow_pair(estimator, img0, img1, max_pixels=opts.flow_max_pixels)
+    fflow, bflow = flows
+    seeds = list(seeds) if seeds is not None else [opts.seed_for(k) for k in range(len(ts))]
+    h, w = img0.shape[-2:]
+    work_plan = plan(model, h, w, min(opts.batch_size, len(ts)), opts.blend_max_pixels, hooks)
+    inputs = [img0, img1, fflow, bflow]
+    context = margin(fflow, bflow)
+
+    def work(start: int, stop: int, tile: int | None) -> list:
+        hooks.check_interrupt()
+
+        def step(parts):
+            b = _blend_crops(model, parts, ts[start:stop])
+            with torch.no_grad():
+                return model.decode(b, tau=opts.tau, seed=seeds[start])
+
+        return [step(inputs) if tile is None else run_tiled(step, inputs, tile=tile, margin=context, hooks=hooks)]
+
+    return torch.cat(run_adaptive(work, len(ts), work_plan, max(h, w), hooks))
+
+
+def generate(frames: Iterable, model, estimator, schedule, *, place: Callable[[object], torch.Tensor],
+             options: Options | None = None, hooks: Hooks | None = None, total_pairs: int | None = None,
+             cuts: list[int] | None = None) -> Iterator[tuple[Target, object, bool]]:
+    """The one per-pair loop: ``(target, value, is_new)`` for every output frame, in order.
+
+    ``frames`` is any iterable of input frames (tensors, 8-bit arrays); ``place(frame)`` makes the
+    (1,3,H,W) tensor the engine sees. ``value`` is the input frame itself (``is_new`` False: the frame
+    on the grid, or the nearer frame repeated across a scene cut) or a new frame (1,3,H,W) in [0,1].
+    Holds two input frames and one pair's flows and blends at a time. Cut pairs are appended to ``cuts``.
+    Raises InputError for fewer than 2 frames (after consuming them).
+    """
+    opts, hooks = make_options(options), hooks or Hooks()
+    prev = prev_t = None
+    n = 0
+    for frame in frames:
+        hooks.check_interrupt()
+        cur_t = place(frame)
+        if prev is not None:
+            i = n - 1
+            targets = schedule.targets_in_pair(i)
+            new = [tg for tg in targets if not tg.is_input]
+            if targets and targets[0].is_input:
+                yield targets[0], prev, False
+            if new and is_cut(prev_t, cur_t, threshold=opts.scene_threshold):
+                if cuts is not None:
+                    cuts.append(i)
+                logger.info("scene cut between input frames %d and %d: repeating frames instead of blending", i, n)
+                for tg in new:
+                    yield tg, prev if nearest_input(tg) == i else frame, False
+            elif new:
+                ys = interpolate_pair(prev_t, cur_t, [float(tg.t) for tg in new], model, estimator,
+                                      seeds=[opts.seed_for(tg.index) for tg in new], options=opts, hooks=hooks)
+                for k, tg in enumerate(new):
+                    yield tg, ys[k:k + 1], True
+            hooks.report(n, total_pairs)
+        prev, prev_t, n = frame, cur_t, n + 1
+    if n < 2:
+        raise InputError(f"need at least 2 input frames to interpolate, got {n}")
+    final = schedule.final_target(n)
+    if final is not None:
+        yield final, prev, False
+
+
+def interpolate(frames: torch.Tensor, model, estimator, timesteps=2, *, options: Options | None = None,
+                hooks: Hooks | None = None, cuts: list[int] | None = None, **overrides) -> torch.Tensor:
+    """All stages fused per pair: frames (N,3,H,W) in [0,1] -> (M,3,H,W), inputs kept exactly.
+
+    Equivalent to estimate_flow -> blend -> decode, but holds one pair's flows and blends at a time
+    (new frames are parked on ``hooks.park_device`` as they are made). Scene cuts repeat the nearer frame
+    (their pair indices are appended to ``cuts``).
+    """
+    _check_frames(frames)
+    opts, hooks = make_options(options, **overrides), hooks or Hooks()
+    n = frames.shape[0]
+    park = hooks.park_device or frames.device
+    out = [value.to(device=park, dtype=frames.dtype) if is_new else value
+           for _, value, is_new in generate((frames[i:i + 1] for i in range(n)), model, estimator,
+                                            as_schedule(timesteps), place=hooks.place, options=opts, hooks=hooks,
+                                            total_pairs=n - 1, cuts=cuts)]
+    return torch.cat([x.to(park) for x in out])
