@@ -55,11 +55,12 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
 
 def interpolate_frames(frames: Iterable[np.ndarray], model, estimator, schedule, *, options: Options | None = None,
                        hooks: Hooks | None = None, total_pairs: int | None = None, report: RunReport | None = None,
-                       **overrides) -> Iterator[np.ndarray]:
+                       first_frame: int = 0, final: bool = True, **overrides) -> Iterator[np.ndarray]:
     """Yield the output frames (uint8 (H,W,3)) for a stream of input frames, in order.
 
     ``schedule`` is a :class:`~.schedule.Retime` (or explicit timesteps). Input frames come out as
-    they went in; new frames are rounded to 8 bits. Raises InputError for fewer than 2 frames.
+    they went in; new frames are rounded to 8 bits. ``first_frame``/``final``: a part of a longer clip
+    (:func:`.stages.generate`). Raises InputError for fewer than 2 frames.
     """
     opts, hooks = make_options(options, **overrides), hooks or Hooks()
     report = report if report is not None else RunReport()
@@ -70,7 +71,8 @@ def interpolate_frames(frames: Iterable[np.ndarray], model, estimator, schedule,
             yield frame
 
     for _, value, is_new in generate(counted(), model, estimator, schedule, place=lambda f: to_tensor(f, hooks),
-                                     options=opts, hooks=hooks, total_pairs=total_pairs, cuts=report.cuts):
+                                     options=opts, hooks=hooks, total_pairs=total_pairs, cuts=report.cuts,
+                                     first_frame=first_frame, final=final):
         report.frames_out += 1
         yield to_uint8(value) if is_new else value
 

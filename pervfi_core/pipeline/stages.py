@@ -286,13 +286,19 @@ def interpolate_pair(img0: torch.Tensor, img1: torch.Tensor, ts: Sequence[float]
 
 def generate(frames: Iterable, model, estimator, schedule, *, place: Callable[[object], torch.Tensor],
              options: Options | None = None, hooks: Hooks | None = None, total_pairs: int | None = None,
-             cuts: list[int] | None = None) -> Iterator[tuple[Target, object, bool]]:
+             cuts: list[int] | None = None, first_frame: int = 0, final: bool = True
+             ) -> Iterator[tuple[Target, object, bool]]:
     """The one per-pair loop: ``(target, value, is_new)`` for every output frame, in order.
 
     ``frames`` is any iterable of input frames (tensors, 8-bit arrays); ``place(frame)`` makes the
     (1,3,H,W) tensor the engine sees. ``value`` is the input frame itself (``is_new`` False: the frame
     on the grid, or the nearer frame repeated across a scene cut) or a new frame (1,3,H,W) in [0,1].
     Holds two input frames and one pair's flows and blends at a time. Cut pairs are appended to ``cuts``.
+
+    A part of a longer clip: ``first_frame`` is the clip-wide index of the first frame given, so targets,
+    their indices and hence the seeds of new frames are those of one run over the whole clip; ``final``
+    says whether this part ends the clip (only then the output frame on the last input is emitted).
+    Parts that overlap by one input frame concatenate to exactly the whole run.
     Raises InputError for fewer than 2 frames (after consuming them).
     """
     opts, hooks = make_options(options), hooks or Hooks()
@@ -302,7 +308,7 @@ def generate(frames: Iterable, model, estimator, schedule, *, place: Callable[[o
         hooks.check_interrupt()
         cur_t = place(frame)
         if prev is not None:
-            i = n - 1
+            i = first_frame + n - 1
             targets = schedule.targets_in_pair(i)
             new = [tg for tg in targets if not tg.is_input]
             if targets and targets[0].is_input:
@@ -310,7 +316,7 @@ def generate(frames: Iterable, model, estimator, schedule, *, place: Callable[[o
             if new and is_cut(prev_t, cur_t, threshold=opts.scene_threshold):
                 if cuts is not None:
                     cuts.append(i)
-                logger.info("scene cut between input frames %d and %d: repeating frames instead of blending", i, n)
+                logger.info("scene cut between input frames %d and %d: repeating frames instead of blending", i, i + 1)
                 for tg in new:
                     yield tg, prev if nearest_input(tg) == i else frame, False
             elif new:
@@ -322,18 +328,20 @@ def generate(frames: Iterable, model, estimator, schedule, *, place: Callable[[o
         prev, prev_t, n = frame, cur_t, n + 1
     if n < 2:
         raise InputError(f"need at least 2 input frames to interpolate, got {n}")
-    final = schedule.final_target(n)
-    if final is not None:
-        yield final, prev, False
+    last = schedule.final_target(first_frame + n) if final else None
+    if last is not None:
+        yield last, prev, False
 
 
 def interpolate(frames: torch.Tensor, model, estimator, timesteps=2, *, options: Options | None = None,
-                hooks: Hooks | None = None, cuts: list[int] | None = None, **overrides) -> torch.Tensor:
+                hooks: Hooks | None = None, cuts: list[int] | None = None, first_frame: int = 0, final: bool = True,
+                **overrides) -> torch.Tensor:
     """All stages fused per pair: frames (N,3,H,W) in [0,1] -> (M,3,H,W), inputs kept exactly.
 
     Equivalent to estimate_flow -> blend -> decode, but holds one pair's flows and blends at a time
     (new frames are parked on ``hooks.park_device`` as they are made). Scene cuts repeat the nearer frame
-    (their pair indices are appended to ``cuts``).
+    (their pair indices are appended to ``cuts``). ``first_frame``/``final``: a part of a longer clip
+    (see :func:`generate`).
     """
     _check_frames(frames)
     opts, hooks = make_options(options, **overrides), hooks or Hooks()
@@ -342,5 +350,5 @@ def interpolate(frames: torch.Tensor, model, estimator, timesteps=2, *, options:
     out = [value.to(device=park, dtype=frames.dtype) if is_new else value
            for _, value, is_new in generate((frames[i:i + 1] for i in range(n)), model, estimator,
                                             as_schedule(timesteps), place=hooks.place, options=opts, hooks=hooks,
-                                            total_pairs=n - 1, cuts=cuts)]
+                                            total_pairs=n - 1, cuts=cuts, first_frame=first_frame, final=final)]
     return torch.cat([x.to(park) for x in out])

@@ -117,3 +117,34 @@ def test_error_mid_run_leaves_no_output(tmp_path):
     with pytest.raises(RuntimeError):
         interpolate_file(src, tmp_path / "out.mkv", Broken(), ZeroFlow(), multiplier=2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+class _Seeded(LinearBlend):
+    """A stochastic fake: the new frame carries noise drawn from its own seed."""
+
+    stochastic = True
+
+    def decode(self, b, tau=0.3, seed=0, z=None):
+        g = torch.Generator().manual_seed(int(seed))
+        return (b.conds[0] + tau * torch.rand(b.conds[0].shape, generator=g)).clamp(0, 1)
+
+
+@pytest.mark.parametrize("multiplier, cut_at", [(2, [3]), (3, [2, 4]), (2, [1, 2, 3, 4])])
+def test_parts_overlapping_by_one_frame_concatenate_to_the_whole_run(clip_frames, multiplier, cut_at):
+    """Segments (Ray) and chunks (Meta Batch) share a frame with their neighbour; seeds follow the
+    clip-wide frame index, so the concatenation equals one run frame for frame."""
+    from pervfi_core.pipeline.stages import generate
+    from pervfi_core.pipeline.loop import to_tensor
+
+    schedule, hooks = Retime(multiplier=multiplier), Hooks()
+    run = lambda frames, **kw: [v if not new else v.clone() for _, v, new in generate(  # noqa: E731
+        frames, _Seeded(), ZeroFlow(), schedule, place=lambda f: to_tensor(f, hooks), options=pipeline.Options(
+            scene_threshold=0, tau=0.5), **kw)]
+    whole = run(clip_frames)
+    bounds = [0, *cut_at, len(clip_frames) - 1]
+    parts = []
+    for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
+        parts += run(clip_frames[a:b + 1], first_frame=a, final=k == len(bounds) - 2)
+    assert len(parts) == len(whole) == (len(clip_frames) - 1) * multiplier + 1
+    for x, y in zip(parts, whole):
+        assert type(x) is type(y) and (np.array_equal(x, y) if isinstance(x, np.ndarray) else torch.equal(x, y))
