@@ -60,7 +60,8 @@ class Engine(Protocol):
     ``decode(blend, tau, seed) -> (B,3,H,W)`` in [0,1]. ``stochastic``: whether τ and the seed change
     the output. ``max_pixels``: the most pixels (batch x H x W) one call should see (None: no limit of
     its own). ``size_multiple``: the grid it pads to internally. ``device``/``dtype``: where and in which
-    float type ``blend`` computes.
+    float type ``blend`` computes. ``memory_per_pixel``: bytes of working memory one blend + decode call
+    needs per pixel it sees (batch x H x W), float32 (:data:`MEMORY_PER_PIXEL`).
     """
 
     info: EngineInfo
@@ -82,6 +83,9 @@ class Engine(Protocol):
 
     @property
     def dtype(self) -> torch.dtype: ...
+
+    @property
+    def memory_per_pixel(self) -> int: ...
 
     def blend(self, img0, img1, fflow, bflow, t): ...
 
@@ -123,6 +127,42 @@ def pick_dtype(name: str = "auto", device: torch.device | None = None, *, half: 
         logger.warning("%s on a CPU is several times slower than float32 (CPUs have few half-precision "
                        "kernels); use float32 unless memory is the limit", name)
     return dtype
+
+
+# ------------------------------------------------------------------------------ working memory
+# Bytes per pixel of one blend + decode call (batch x H x W), float32: the peak of live tensor bytes
+# (allocations minus frees, torch profiler on the CPU, weights and inputs excluded) of model.blend ->
+# model.decode on one 256x448 and one 512x896 frame, batch 1, t = 0.5 (bench/memory_per_pixel.py; the
+# same figure at both sizes: the engines are convolutional). v00 and vb peak in the shared blend stage
+# (fusion at full resolution), hence the same figure. On a GPU the caching allocator and convolution
+# workspaces add to it (bench/device_check.py measures the real peak). Half precision needs less; the
+# float32 figure is kept (the safe side). ComfyUI's model manager is told bytes/px x the run's largest call.
+MEMORY_PER_PIXEL = {"pervfi-v00": 3157, "pervfi-vb": 3157, "pervfi-own": 1031, "training-free": 186}
+
+# Motion estimators: bytes = a * px + b * px**2 on the frames they see (RAFT's all-pairs correlation
+# volume is quadratic), fitted through the same two sizes with random weights of each layout
+# (bench/memory_per_pixel.py; GMFlow measured linear at these sizes). "gmflow" (single scale) is charged
+# the two-scale figure; DIS runs on the CPU (nothing on the device).
+ESTIMATOR_MEMORY = {"gmflow-refine": (5672, 0.0), "gmflow": (5672, 0.0), "raft": (1259, 0.00165),
+                    "raft-small": (429, 0.0033), "dis": (0, 0.0)}
+
+
+def memory_per_pixel(architecture: str, config: dict | None = None) -> int:
+    """:data:`MEMORY_PER_PIXEL` of a PerVFI network: the official figure for the official widths, the
+    project's compact figure for compact widths with the vb decoder; a compact flow decoder is charged
+    the official v00 figure (not measured: the safe side)."""
+    compact = bool(config) and config.get("fuse_width", 64) < 64
+    if compact and architecture == "pervfi-vb":
+        return MEMORY_PER_PIXEL["pervfi-own"]
+    return MEMORY_PER_PIXEL.get(architecture, max(MEMORY_PER_PIXEL.values()))
+
+
+def estimator_memory(estimator, height: int, width: int, *, max_pixels: int | None = None) -> int:
+    """Bytes one motion estimate on H x W frames needs on the estimator's device (:data:`ESTIMATOR_MEMORY`;
+    frames above ``max_pixels`` are estimated downscaled to it). Unknown estimators get the largest figure."""
+    px = height * width if not max_pixels else min(height * width, max_pixels)
+    a, b = ESTIMATOR_MEMORY.get(getattr(estimator, "name", ""), max(ESTIMATOR_MEMORY.values()))
+    return int(a * px + b * px * px)
 
 
 # ------------------------------------------------------------------------------ catalogs

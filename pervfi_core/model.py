@@ -175,6 +175,13 @@ class PerVFI(nn.Module):
     # 3840x2160 frame well under 8 GB.
     max_pixels = 1024 * 576
 
+    @property
+    def memory_per_pixel(self) -> int:
+        """Working bytes per pixel of one blend + decode call (measured; :data:`pervfi_core.engines.MEMORY_PER_PIXEL`)."""
+        from .engines import memory_per_pixel
+
+        return memory_per_pixel(self.arch, self.config)
+
     def _param(self) -> torch.Tensor:
         """A parameter of the blending stage: its device and dtype are where blend() computes."""
         return next(self.featurePyramid.parameters())

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checks import as_timesteps, check_flow, check_image, check_same_shape
-from .engines import EngineInfo
+from .engines import MEMORY_PER_PIXEL, EngineInfo
 from .errors import InputError
 from .model import Blend
 from .ops.padding import padding_for
@@ -110,6 +110,7 @@ class TrainingFreeVFI(nn.Module):
     stochastic = False
     size_multiple = 1
     max_pixels = None  # a few hundred bytes per pixel: no budget of its own beyond the pipeline's
+    memory_per_pixel = MEMORY_PER_PIXEL[name]  # measured (pervfi_core.engines)
     dtype = torch.float32  # computes in the frames' dtype; float32 is what the pipeline hands it
 
     def __init__(self, *, primary: str = "nearer", alpha: float = 5.0, min_density: float = 0.5, dilate: int = 2,

@@ -42,6 +42,7 @@ class LinearBlend:
     size_multiple = 1
     device = torch.device("cpu")
     dtype = torch.float32
+    memory_per_pixel = 64  # what a host's memory manager would be told per pixel (pipeline/memory.py)
 
     def __init__(self, fail_above: int | None = None, fail_pixels_above: int | None = None):
         self.fail_above, self.fail_pixels_above = fail_above, fail_pixels_above
@@ -61,6 +62,20 @@ class LinearBlend:
 
     def decode(self, b, tau=0.3, seed=0, z=None):
         return b.conds[0]
+
+
+class SeededNoise(LinearBlend):
+    """A stochastic :class:`LinearBlend`: decode adds τ-scaled noise drawn from ``seed`` (the pipeline's
+    seeds per output frame become visible in the values)."""
+
+    stochastic = True
+    name = "seeded-noise"
+    info = EngineInfo(id="seeded-noise", architecture="linear")
+
+    def decode(self, b, tau=0.3, seed=0, z=None):
+        y = b.conds[0]
+        noise = torch.rand(y.shape, generator=torch.Generator().manual_seed(int(seed)), dtype=torch.float32)
+        return (y + tau * (noise.to(y) - 0.5)).clamp(0, 1)
 
 
 def textured_frames(count: int = 6) -> list[np.ndarray]:
