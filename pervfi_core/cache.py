@@ -14,15 +14,44 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from .errors import DownloadError
+from .errors import DownloadError, PerVFIError
 
 
-def cache_dir(*parts: str) -> Path:
-    """``$PERVFI_HOME/<parts>`` (default ``~/.cache/pervfi``), created on demand."""
-    root = Path(os.environ.get("PERVFI_HOME") or Path.home() / ".cache" / "pervfi")
-    path = root.joinpath(*parts)
-    path.mkdir(parents=True, exist_ok=True)
+class CacheDirError(PerVFIError):
+    """``$PERVFI_HOME`` (or a folder in it) cannot be created or written; the message says what to set."""
+
+
+def cache_root() -> Path:
+    """``$PERVFI_HOME``, default ``~/.cache/pervfi``."""
+    return Path(os.environ.get("PERVFI_HOME") or Path.home() / ".cache" / "pervfi")
+
+
+def cache_dir(*parts: str, create: bool = True) -> Path:
+    """``$PERVFI_HOME/<parts>`` (default ``~/.cache/pervfi``), created on demand.
+
+    ``create=False`` only names the folder (look-ups: a folder that cannot exist simply holds nothing).
+    A folder that cannot be created, or exists but cannot be written, raises :class:`CacheDirError`.
+    """
+    path = cache_root().joinpath(*parts)
+    return ensure_dir(path) if create else path
+
+
+def ensure_dir(path: Path) -> Path:
+    """Create ``path`` (a cache or model folder) if needed; :class:`CacheDirError` if it cannot be written."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CacheDirError(_cache_advice(path, err)) from err
+    if not os.access(path, os.W_OK | os.X_OK):  # an existing folder of someone else's (or a read-only disk)
+        raise CacheDirError(_cache_advice(path, PermissionError(13, "Permission denied")))
     return path
+
+
+def _cache_advice(path: Path, err: OSError) -> str:
+    return (f"cannot use the cache folder {path} ({err.strerror or err}): downloads and converted weights are "
+            f"kept there. Set PERVFI_HOME to a writable folder (now {os.environ.get('PERVFI_HOME') or 'unset'}, "
+            f"default ~/.cache/pervfi), or place the weights files in a model folder yourself.")
 
 
 def _extract_member(archive: Path, member: str, dest: Path) -> None:

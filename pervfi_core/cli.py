@@ -1,18 +1,26 @@
 """Command line: ``python -m pervfi_core interpolate INPUT OUTPUT [options]`` and ``weights ...``.
 
-Exit codes: 0 done; 2 bad input, options or weights (one-line message, no traceback); 130
-interrupted (Ctrl-C); 1 unexpected error. No output file exists unless the run completed.
+Exit codes: 0 done; 2 bad input, options, weights or output (a one-line message, no traceback: a full
+disk, a read-only folder, a corrupt checkpoint, a value out of bounds); 130 interrupted (Ctrl-C,
+SIGINT); 143 SIGTERM; 129 SIGHUP; 1 unexpected error. No output file exists unless the run completed:
+every way of stopping removes the temporary output. Warnings (a cut-off input, a variable frame
+rate, half precision on a CPU) go to stderr.
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
+import threading
 import time
 
 from .errors import PerVFIError
 from .pipeline.options import BLEND_MAX_PIXELS, DEFAULT_BATCH, DEFAULT_SCENE_THRESHOLD, DEFAULT_SEED, DEFAULT_TAU, \
     FLOW_MAX_PIXELS
+from .pipeline.schedule import MAX_RATE_RATIO, MULTIPLIER_RANGE
+from .video import CRF_RANGE
 
 
 ENGINE_HELP = (
@@ -24,12 +32,17 @@ ENGINE_HELP = (
 
 
 class ProgressBar:
-    """One line on stderr: pairs done, output frames/s, ETA. Called as ``progress(done, total)``."""
+    """One line on stderr: pairs done, output frames/s, ETA. Called as ``progress(done, total)``.
+
+    ``finish(total)`` draws the final state with the true total (a cut-off input ends short of the
+    count it declared); :class:`ConsoleLog` breaks the line before a warning is printed.
+    """
 
     def __init__(self, stream=None, report=None, *, min_interval: float = 0.2):
         self.stream, self.report, self.min_interval = stream or sys.stderr, report, min_interval
         self.start = time.perf_counter()
         self.last = 0.0
+        self.dirty = False  # a progress line without its newline is on screen
 
     def __call__(self, done: int, total: int | None) -> None:
         now = time.perf_counter()
@@ -48,10 +61,91 @@ class ProgressBar:
             line = f"{done} pairs  {rate}"
         self.stream.write("\r" + line + " " * 4)
         self.stream.flush()
+        self.dirty = True
+
+    def finish(self, total: int) -> None:
+        """Draw the last state against ``total``, the pairs the input really had."""
+        self.last = 0.0
+        self(total, total)
+
+    def break_line(self) -> None:
+        if self.dirty:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.dirty = False
 
     def close(self) -> None:
-        self.stream.write("\n")
-        self.stream.flush()
+        self.break_line()
+
+
+class ConsoleLog(logging.StreamHandler):
+    """Log records on stderr (``warning: ...``), each on a line of its own even while a progress bar
+    holds the current line."""
+
+    def __init__(self, stream=None, *, verbose: bool = False):
+        super().__init__(stream or sys.stderr)
+        self.bar: ProgressBar | None = None
+        fmt = "%(levelname)s %(name)s: %(message)s" if verbose else "%(levelname)s: %(message)s"
+        self.setFormatter(_LowerLevelFormatter(fmt))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.bar is not None:
+            self.bar.break_line()
+        super().emit(record)
+
+
+class _LowerLevelFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        record = logging.makeLogRecord({**record.__dict__, "levelname": record.levelname.lower()})
+        return super().format(record)
+
+
+def _console_log() -> ConsoleLog | None:
+    return next((h for h in logging.getLogger().handlers if isinstance(h, ConsoleLog)), None)
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop signal (SIGINT, SIGTERM, SIGHUP) raised as KeyboardInterrupt in the main thread, so every
+    abort path Ctrl-C takes (the temporary output removed) runs for it too. ``signum``: which one."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name
+
+
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")  # SIGHUP: the terminal closed (absent on Windows)
+
+
+class StopOnSignal:
+    """While active, the stop signals raise :class:`Interrupted` in the main thread; handlers are restored
+    on exit. Only the first signal raises: more of them (a supervisor repeating SIGTERM) must not cut the
+    clean-up short. A signal the process was told to ignore (``nohup``: SIGHUP) stays ignored."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._saved: dict[int, object] = {}
+
+    def _handle(self, signum, frame):
+        if self.signum is None:
+            self.signum = signum
+            raise Interrupted(signum)
+
+    def __enter__(self) -> "StopOnSignal":
+        if threading.current_thread() is threading.main_thread():  # signal.signal works only there
+            for name in STOP_SIGNALS:
+                sig = getattr(signal, name, None)
+                if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:
+                    self._saved[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, previous in self._saved.items():
+            signal.signal(sig, previous)
+        self._saved.clear()
 
 
 def _clock(seconds: float) -> str:
@@ -60,24 +154,18 @@ def _clock(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
-def _positive_int(text: str) -> int:
+def _whole(text: str) -> int:
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 2, got {text!r}") from None
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 2 (2 doubles the frame rate), got {value}")
-    return value
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
 
 
-def _positive_float(text: str) -> float:
+def _number(text: str) -> float:
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
 def add_interpolate(sub) -> argparse.ArgumentParser:
@@ -88,10 +176,12 @@ def add_interpolate(sub) -> argparse.ArgumentParser:
     p.add_argument("input", help="video file or folder of frames (.png/.jpg...)")
     p.add_argument("output", help="video file (.mp4, .mkv, .mov, .webm, .avi) or folder for numbered PNG frames")
     rate = p.add_mutually_exclusive_group()
-    rate.add_argument("--multiplier", "-m", type=_positive_int, default=None,
-                      help="frames per input frame: N-1 new frames between each pair (default 2)")
-    rate.add_argument("--fps", type=_positive_float, default=None,
-                      help="retime to this frame rate instead (any value, e.g. 24 -> 60)")
+    rate.add_argument("--multiplier", "-m", type=_whole, default=None,
+                      help=f"frames per input frame: N-1 new frames between each pair, {MULTIPLIER_RANGE[0]} to "
+                           f"{MULTIPLIER_RANGE[1]} (default 2)")
+    rate.add_argument("--fps", type=_number, default=None,
+                      help=f"retime to this frame rate instead (any value within {MAX_RATE_RATIO}x of the input "
+                           "rate, e.g. 24 -> 60)")
     p.add_argument("--tau", type=float, default=DEFAULT_TAU,
                    help=f"sampling temperature of a stochastic engine (pervfi-v00), 0..1 (default {DEFAULT_TAU})")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED,
@@ -103,7 +193,7 @@ def add_interpolate(sub) -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"],
                    help="compute precision (default auto = float32)")
-    p.add_argument("--input-fps", type=_positive_float, default=None,
+    p.add_argument("--input-fps", type=_number, default=None,
                    help="frame rate of a folder of frames (default 25) or override of a video's rate")
     p.add_argument("--scene-threshold", type=float, default=DEFAULT_SCENE_THRESHOLD,
                    help=f"scene-cut sensitivity, 0..1 (default {DEFAULT_SCENE_THRESHOLD}; 0 disables): pairs across a "
@@ -117,7 +207,8 @@ def add_interpolate(sub) -> argparse.ArgumentParser:
     p.add_argument("--flow-max-pixels", type=int, default=FLOW_MAX_PIXELS,
                    help=f"frames above this many pixels get their motion estimated on a downscaled copy "
                         f"(default {FLOW_MAX_PIXELS})")
-    p.add_argument("--crf", type=int, default=16, help="video quality, lower is better (x264 CRF, default 16)")
+    p.add_argument("--crf", type=int, default=16,
+                   help=f"video quality, lower is better (x264 CRF {CRF_RANGE[0]}..{CRF_RANGE[1]}, default 16)")
     p.add_argument("--overwrite", "-y", action="store_true", help="replace an existing output")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_interpolate)
@@ -128,28 +219,49 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     from .engines import load_estimator, load_model, pick_device, pick_dtype
     from .pipeline import Hooks, Options
     from .pipeline.loop import RunReport, interpolate_file
-    from .video import open_input, output_kind
+    from .pipeline.schedule import Retime, check_rate
+    from .video import check_output, open_input
 
-    # every option is checked before anything is loaded or read (pipeline/options.py)
+    # Every option is checked before anything is loaded, by the same code the API and the nodes use
+    # (pipeline/options.py, pipeline/schedule.py, video.check_output): a bad value costs a message, not a run.
     options = Options(tau=args.tau, seed=args.seed, scene_threshold=args.scene_threshold, batch_size=args.batch_size,
                       flow_max_pixels=args.flow_max_pixels, blend_max_pixels=args.blend_max_pixels)
-    output_kind(args.output)  # reject unknown extensions before loading anything
-    open_input(args.input, fps=args.input_fps).close()  # missing/unreadable input: fail fast
+    if args.multiplier is not None:
+        Retime(multiplier=args.multiplier)
+    if args.input_fps is not None:
+        check_rate("input fps", args.input_fps)
+    check_output(args.output, input_path=args.input, overwrite=args.overwrite, crf=args.crf)
+    reader = open_input(args.input, fps=args.input_fps)  # missing/unreadable input: fail fast
+    reader.close()
+    if args.fps is not None:
+        Retime(fps_out=args.fps, fps_in=reader.info.fps)  # the target rate against the input's
     device = pick_device(args.device)
     dtype = pick_dtype(args.dtype, device)
     model = load_model(args.model, device=device, dtype=dtype)
     estimator = load_estimator(args.flow, device=device)
     report = RunReport()
     bar = None if args.quiet else ProgressBar(report=report)
+    console = _console_log()
+    if console is not None:
+        console.bar = bar
     hooks = Hooks(device=device, dtype=dtype, progress=bar)
     _info(f"engine: {model.name}; motion: {estimator.name}; device: {device}")
+    before = _identity(args.output)
     try:
         report = interpolate_file(args.input, args.output, model, estimator, multiplier=args.multiplier, fps=args.fps,
                                   input_fps=args.input_fps, options=options, hooks=hooks, overwrite=args.overwrite,
                                   crf=args.crf, report=report)
+        if bar is not None and report.frames_in >= 2:
+            bar.finish(report.frames_in - 1)  # the true total: a cut-off input ends short of what it declared
+    except KeyboardInterrupt as err:
+        if _identity(args.output) != before:  # the signal came after the output was complete and renamed
+            err.output_kept = args.output
+        raise
     finally:
         if bar is not None:
             bar.close()
+        if console is not None:
+            console.bar = None
     _info(f"wrote {args.output}: {report.frames_in} -> {report.frames_out} frames, "
           f"{float(report.fps_in):g} -> {float(report.fps_out):g} fps, {report.seconds:.1f} s")
     if report.cuts:
@@ -160,6 +272,15 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 
 def _info(text: str) -> None:
     print(text, file=sys.stderr)
+
+
+def _identity(path) -> tuple[int, int] | None:
+    """(inode, mtime) of an output, to tell a completed output from a previous one or none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -179,20 +300,50 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # Our own handler, removed again on return (main() also runs in-process, e.g. in tests); the
+    # library itself never configures logging.
+    root = logging.getLogger()
+    console, level = ConsoleLog(verbose=args.verbose), root.level
+    root.addHandler(console)
+    root.setLevel(logging.INFO if args.verbose else logging.WARNING)
     from .allocator import tune_malloc
 
     tune_malloc()  # this process is ours: reuse freed blocks instead of page-faulting them (allocator.py)
+    stop = StopOnSignal()
     try:
-        return int(args.func(args) or 0)
+        with stop:
+            return int(args.func(args) or 0)
+    except KeyboardInterrupt as err:
+        return _interrupted(err, stop.signum)
     except PerVFIError as err:
-        print(f"error: {err}", file=sys.stderr)
+        if stop.signum is not None:  # e.g. ffmpeg, hit by the same signal, failed first: the signal is the cause
+            return _interrupted(err, stop.signum)
+        print(f"error: {_one_line(err)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted: stopped cleanly, no output written", file=sys.stderr)
-        return 130
     except Exception as err:  # noqa: BLE001 — last resort: a message, the traceback only with -v
+        if stop.signum is not None:
+            return _interrupted(err, stop.signum)
         if args.verbose:
             raise
-        print(f"error: unexpected {type(err).__name__}: {err} (run with -v for details)", file=sys.stderr)
+        print(f"error: unexpected {type(err).__name__}: {_one_line(err)} (run with -v for details)", file=sys.stderr)
         return 1
+    finally:
+        root.removeHandler(console)
+        root.setLevel(level)
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split("\n"))
+
+
+def _interrupted(err: BaseException, signum: int | None) -> int:
+    """The message and exit status (128 + signal number; 130 for Ctrl-C) of a stopped run."""
+    signum = getattr(err, "signum", None) or signum or signal.SIGINT
+    name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+    kept = getattr(err, "output_kept", None)
+    lead = "\n" if signum == signal.SIGINT else ""  # past the "^C" a terminal echoes
+    if kept is not None:
+        print(f"{lead}interrupted by {name} after the output was complete: {kept} is kept", file=sys.stderr)
+    else:
+        print(f"{lead}interrupted by {name}: stopped cleanly, no output written", file=sys.stderr)
+    return 128 + int(signum)

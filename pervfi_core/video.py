@@ -14,6 +14,7 @@ length, and a variable-frame-rate source (re-timed to a constant rate, with the 
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import logging
@@ -44,6 +45,7 @@ _MP4_AUDIO = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}
 # the file, so long files are sampled rather than read whole at every probe.
 TIMING_SCAN_SECONDS = 300.0
 _REORDER_DEPTH = 16  # most frames a decoder may hold back to reorder (H.264/HEVC DPB size)
+CRF_RANGE = (0, 51)  # x264's quality scale (lower is better); VP9 gets crf + 15, capped at its 63
 
 
 class WriteError(InputError):
@@ -448,6 +450,21 @@ def _tail(log, chars: int) -> str:
     return " | ".join(lines[-4:])[-chars:]
 
 
+@contextlib.contextmanager
+def _signals_held():
+    """Hold the stop signals (SIGINT, SIGTERM, SIGHUP) back for the few renames that put an output in
+    place; one that arrives meanwhile is delivered right after, when the output is whole (POSIX only)."""
+    names = ("SIGINT", "SIGTERM", "SIGHUP")
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {getattr(signal, n) for n in names if hasattr(signal, n)})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _fsync(path: Path, *, directory: bool = False) -> None:
     """Flush a file (or a folder's entries) to disk; deferred write errors (network disks) surface here."""
     if directory and os.name == "nt":
@@ -478,7 +495,8 @@ class VideoWriter:
         ext = self.path.suffix.lower()
         even = width % 2 == 0 and height % 2 == 0
         if ext == ".webm":
-            vcodec = ["-c:v", "libvpx-vp9", "-crf", str(crf + 15), "-b:v", "0", "-pix_fmt", "yuv420p" if even else "yuv444p"]
+            vcodec = ["-c:v", "libvpx-vp9", "-crf", str(min(crf + 15, 63)), "-b:v", "0",
+                      "-pix_fmt", "yuv420p" if even else "yuv444p"]
         elif ext == ".avi":
             vcodec = ["-c:v", "mpeg4", "-q:v", "2", "-pix_fmt", "yuv420p"]
         else:
@@ -499,8 +517,14 @@ class VideoWriter:
             raise _os_write_error(self.tmp, self.path, err) from err
         # stderr goes to a file, not a pipe nobody reads while frames are written (that could block
         # ffmpeg); its last lines explain a failure.
-        self._log = tempfile.TemporaryFile()
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log)
+        try:
+            self._log = tempfile.TemporaryFile()
+            self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log)
+        except BaseException as err:  # a signal (turned into KeyboardInterrupt) can land here too
+            self.tmp.unlink(missing_ok=True)
+            if isinstance(err, OSError):
+                raise _os_write_error(self.tmp, self.path, err) from err
+            raise
 
     def _failure(self, what: str) -> WriteError:
         """Stop, clean up, and describe why ffmpeg did not produce the file."""
@@ -545,7 +569,8 @@ class VideoWriter:
         self._log.close()
         try:
             _fsync(self.tmp)  # data on disk before the name says it is complete
-            os.replace(self.tmp, self.path)
+            with _signals_held():
+                os.replace(self.tmp, self.path)
         except OSError as err:
             self.abort()
             raise _os_write_error(self.path, self.path, err) from err
@@ -581,10 +606,7 @@ class FrameFolderWriter:
         import cv2  # noqa: F401
 
         self.path = Path(path)
-        if self.path.exists() and not self.path.is_dir():
-            raise InputError(f"output {self.path} exists and is a file; a folder of frames needs a new name")
-        if self.path.exists() and any(self.path.iterdir()) and not overwrite:
-            raise InputError(f"output folder {self.path} exists and is not empty; choose a new name or --overwrite")
+        _check_target(self.path, "frames", overwrite)
         self.tmp = _temp_name(self.path)
         shutil.rmtree(self.tmp, ignore_errors=True)
         try:
@@ -618,13 +640,15 @@ class FrameFolderWriter:
         try:
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)
-                os.replace(self.path, old)  # kept until the new frames are in place
-            try:
-                os.replace(self.tmp, self.path)
-            except OSError:
+            with _signals_held():  # both renames or neither: a stop between them would lose both outputs
                 if old is not None:
-                    os.replace(old, self.path)  # put the previous output back
-                raise
+                    os.replace(self.path, old)  # kept until the new frames are in place
+                try:
+                    os.replace(self.tmp, self.path)
+                except OSError:
+                    if old is not None:
+                        os.replace(old, self.path)  # put the previous output back
+                    raise
         except OSError as err:
             self.abort()
             raise _os_write_error(self.path, self.path, err) from err
@@ -645,16 +669,72 @@ def open_output(path, *, width: int, height: int, fps: Fraction, audio_from=None
     path = Path(path)
     kind = output_kind(path)
     # With overwrite, an existing output is replaced only when the new one is complete (close()).
+    _check_target(path, kind, overwrite)
     if kind == "video":
-        if path.is_dir():
-            raise InputError(f"output {path} is a folder; choose a file name")
-        if path.exists() and not overwrite:
-            raise InputError(f"output file {path} exists; choose a new name or pass --overwrite")
+        check_crf(crf)
         _make_parent(path)
         return VideoWriter(path, width=width, height=height, fps=fps, audio_from=audio_from,
                            audio_codec=audio_codec, crf=crf)
     _make_parent(path)
     return FrameFolderWriter(path, width=width, height=height, overwrite=overwrite)
+
+
+def check_crf(crf) -> int:
+    """``crf`` as an int, or :class:`InputError` unless it is a whole number in :data:`CRF_RANGE`."""
+    lo, hi = CRF_RANGE
+    if isinstance(crf, bool) or not isinstance(crf, int) or not lo <= crf <= hi:
+        raise InputError(f"crf: expected a whole number from {lo} to {hi} (lower is better quality, 16 is the "
+                         f"default, 23 is x264's), got {crf!r}")
+    return int(crf)
+
+
+def _check_target(path: Path, kind: str, overwrite: bool) -> None:
+    """What the name itself rules out: a folder where a file goes (or the reverse), an existing output."""
+    if kind == "video":
+        if path.is_dir():
+            raise InputError(f"output {path} is a folder; choose a file name")
+        if path.exists() and not overwrite:
+            raise InputError(f"output file {path} exists; choose a new name or pass --overwrite")
+    else:
+        if path.exists() and not path.is_dir():
+            raise InputError(f"output {path} exists and is a file; a folder of frames needs a new name")
+        if path.exists() and any(path.iterdir()) and not overwrite:
+            raise InputError(f"output folder {path} exists and is not empty; choose a new name or --overwrite")
+
+
+def check_output(path, *, input_path=None, overwrite: bool = False, crf: int | None = None) -> str:
+    """Refuse, before any work, an output that could not be written; returns :func:`output_kind`.
+
+    Refused: an unknown extension, the input itself, an existing output without ``overwrite``, a bad
+    ``crf``, and a folder that cannot be created or written (read-only disk, no permission, a file in
+    the way), found by creating and removing a probe file in the nearest existing folder: permission
+    bits alone do not tell (root, read-only mounts, network disks). Leaves nothing behind.
+    """
+    path = Path(path)
+    kind = output_kind(path)
+    if input_path is not None and path.resolve() == Path(input_path).resolve():
+        raise InputError(f"output {path} is the input; choose another name")
+    _check_target(path, kind, overwrite)
+    if kind == "video" and crf is not None:
+        check_crf(crf)
+    folder = path.resolve().parent
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise WriteError(f"cannot create the output folder {folder}: {existing} is a file, not a folder. "
+                         "Choose an output in a folder (or a new folder name).", path=existing,
+                         errno=errno.ENOTDIR)
+    try:
+        fd, probe_file = tempfile.mkstemp(dir=existing, prefix=".pervfi-probe-")
+        os.close(fd)
+        os.unlink(probe_file)
+    except OSError as err:
+        code, advice = _advice(err.errno, str(err))
+        what = "write to the output folder" if existing == folder else f"create the output folder {folder} in"
+        raise WriteError(f"cannot {what} {existing}: {err.strerror or err}. {advice}.", path=existing,
+                         errno=code) from err
+    return kind
 
 
 def _make_parent(path: Path) -> None:

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from pervfi_core.errors import InputError
-from pervfi_core.video import (VideoReader, WriteError, _declared_rate, _fields, open_input, open_output, probe)
+from pervfi_core.video import (VideoReader, VideoWriter, WriteError, _declared_rate, _fields, open_input, open_output,
+                               probe)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -231,7 +232,8 @@ def test_disk_full_gives_a_clear_error_and_leaves_nothing(small_disk, name):
 
 
 def test_encoder_refusing_its_options_is_a_write_error(tmp_path):
-    w = open_output(tmp_path / "out.mp4", width=64, height=64, fps=Fraction(25), crf=-99)
+    # open_output refuses such a crf up front (check_crf); the writer itself passes it on to ffmpeg
+    w = VideoWriter(tmp_path / "out.mp4", width=64, height=64, fps=Fraction(25), crf=-99)
     with pytest.raises(WriteError, match="ffmpeg") as caught:
         for _ in range(20):
             w.write(np.zeros((64, 64, 3), np.uint8))

