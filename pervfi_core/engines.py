@@ -7,9 +7,10 @@ expensive, reusable part) and ``decode`` (the part τ and the seed act on). Two 
 pipeline reads only what the protocol declares; each engine carries an :class:`EngineInfo`
 descriptor of what was loaded (spandrel's ``ModelDescriptor`` in spirit).
 
-``load_model(None)`` / ``"default"`` is the embedded default: the project's own trained weights
-(``pervfi-own``, shipped in ``weights/``, offline; weights/MODEL_CARD.md). ``"training-free"`` is the
-weight-free engine (about 15x faster on a CPU). Otherwise the spec is a manifest id or a file path;
+``load_model(None)`` / ``"default"`` is the default engine, :data:`DEFAULT_MODEL`: the weight-free
+engine (``"training-free"``, PerVFI's asymmetric blending on images with motion trust), which measured
+better than the project's own trained weights (``pervfi-own``, shipped in ``weights/``, offline;
+weights/MODEL_CARD.md) and is about 15x faster on a CPU. Otherwise the spec is a manifest id or a file path;
 the architecture is read from the state dict and the weights are loaded strictly.
 :func:`model_choices` / :func:`estimator_choices` are what the CLI's help and the loader nodes list.
 """
@@ -25,7 +26,9 @@ from .errors import ArchitectureMismatchError, InputError
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "pervfi-own"  # the embedded default: it beats the training-free engine (weights/MODEL_CARD.md)
+# The default on every device: the weight-free engine with motion trust beats the project's trained
+# pervfi-own on all 7 registry clips measured (BENCHMARKS.md, "Choosing the default") at 1/15 of its CPU cost.
+DEFAULT_MODEL = "training-free"
 DEFAULT = "default"
 TRAINING_FREE = "training-free"
 ESTIMATORS = ("auto", "dis", "gmflow-refine", "gmflow", "raft", "raft-small")

@@ -219,7 +219,8 @@ class PerVFI(nn.Module):
             from .training_free import TrainingFreeVFI
 
             with torch.no_grad():  # parameter-free: nothing to learn through it; on the unpadded frames
-                base = TrainingFreeVFI().to(img0.device)(*(x.float() for x in (*images, *flows)), t)  # float32 splatting
+                # the base as the project's residual weights were trained on it: without the later motion trust
+                base = TrainingFreeVFI(trust_gain=0.0).to(img0.device)(*(x.float() for x in (*images, *flows)), t)
                 base = base.to(img0.dtype) * 2 - 1
             base = padding.apply(base, fill="replicate")
         return Blend(conds=self.multiscaleFuse(blended), masks=masks, size=size, padding=padding, base=base)

@@ -33,7 +33,7 @@ def test_x2_video_with_audio(tmp_path, clip, capsys):
     assert info.fps == 48 and info.audio_codec == "aac"
     frames = list(VideoReader(out))
     assert len(frames) == 9  # (5 - 1) * 2 + 1
-    assert "engine: pervfi-own" in err and "5 -> 9 frames" in err
+    assert "engine: training-free" in err and "5 -> 9 frames" in err
     assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]  # no temporary files left
 
 
@@ -75,12 +75,18 @@ def test_user_errors_exit_nonzero_with_a_message(tmp_path, clip, capsys, argv, n
     assert (tmp_path / "existing.mp4").read_bytes() == b"keep me"  # never touched
 
 
-@pytest.mark.parametrize("flag", [["--multiplier", "1"], ["--multiplier", "x"], ["--fps", "0"], ["--fps", "abc"],
-                                  ["--multiplier", "2", "--fps", "30"]])
+@pytest.mark.parametrize("flag", [["--multiplier", "x"], ["--fps", "abc"], ["--multiplier", "2", "--fps", "30"]])
 def test_bad_rates_are_usage_errors(tmp_path, clip, capsys, flag):
     with pytest.raises(SystemExit) as exc:
         main(["interpolate", str(clip), str(tmp_path / "o.mp4"), *flag])
     assert exc.value.code == 2 and "error:" in capsys.readouterr().err
+    assert not (tmp_path / "o.mp4").exists()
+
+
+@pytest.mark.parametrize("flag,needle", [(["--multiplier", "1"], "from 2 to 64"), (["--fps", "0"], "above 0")])
+def test_rates_out_of_bounds_are_refused_by_the_core(tmp_path, clip, capsys, flag, needle):
+    rc, err = _run(capsys, clip, tmp_path / "o.mp4", *flag)  # the same check (pipeline/schedule.py) as API and nodes
+    assert rc == 2 and needle in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o.mp4").exists()
 
 

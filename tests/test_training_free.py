@@ -75,8 +75,8 @@ def test_sharpening_is_an_unsharp_mask_of_the_warped_result():
 
     img0, img1 = _texture(seed=4), _texture(seed=5)
     f = torch.full((1, 2, 32, 48), 0.5)
-    plain = TrainingFreeVFI(sharpen=0.0).blend(img0, img1, f, -f, 0.5).conds[0]
-    sharp = TrainingFreeVFI(sharpen=0.5, sharpen_sigma=0.7).blend(img0, img1, f, -f, 0.5).conds[0]
+    plain = TrainingFreeVFI(sharpen=0.0, trust_gain=0).blend(img0, img1, f, -f, 0.5).conds[0]
+    sharp = TrainingFreeVFI(sharpen=0.5, sharpen_sigma=0.7, trust_gain=0).blend(img0, img1, f, -f, 0.5).conds[0]
     assert torch.allclose(sharp, (plain + 0.5 * (plain - gaussian_blur(plain, 0.7))).clamp(0, 1), atol=1e-6)
     blurred = gaussian_blur(torch.rand(1, 3, 16, 16), 1.0)
     assert torch.allclose(gaussian_blur(torch.ones(1, 3, 8, 8), 0.7), torch.ones(1, 3, 8, 8), atol=1e-6)
@@ -158,3 +158,21 @@ def test_real_footage_perceptual_lpips(dropped_frames_run):
         d = {name: lpips(x, gt).mean().item() for name, x in (("new", new), ("avg", average), ("rep", repeat))}
     print("LPIPS", d)
     assert d["new"] < 0.75 * d["avg"] and d["new"] < 0.75 * d["rep"]
+
+
+def test_motion_trust_gives_the_frame_average_where_no_motion_explains_the_pair_better():
+    """Step 7: a static pair with a spurious flow -> exactly the average; a true shift -> the warp."""
+    img0 = _texture(seed=6)
+    img1 = (img0 + 0.02).clamp(0, 1)  # same scene, brighter: nothing moved
+    wrong = torch.full((1, 2, 32, 48), 1.5)  # a flow error (what DIS gives on noise)
+    engine = TrainingFreeVFI()
+    assert float(engine.motion_trust(img0, img1, wrong, -wrong).max()) == 0.0
+    out = engine.blend(img0, img1, wrong, -wrong, 0.25).conds[0]
+    assert torch.allclose(out, (0.75 * img0 + 0.25 * img1).clamp(0, 1), atol=1e-6)
+    shifted = torch.roll(img0, shifts=2, dims=-1)  # a real 2 px motion: the flow explains it
+    f = torch.zeros(1, 2, 32, 48)
+    f[:, 0] = 2.0
+    trust = engine.motion_trust(img0, shifted, f, -f)[..., 8:-8, 8:-8]
+    assert float(trust.min()) == 1.0
+    off = TrainingFreeVFI(trust_gain=0).blend(img0, img1, wrong, -wrong, 0.25).conds[0]
+    assert not torch.allclose(off, out, atol=1e-3)  # 0 turns it off

@@ -7,7 +7,6 @@ import torch
 from pervfi_core import build_model, weights
 from pervfi_core.engines import (
     DEFAULT,
-    DEFAULT_MODEL,
     TRAINING_FREE,
     Engine,
     EngineInfo,
@@ -35,9 +34,9 @@ def test_engines_implement_the_contract(spec, device):
 
 
 def test_the_descriptor_says_what_was_loaded():
-    info = load_model(None).info
-    entry = weights.default_manifest().get(DEFAULT_MODEL)
-    assert info.id == DEFAULT_MODEL and info.architecture == "pervfi-vb" and info.sha256 == entry.sha256
+    info = load_model("pervfi-own").info
+    entry = weights.default_manifest().get("pervfi-own")
+    assert info.id == "pervfi-own" and info.architecture == "pervfi-vb" and info.sha256 == entry.sha256
     assert info.source.endswith(entry.filename) and info.trained_step == 1400
     assert info.config["base"] == "training-free"
     built = build_model("vb")  # built in memory: named after its architecture, no file

@@ -1,4 +1,4 @@
-"""The embedded default engine: the project's own trained weights, shipped in weights/ (offline)."""
+"""The default engine and the project's own trained weights (pervfi-own, shipped in weights/, offline)."""
 from __future__ import annotations
 
 import hashlib
@@ -23,22 +23,22 @@ def _pair(height=48, width=64):
     return img0, img1, flow, -flow
 
 
-def test_default_is_the_embedded_trained_model_and_loads_offline():
-    entry = default_manifest().get(DEFAULT_MODEL)
-    path = weights.resolve(DEFAULT_MODEL, download=False)  # embedded: never downloaded
+def test_default_is_the_training_free_engine_and_the_trained_model_loads_offline():
+    assert isinstance(load_model(None), TrainingFreeVFI) and DEFAULT_MODEL == "training-free"
+    assert isinstance(load_model("default"), TrainingFreeVFI) and load_model(None).trust_gain > 0
+    entry = default_manifest().get("pervfi-own")
+    path = weights.resolve("pervfi-own", download=False)  # embedded: never downloaded
     assert path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == entry.sha256
-    model = load_model(None)
-    assert isinstance(model, PerVFI) and model.name == DEFAULT_MODEL and not model.training
+    model = load_model("pervfi-own")
+    assert isinstance(model, PerVFI) and model.name == "pervfi-own" and not model.training
     assert model.config["base"] == "training-free" and not model.stochastic
-    assert load_model("default").config == model.config
-    assert isinstance(load_model("training-free"), TrainingFreeVFI)
 
 
-def test_default_adds_a_small_learned_correction_to_the_training_free_frame():
+def test_pervfi_own_adds_a_small_learned_correction_to_the_frame_it_was_trained_on():
     img0, img1, fflow, bflow = _pair()
     with torch.no_grad():
-        ours = load_model(None)(img0, img1, fflow, bflow, 0.5)
-        base = TrainingFreeVFI()(img0, img1, fflow, bflow, 0.5)
+        ours = load_model("pervfi-own")(img0, img1, fflow, bflow, 0.5)
+        base = TrainingFreeVFI(trust_gain=0)(img0, img1, fflow, bflow, 0.5)  # its training base: no motion trust
     diff = (ours - base).abs()
     assert diff.max() > 1e-3  # trained: not the zero-initialised residual
     assert float(psnr(ours, base)) > 30  # a correction, not a different picture
