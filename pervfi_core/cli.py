@@ -211,11 +211,18 @@ def add_interpolate(sub) -> argparse.ArgumentParser:
                    help=f"video quality, lower is better (x264 CRF {CRF_RANGE[0]}..{CRF_RANGE[1]}, default 16)")
     p.add_argument("--overwrite", "-y", action="store_true", help="replace an existing output")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    from .distributed import cli as distributed_cli  # --ray, --segment-frames, --batch (no Ray imported here)
+
+    distributed_cli.add_arguments(p)
     p.set_defaults(func=cmd_interpolate)
     return p
 
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
+    from .distributed import cli as distributed_cli
+
+    if distributed_cli.wants(args):  # --ray (segments on a Ray cluster) or --batch (many inputs)
+        return distributed_cli.run(args)
     from .engines import load_estimator, load_model, pick_device, pick_dtype
     from .pipeline import Hooks, Options
     from .pipeline.loop import RunReport, interpolate_file
