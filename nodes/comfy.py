@@ -1,9 +1,11 @@
 """The one module of the pack that imports ComfyUI, with stand-alone fallbacks.
 
-Inside ComfyUI it reaches ``comfy.model_management`` (devices, cache, interruption, out-of-memory
-detection), ``comfy.utils.ProgressBar`` and ``folder_paths`` (model folders, so that
-``extra_model_paths.yaml`` works). Outside ComfyUI (tests, scripts) the same functions fall back
-to plain PyTorch: the best available device, CPU for intermediates, no progress bar, and an
+Inside ComfyUI it reaches ``comfy.model_management`` (devices, the model manager, cache,
+interruption, out-of-memory detection), ``comfy.model_patcher`` (the ModelPatcher the models
+travel in), ``comfy.utils.ProgressBar``, ``folder_paths`` (model folders, so that
+``extra_model_paths.yaml`` works) and ``comfy_api.latest`` (the VIDEO type). Outside ComfyUI (tests,
+scripts) the same functions fall back to plain PyTorch: the best available device, CPU for
+intermediates, plain engines instead of patchers, no progress bar, a small VIDEO stand-in, and an
 interrupt flag that :func:`request_interrupt` raises at the next check.
 
 Nothing happens at import: ComfyUI modules are looked up on first use.
@@ -14,12 +16,15 @@ import functools
 import importlib
 import logging
 import threading
+from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from types import SimpleNamespace
 
 import torch
 
 from pervfi_core import engines, weights
+from pervfi_core.errors import InputError
 from pervfi_core.pipeline import Hooks
 
 log = logging.getLogger(__name__)
@@ -42,7 +47,16 @@ def _comfy() -> SimpleNamespace | None:
         folder_paths = importlib.import_module("folder_paths")
     except Exception:  # noqa: BLE001 - any failure means "not inside a working ComfyUI"
         return None
-    return SimpleNamespace(mm=mm, utils=utils, folder_paths=folder_paths)
+    return SimpleNamespace(mm=mm, utils=utils, folder_paths=folder_paths, patcher=_optional("comfy.model_patcher"),
+                           api=_optional("comfy_api.latest"))
+
+
+def _optional(name: str):
+    """A ComfyUI module that older versions lack (then the pack works without what it offers)."""
+    try:
+        return importlib.import_module(name)
+    except Exception:  # noqa: BLE001
+        return None
 
 
 # ---------------------------------------------------------------- devices and memory
@@ -58,6 +72,108 @@ def intermediate_device() -> torch.device:
     return c.mm.intermediate_device() if c is not None else torch.device("cpu")
 
 
+def offload_device() -> torch.device:
+    """Where models wait between runs (ComfyUI: its offload device, the CPU unless --highvram)."""
+    c = _comfy()
+    return c.mm.unet_offload_device() if c is not None else torch_device()
+
+
+# ---------------------------------------------------------------- the model manager
+class ManagedModel(torch.nn.Module):
+    """What a ComfyUI ModelPatcher holds: an engine or a motion estimator, as a submodule.
+
+    The patcher moves this module (hence the engine) between its load and offload devices and writes
+    the placement to ``self.device``; the engines' own ``device`` is a read-only property of their
+    parameters, which it could not write. ComfyUI's log names the class ("Requested to load ...").
+    """
+
+    def __init__(self, inner: torch.nn.Module, device):
+        super().__init__()
+        self.inner = inner
+        self.device = torch.device(device)
+
+    def get_dtype(self) -> torch.dtype:  # what ModelPatcher.model_dtype() reports
+        return self.inner.dtype
+
+
+class PerVFIGenerator(ManagedModel):
+    """A PerVFI engine (PerVFI network or the training-free engine) under ComfyUI's model manager."""
+
+
+class PerVFIMotion(ManagedModel):
+    """A motion estimator under ComfyUI's model manager."""
+
+
+def manage(model, *, kind: str = "generator"):
+    """Inside ComfyUI: ``model`` (on :func:`offload_device`) in a ModelPatcher, load device
+    :func:`torch_device`. ``CoreModelPatcher`` is looked up now, not at import: ComfyUI rebinds it when
+    dynamic VRAM is on. Stand-alone (or a ComfyUI without ModelPatcher): ``model`` itself."""
+    c = _comfy()
+    if c is None or c.patcher is None or not isinstance(model, torch.nn.Module):
+        return model
+    wrapper = (PerVFIMotion if kind == "motion" else PerVFIGenerator)(model, offload_device())
+    patcher_cls = getattr(c.patcher, "CoreModelPatcher", None) or c.patcher.ModelPatcher
+    return patcher_cls(wrapper, load_device=torch_device(), offload_device=offload_device())
+
+
+def unwrap(model):
+    """The engine or estimator inside a ModelPatcher made by :func:`manage`, else ``model`` itself."""
+    inner = getattr(model, "model", None)
+    return inner.inner if isinstance(inner, ManagedModel) else model
+
+
+def prepare(*models, memory_required: int = 0) -> list:
+    """Before a run: ComfyUI's model manager loads the patchers among ``models`` onto their load device
+    and frees ``memory_required`` bytes there for the run (unloading other models if need be); returns
+    the engines / estimators to run. Plain engines (stand-alone use) are returned as they are.
+
+    Loaded whole (``force_full_load``): plain PyTorch modules cannot run split between devices. Engines
+    read their device from their parameters, i.e. from where the manager put them for this run; nothing
+    here holds them there afterwards, so the manager offloads them when other models need the memory.
+    """
+    c = _comfy()
+    patchers = [m for m in models if unwrap(m) is not m]
+    if patchers and c is not None and hasattr(c.mm, "load_models_gpu"):
+        c.mm.load_models_gpu(patchers, memory_required=int(memory_required), force_full_load=True)
+    return [unwrap(m) for m in models]
+
+
+# ---------------------------------------------------------------- VIDEO
+@dataclass
+class VideoParts:
+    """A VIDEO's content: IMAGE ``[B, H, W, 3]`` float in [0, 1], exact frame rate, AUDIO (or None)."""
+
+    images: torch.Tensor
+    frame_rate: Fraction
+    audio: dict | None = None
+
+
+class StandaloneVideo:
+    """The VIDEO stand-in outside ComfyUI (tests, scripts): ``get_components()`` like ComfyUI's VideoInput."""
+
+    def __init__(self, parts: VideoParts):
+        self._parts = parts
+
+    def get_components(self) -> VideoParts:
+        return self._parts
+
+
+def video_parts(video) -> VideoParts:
+    """ComfyUI VIDEO (or :class:`StandaloneVideo`) -> :class:`VideoParts`; decodes a file-backed video."""
+    if not hasattr(video, "get_components"):
+        raise InputError(f"video: expected a VIDEO (e.g. from Load Video or Create Video), got {type(video).__name__}")
+    parts = video.get_components()
+    return VideoParts(parts.images, Fraction(parts.frame_rate), getattr(parts, "audio", None))
+
+
+def make_video(images: torch.Tensor, frame_rate: Fraction, audio: dict | None = None):
+    """IMAGE ``[B, H, W, 3]`` + exact frame rate + AUDIO -> a VIDEO ComfyUI's Save Video writes."""
+    c = _comfy()
+    api = c.api if c is not None else None
+    if api is None:
+        return StandaloneVideo(VideoParts(images, Fraction(frame_rate), audio))
+    return api.InputImpl.VideoFromComponents(api.Types.VideoComponents(images=images, audio=audio,
+                                                                       frame_rate=Fraction(frame_rate)))
 
 
 # ---------------------------------------------------------------- interruption and progress
@@ -131,6 +247,7 @@ def hooks(total_pairs: int | None = None, label: str = "PerVFI", *, model=None):
     blend and decode nodes; progress goes to a ProgressBar per frame pair; every pair checks for
     interruption; out-of-memory errors free the cache and the pipeline retries smaller.
     """
+    model = unwrap(model)  # its placement now, after prepare(): where the manager loaded it for this run
     device, dtype = (model.device, model.dtype) if model is not None else (torch_device(), torch.float32)
     bar = Progress(total_pairs or 1, label=label)
 
@@ -147,11 +264,16 @@ def hooks(total_pairs: int | None = None, label: str = "PerVFI", *, model=None):
 
 
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    """Loader dtype choice -> torch dtype (the core's rule); for ``auto`` ComfyUI says whether fp16 is fast here."""
+    """Loader dtype choice -> torch dtype (the core's rule). For ``auto`` ComfyUI says which half type is
+    fast on ``device``: bfloat16 first (float32's range: softmax-splatting weights are exponentials),
+    then float16, else float32. The normalizing-flow decoder stays float32 either way (engines.load_model)."""
     c = _comfy()
     half = None
-    if name == "auto" and c is not None and hasattr(c.mm, "should_use_fp16"):
-        half = torch.float16 if c.mm.should_use_fp16(device) else None
+    if name == "auto" and c is not None:
+        if getattr(c.mm, "should_use_bf16", None) is not None and c.mm.should_use_bf16(device):
+            half = torch.bfloat16
+        elif getattr(c.mm, "should_use_fp16", None) is not None and c.mm.should_use_fp16(device):
+            half = torch.float16
     return engines.pick_dtype(name, device, half=half)
 
 

@@ -49,18 +49,20 @@ class PerVFILoadModel:
             }),
             "dtype": (list(DTYPES), {
                 "default": "auto",
-                "tooltip": "Compute precision. auto = float16 on a GPU that handles it well, else float32. "
-                           "float32 is the reference; half precision halves memory.",
+                "tooltip": "Compute precision. auto = what ComfyUI finds fast on this device: bfloat16, else "
+                           "float16, else float32 (CPU). float32 is the reference; half precision halves memory. "
+                           "The normalizing-flow decoder of v00 always runs in float32.",
             }),
         }}
 
     def load(self, checkpoint, dtype):
         comfy.register_model_folders()
-        device = comfy.torch_device()
-        model = engines.load_model(checkpoint, device=device, dtype=comfy.resolve_dtype(dtype, device),
+        # loaded where models wait (ComfyUI's offload device); the model manager moves it for each run
+        model = engines.load_model(checkpoint, device=comfy.offload_device(),
+                                   dtype=comfy.resolve_dtype(dtype, comfy.torch_device()),
                                    progress=comfy.download_progress(f"PerVFI {checkpoint}"),
                                    estimator_option="'Load PerVFI Flow Estimator'")
-        return (model,)
+        return (comfy.manage(model, kind="generator"),)
 
 
 class PerVFILoadFlowModel:
@@ -97,5 +99,7 @@ class PerVFILoadFlowModel:
 
     def load(self, estimator, checkpoint):
         comfy.register_model_folders()
-        return (engines.load_estimator(estimator, checkpoint=checkpoint, device=comfy.torch_device(),
-                                       progress=comfy.download_progress(f"PerVFI {estimator} {checkpoint}")),)
+        # 'auto' chooses by the device it will run on; the weights wait on the offload device
+        est = engines.load_estimator(estimator, checkpoint=checkpoint, device=comfy.torch_device(),
+                                     progress=comfy.download_progress(f"PerVFI {estimator} {checkpoint}"))
+        return (comfy.manage(est.to(comfy.offload_device()), kind="motion"),)

@@ -5,7 +5,9 @@ Splitting the pipeline lets ComfyUI cache each stage: changing τ or the seed re
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from fractions import Fraction
 
 import torch
 from einops import rearrange
@@ -13,39 +15,33 @@ from einops import rearrange
 from pervfi_core import pipeline
 from pervfi_core.errors import InputError
 from pervfi_core.flow.visualize import flow_to_color
+from pervfi_core.pipeline.clips import frame_rate, frame_rate_schedule
+from pervfi_core.pipeline.memory import memory_required
+from pervfi_core.pipeline.report import run_report, to_json
 
 from . import comfy
 from .images import frames_from_image, image_from_frames, mask_from_masks
+from .widgets import (
+    FLOW_MODEL_TOOLTIP,
+    FRAMES_TOOLTIP,
+    MODEL_TOOLTIP,
+    DEFAULT_SOURCE_FPS,
+    scene_threshold_widget,
+    seed_widget,
+    source_fps_widget,
+    target_fps_widget,
+    tau_widget,
+)
 
 CATEGORY = "PerVFI"
-
-FRAMES_TOOLTIP = "Video frames in time order (IMAGE batch [N, H, W, 3], N >= 2, all the same size)."
-MODEL_TOOLTIP = "The PerVFI generator from 'Load PerVFI Model'. Use the same model for blending and decoding."
-TAU_TOOLTIP = (
-    "Sampling temperature τ of the normalizing-flow decoder (paper §3.2): the latent is drawn from "
-    "N(0, τ²). 0 = the most probable (smoothest) frame; higher = more texture and detail, more "
-    "randomness. Ignored by deterministic models (vb, the embedded default, training-free). The paper uses 0.3."
-)
-SEED_TOOLTIP = "Seed of the random latent. Same seed and τ = same frames."
-
-
-def tau_widget() -> tuple:
-    lo, hi = pipeline.TAU_RANGE
-    return ("FLOAT", {"default": pipeline.DEFAULT_TAU, "min": lo, "max": hi, "step": 0.01, "display": "slider",
-                      "tooltip": TAU_TOOLTIP})
-
-
-def seed_widget() -> tuple:
-    return ("INT", {"default": pipeline.DEFAULT_SEED, "min": 0, "max": pipeline.MAX_SEED, "control_after_generate": True,
-                    "tooltip": SEED_TOOLTIP})
-
 
 FLOW_TOOLTIP = "Flows of every consecutive frame pair, from 'PerVFI Flow Estimation' on the same frames."
 
 
 @dataclass
 class PerVFIBlend:
-    """What travels on a PERVFI_BLEND link: the input frames (N,3,H,W) and their :class:`pipeline.Blends`.
+    """What travels on a PERVFI_BLEND link: the input frames (N,3,H,W) and their :class:`pipeline.Blends`,
+    the schedule's output frame rate and what the decode node's report repeats.
 
     The decoder needs the input frames to interleave them with the new ones; both wait on ComfyUI's
     intermediate device (CPU unless --gpu-only), so a long clip does not fill GPU memory.
@@ -53,6 +49,10 @@ class PerVFIBlend:
 
     frames: torch.Tensor
     blends: pipeline.Blends
+    fps_in: Fraction | None = None
+    fps_out: Fraction | None = None
+    scene_threshold: float = pipeline.DEFAULT_SCENE_THRESHOLD
+    blend_seconds: float = 0.0
 
 
 def _expect(name: str, value, kind: type, link: str):
@@ -89,12 +89,14 @@ class PerVFIFlowEstimation:
     def INPUT_TYPES(cls):
         return {"required": {
             "frames": ("IMAGE", {"tooltip": FRAMES_TOOLTIP}),
-            "flow_model": ("PERVFI_FLOW_MODEL", {"tooltip": "Motion estimator from 'Load PerVFI Flow Estimator'."}),
+            "flow_model": ("PERVFI_FLOW_MODEL", {"tooltip": FLOW_MODEL_TOOLTIP}),
         }}
 
     def estimate(self, frames, flow_model):
         x = frames_from_image(frames, min_frames=2)
-        flows = pipeline.estimate_flow(x, flow_model, hooks=comfy.hooks(x.shape[0] - 1, "PerVFI flow"))
+        need = memory_required(*x.shape[2:], estimator=comfy.unwrap(flow_model))
+        estimator, = comfy.prepare(flow_model, memory_required=need)
+        flows = pipeline.estimate_flow(x, estimator, hooks=comfy.hooks(x.shape[0] - 1, "PerVFI flow"))
         return (flows,)
 
 
@@ -135,21 +137,33 @@ class PerVFIASBBlend:
                     "default": "", "multiline": False,
                     "tooltip": "Optional explicit times of the new frames inside each pair, comma-separated "
                                "values strictly between 0 and 1 (e.g. '0.25, 0.5'). Overrides the multiplier "
-                               "when not empty.",
+                               "and the target fps when not empty.",
                 }),
+                "source_fps": source_fps_widget(),
+                "target_fps": target_fps_widget(),
+                "scene_threshold": scene_threshold_widget(),
             },
         }
 
-    def blend(self, frames, flow, model, multiplier, timesteps=""):
+    def blend(self, frames, flow, model, multiplier, timesteps="", source_fps=DEFAULT_SOURCE_FPS, target_fps=0.0,
+              scene_threshold=pipeline.DEFAULT_SCENE_THRESHOLD):
         x = frames_from_image(frames, min_frames=2)
         flow = _expect("flow", flow, pipeline.PairFlows, "'PerVFI Flow Estimation'")
-        ts = parse_numbers("timesteps", timesteps) if str(timesteps).strip() else int(multiplier)
-        hooks = comfy.hooks(x.shape[0] - 1, "PerVFI blend", model=model)
-        blends = pipeline.blend(x, flow, model, ts, hooks=hooks)
+        explicit = parse_numbers("timesteps", timesteps) if str(timesteps).strip() else None
+        schedule, fps_out = frame_rate_schedule(int(multiplier), source_fps, float(target_fps) or None,
+                                                timesteps=explicit)
+        options = pipeline.Options(scene_threshold=scene_threshold)
+        need = memory_required(*x.shape[2:], engine=comfy.unwrap(model), timesteps=schedule, options=options)
+        engine, = comfy.prepare(model, memory_required=need)
+        hooks = comfy.hooks(x.shape[0] - 1, "PerVFI blend", model=engine)
+        start = time.perf_counter()
+        blends = pipeline.blend(x, flow, engine, schedule, options=options, hooks=hooks)
         masks = blends.masks
         masks = torch.cat(masks)[..., : x.shape[2], : x.shape[3]] if masks else x.new_zeros(0, 1, *x.shape[2:])
         store = comfy.intermediate_device()
-        return PerVFIBlend(x.to(store), blends), mask_from_masks(masks, device=store)
+        carried = PerVFIBlend(x.to(store), blends, frame_rate("source fps", source_fps), fps_out, float(scene_threshold),
+                              time.perf_counter() - start)
+        return carried, mask_from_masks(masks, device=store)
 
 
 class PerVFIFlowDecode:
@@ -164,10 +178,12 @@ class PerVFIFlowDecode:
     )
     CATEGORY = CATEGORY
     FUNCTION = "decode"
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("frames",)
+    RETURN_TYPES = ("IMAGE", "FLOAT", "STRING")
+    RETURN_NAMES = ("frames", "fps", "report")
     OUTPUT_TOOLTIPS = ("Input and interpolated frames in time order [(N-1)·multiplier + 1, H, W, 3] "
-                       "(width W·k with k compared τ values).",)
+                       "(width W·k with k compared τ values).",
+                       "Frame rate of the output (the blend node's source fps x multiplier, or its target fps).",
+                       "JSON report: engine, device, dtype, τ, seed, timesteps, fps, cuts, tiles, notes, timing.")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -196,12 +212,26 @@ class PerVFIFlowDecode:
                 runs.append(pipeline.Options(tau=value, seed=int(seed)))
             except InputError as err:
                 raise InputError(f"compare_taus: {err}") from None
-        panels = []
+        frames, blends = blend.frames, blend.blends
+        need = memory_required(*frames.shape[2:], engine=comfy.unwrap(model), timesteps=blends.schedule)
+        engine, = comfy.prepare(model, memory_required=need)
+        panels, notes = [], list(blends.log)
+        start = time.perf_counter()
         for options in runs:
-            hooks = comfy.hooks(blend.blends.n_frames - 1, "PerVFI decode", model=model)
-            out = pipeline.decode(blend.frames, blend.blends, model, options=options, hooks=hooks)
+            hooks = comfy.hooks(blends.n_frames - 1, "PerVFI decode", model=engine)
+            out = pipeline.decode(frames, blends, engine, options=options, hooks=hooks)
+            notes += [n for n in hooks.log if n not in notes]
             panels.append(image_from_frames(out, device=comfy.intermediate_device()))
-        return (rearrange(torch.stack(panels), "k b h w c -> b h (k w) c"),)  # τ panels side by side
+        seconds = time.perf_counter() - start + blend.blend_seconds
+        options = pipeline.Options(tau=tau, seed=int(seed), scene_threshold=blend.scene_threshold)
+        report = run_report(engine=engine, options=options, timesteps=blends.schedule, height=frames.shape[2],
+                            width=frames.shape[3], fps_in=blend.fps_in, frames_in=blends.n_frames, frames_out=panels[0].shape[0],
+                            cuts=blends.cuts, seconds=seconds, pairs=blends.n_frames - 1,
+                            compare_taus=[o.tau for o in runs[1:]])
+        report["notes"] = notes
+        fps = float(blend.fps_out) if blend.fps_out is not None else 0.0
+        image = rearrange(torch.stack(panels), "k b h w c -> b h (k w) c")  # τ panels side by side
+        return image, fps, to_json(report)
 
 
 class PerVFIFlowToImage:

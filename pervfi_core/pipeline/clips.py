@@ -49,8 +49,8 @@ def frame_rate_schedule(multiplier: int, fps_in=None, fps_out=None, *, timesteps
         if rate_in is None:
             raise InputError("target fps: the source frame rate is needed to retime; give the source fps too")
         if rate_out < rate_in:
-            raise InputError(f"target fps {float(rate_out):g} is below the source fps {float(rate_in):g}: interpolation "
-                             "adds frames, it does not drop them; choose a target of at least the source rate "
+            raise InputError(f"target fps {float(rate_out):g} is below the source fps {float(rate_in):g}: "
+                             "interpolation adds frames, it does not drop them; choose a target of at least the source rate "
                              "(or 0 to use the multiplier)")
         schedule = Retime(fps_in=rate_in, fps_out=rate_out)
     return schedule, None if rate_in is None else schedule.output_fps(rate_in)
@@ -63,7 +63,8 @@ def frame_rate(name: str, value) -> Fraction:
     try:
         rate = value if isinstance(value, Fraction) else Fraction(str(float(value))).limit_denominator(1001)
     except (TypeError, ValueError, OverflowError):
-        raise InputError(f"{name}: expected a frame rate in frames per second such as 24 or 29.97, got {value!r}") from None
+        raise InputError(f"{name}: expected a frame rate in frames per second such as 24 or 29.97, "
+                         f"got {value!r}") from None
     if rate <= 0:
         raise InputError(f"{name}: expected a positive frame rate such as 24 or 29.97, got {value!r}; connect the "
                          "clip's fps (e.g. Get Video Components' fps output) or type its rate")

@@ -5,8 +5,10 @@ Big Buck Bunny, scaled to 96x54 (54 is not a multiple of 8: padding is exercised
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 import types
+from fractions import Fraction
 
 import pytest
 import torch
@@ -33,11 +35,18 @@ def clip() -> torch.Tensor:
 
 @pytest.fixture
 def fake_comfyui(tmp_path, monkeypatch):
-    """Minimal stand-ins for comfy.model_management, comfy.utils and folder_paths; records calls."""
+    """Minimal stand-ins for comfy.model_management (incl. the model manager), comfy.model_patcher,
+    comfy.utils, folder_paths and comfy_api.latest (VIDEO); records calls.
+
+    ``calls.loads``: one ``(patchers, memory_required, force_full_load)`` per ``load_models_gpu`` call,
+    which, like ComfyUI's, moves each patcher's model to its load device. ``calls.patchers``: every
+    ModelPatcher built. ``calls.bf16`` / ``calls.fp16``: what should_use_bf16 / should_use_fp16 answer.
+    """
     from nodes import comfy as rt
     from pervfi_core.weights.fetch import clear_model_dirs
 
-    calls = types.SimpleNamespace(interrupt_checks=0, progress=[], interrupt_after=None)
+    calls = types.SimpleNamespace(interrupt_checks=0, progress=[], interrupt_after=None, loads=[], patchers=[],
+                                  bf16=False, fp16=False)
 
     class InterruptProcessingException(Exception):
         pass
@@ -55,6 +64,53 @@ def fake_comfyui(tmp_path, monkeypatch):
             raise InterruptProcessingException()
 
     mm.throw_exception_if_processing_interrupted = throw
+    mm.unet_offload_device = lambda: torch.device("cpu")
+    mm.should_use_bf16 = lambda device=None, **kw: calls.bf16
+    mm.should_use_fp16 = lambda device=None, **kw: calls.fp16
+
+    def load_models_gpu(models, memory_required=0, force_patch_weights=False, minimum_memory_required=None,
+                        force_full_load=False):
+        calls.loads.append((list(models), memory_required, force_full_load))
+        for patcher in models:
+            patcher.model.to(patcher.load_device)
+            patcher.model.device = patcher.load_device
+
+    mm.load_models_gpu = load_models_gpu
+
+    class ModelPatcher:
+        def __init__(self, model, load_device, offload_device, size=0, weight_inplace_update=False):
+            self.model, self.load_device, self.offload_device = model, load_device, offload_device
+            calls.patchers.append(self)
+
+        def current_loaded_device(self):
+            return self.model.device
+
+        def model_dtype(self):
+            return self.model.get_dtype()
+
+    class CoreModelPatcher(ModelPatcher):  # what main.py rebinds when dynamic VRAM is on
+        pass
+
+    patcher_mod = types.ModuleType("comfy.model_patcher")
+    patcher_mod.ModelPatcher, patcher_mod.CoreModelPatcher = ModelPatcher, CoreModelPatcher
+
+    @dataclasses.dataclass
+    class VideoComponents:
+        images: torch.Tensor
+        frame_rate: Fraction
+        audio: dict | None = None
+        metadata: dict | None = None
+
+    class VideoFromComponents:
+        def __init__(self, components, bit_depth=8):
+            self._components = components
+
+        def get_components(self):
+            return self._components
+
+    api = types.ModuleType("comfy_api.latest")
+    api.Types = types.SimpleNamespace(VideoComponents=VideoComponents)
+    api.InputImpl = types.SimpleNamespace(VideoFromComponents=VideoFromComponents)
 
     class ProgressBar:
         def __init__(self, total, node_id=None):
@@ -77,11 +133,15 @@ def fake_comfyui(tmp_path, monkeypatch):
     fp.add_model_folder_path = add_model_folder_path
     fp.get_folder_paths = lambda name: list(fp.folder_names_and_paths[name][0])
     pkg = types.ModuleType("comfy")
-    pkg.model_management, pkg.utils = mm, utils
-    for name, mod in {"comfy": pkg, "comfy.model_management": mm, "comfy.utils": utils, "folder_paths": fp}.items():
+    pkg.model_management, pkg.utils, pkg.model_patcher = mm, utils, patcher_mod
+    api_pkg = types.ModuleType("comfy_api")
+    api_pkg.latest = api
+    for name, mod in {"comfy": pkg, "comfy.model_management": mm, "comfy.utils": utils, "folder_paths": fp,
+                      "comfy.model_patcher": patcher_mod, "comfy_api": api_pkg, "comfy_api.latest": api}.items():
         monkeypatch.setitem(sys.modules, name, mod)
     rt._comfy.cache_clear()
-    calls.mm, calls.folder_paths, calls.tmp = mm, fp, tmp_path
+    calls.mm, calls.folder_paths, calls.tmp, calls.api = mm, fp, tmp_path, api
+    calls.ModelPatcher, calls.CoreModelPatcher = ModelPatcher, CoreModelPatcher
     yield calls
     rt._comfy.cache_clear()
     clear_model_dirs()

@@ -15,7 +15,8 @@ from testkit.nodes import ROOT, validate_inputs
 WORKFLOWS = ROOT / "example_workflows"
 NAMES = sorted(p.stem for p in (WORKFLOWS / "api").glob("*.json"))
 CORE_NODES = {"LoadVideo", "GetVideoComponents", "CreateVideo", "SaveVideo", "ImageScaleBy", "ImageStitch",
-              "ImageFromBatch", "SaveImage", "PreviewImage", "MaskToImage"}
+              "ImageFromBatch", "SaveImage", "PreviewImage", "MaskToImage", "PreviewAny"}
+DOWNLOADS = {"pervfi-v00", "pervfi-vb"}  # loader choices fetched on first use (weights_manifest.json)
 
 
 def _widget_names(cls) -> list[str]:
@@ -32,9 +33,38 @@ def _widget_names(cls) -> list[str]:
 
 
 def test_the_required_examples_are_shipped_in_both_formats():
-    assert {"pervfi_basic_interpolation", "pervfi_tau_comparison", "pervfi_interpolate_then_upscale"} <= set(NAMES)
+    assert {"pervfi_basic_interpolation", "pervfi_tau_comparison", "pervfi_interpolate_then_upscale",
+            "pervfi_video_interpolation", "pervfi_loop"} <= set(NAMES)
     for name in NAMES:
         assert (WORKFLOWS / f"{name}.json").is_file(), f"{name}: UI format missing"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_readme_says_which_workflows_need_a_download(name):
+    api = json.loads((WORKFLOWS / "api" / f"{name}.json").read_text())
+    needs = sorted({n["inputs"]["checkpoint"] for n in api.values()
+                    if n["class_type"] == "PerVFILoadModel" and n["inputs"]["checkpoint"] in DOWNLOADS})
+    row = next((line for line in (WORKFLOWS / "README.md").read_text().splitlines() if f"`{name}`" in line), None)
+    assert row is not None, f"{name} is not in example_workflows/README.md"
+    says = "a download" if needs else "no download"
+    assert says in row, f"{name}: its README row should say '{says}' ({needs or 'no manifest checkpoint'})"
+
+
+def test_the_video_workflow_keeps_audio_and_the_loop_workflow_loops():
+    video = json.loads((WORKFLOWS / "api" / "pervfi_video_interpolation.json").read_text())
+    kinds = {n["class_type"]: n for n in video.values()}
+    assert {"LoadVideo", "PerVFIInterpolateVideo", "SaveVideo"} <= set(kinds)
+    assert kinds["SaveVideo"]["inputs"]["video"][0] == next(k for k, n in video.items()
+                                                            if n["class_type"] == "PerVFIInterpolateVideo")
+    import subprocess
+
+    from testkit.clips import ffmpeg
+
+    probe = subprocess.run([ffmpeg(), "-hide_banner", "-i", str(WORKFLOWS / "inputs" / kinds["LoadVideo"]["inputs"]["file"])],
+                           capture_output=True, text=True).stderr
+    assert "Audio:" in probe, "the VIDEO example's input must have an audio track to keep"
+    loop = json.loads((WORKFLOWS / "api" / "pervfi_loop.json").read_text())
+    assert any(n["class_type"] == "PerVFIInterpolate" and n["inputs"]["loop"] is True for n in loop.values())
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -80,5 +110,10 @@ def test_ui_workflow_matches_the_api_one(name):
         assert linked == {k: v for k, v in node["inputs"].items() if isinstance(v, list)}
         if node["class_type"] in nodes.NODE_CLASS_MAPPINGS:
             cls = nodes.NODE_CLASS_MAPPINGS[node["class_type"]]
-            expected = [("fixed" if n.endswith(":control") else node["inputs"][n]) for n in _widget_names(cls)]
-            assert ui_node["widgets_values"] == expected
+            names = _widget_names(cls)
+            assert len(ui_node["widgets_values"]) == len(names)
+            for widget, ui_value in zip(names, ui_node["widgets_values"]):
+                if widget.endswith(":control"):
+                    assert ui_value == "fixed"
+                elif not isinstance(node["inputs"][widget], list):  # a linked widget's UI value is unused
+                    assert ui_value == node["inputs"][widget], widget

@@ -27,7 +27,9 @@ def test_every_node_declares_what_comfyui_reads(node_id):
     assert len(cls.OUTPUT_TOOLTIPS) == len(cls.RETURN_TYPES)
     spec = cls.INPUT_TYPES()
     assert spec["required"]
-    for section in spec.values():
+    for kind, section in spec.items():
+        if kind == "hidden":  # filled in by ComfyUI (e.g. the prompt), never shown
+            continue
         for name, entry in section.items():
             assert len(entry) == 2 and entry[1].get("tooltip"), f"{node_id}.{name} has no tooltip"
 
@@ -65,7 +67,7 @@ def _staged(frames, model, flow_model, multiplier=2, tau=0.3, seed=0, timesteps=
     flow, = run_node(PerVFIFlowEstimation, frames=frames, flow_model=flow_model)
     blend, masks = run_node(PerVFIASBBlend, frames=frames, flow=flow, model=model, multiplier=multiplier,
                             timesteps=timesteps)
-    out, = run_node(PerVFIFlowDecode, blend=blend, model=model, tau=tau, seed=seed)
+    out, _, _ = run_node(PerVFIFlowDecode, blend=blend, model=model, tau=tau, seed=seed)
     return flow, blend, masks, out
 
 
@@ -86,7 +88,8 @@ def test_staged_nodes_interleave_inputs_and_new_frames(clip, default_models, mul
 def test_all_in_one_equals_the_staged_graph(clip, default_models):
     model, flow_model = default_models
     staged = _staged(clip, model, flow_model, 2)[-1]
-    out, = run_node(PerVFIInterpolate, frames=clip, model=model, flow_model=flow_model, multiplier=2, tau=0.3, seed=0)
+    out, _, _ = run_node(PerVFIInterpolate, frames=clip, model=model, flow_model=flow_model, multiplier=2, tau=0.3,
+                         seed=0)
     assert torch.equal(out, staged)
 
 
@@ -101,7 +104,7 @@ def test_explicit_timesteps_override_the_multiplier(clip, default_models):
 def test_deterministic_model_ignores_tau_and_seed(clip, default_models):
     model, flow_model = default_models
     _, blend, _, out = _staged(clip[:2], model, flow_model)
-    other, = run_node(PerVFIFlowDecode, blend=blend, model=model, tau=1.0, seed=7)
+    other, _, _ = run_node(PerVFIFlowDecode, blend=blend, model=model, tau=1.0, seed=7)
     assert torch.equal(out, other)
 
 
@@ -139,7 +142,7 @@ def test_stochastic_model_tau_and_seed_change_only_the_new_frames(v00_blend):
     assert base.shape == (3, 27, 48, 3)
     assert torch.equal(decode(0.3, 0), base)  # same τ and seed -> same frames
     # compare_taus: the slider's τ, then each extra τ, side by side (width 48 each)
-    both, = run_node(PerVFIFlowDecode, blend=blend, model=model, tau=0.3, seed=0, compare_taus="0.9")
+    both, _, _ = run_node(PerVFIFlowDecode, blend=blend, model=model, tau=0.3, seed=0, compare_taus="0.9")
     assert both.shape == (3, 27, 96, 3) and torch.equal(both[:, :, :48], base)
     for other in (both[:, :, 48:], decode(0.3, 1)):
         assert torch.equal(other[0], frames[0]) and torch.equal(other[2], frames[1])  # inputs untouched
@@ -215,8 +218,8 @@ def test_progress_and_interrupt_checks_once_per_pair(clip, default_models, fake_
     model, flow_model = default_models
     frames = _long_clip(clip, 5)
     before = fake_comfyui.interrupt_checks
-    out, = run_node(PerVFIInterpolate, frames=frames, model=model, flow_model=flow_model, multiplier=2,
-                    tau=0.3, seed=0)
+    out, _, _ = run_node(PerVFIInterpolate, frames=frames, model=model, flow_model=flow_model, multiplier=2,
+                         tau=0.3, seed=0)
     pairs = frames.shape[0] - 1
     assert out.shape[0] == 2 * pairs + 1
     assert fake_comfyui.interrupt_checks - before >= pairs
@@ -238,6 +241,7 @@ def test_model_folders_are_registered_and_listed(fake_comfyui, parity_dir):
     assert choices[:4] == ["default", "training-free", "pervfi-v00", "pervfi-vb"] and "my_vb.safetensors" in choices
     assert "pervfi-own" in choices  # embedded in the pack: always available
     model, = run_node(PerVFILoadModel, checkpoint="my_vb.safetensors", dtype="float32")
+    model = rt.unwrap(model)  # inside ComfyUI the engine travels in a ModelPatcher
     assert model.arch == "pervfi-vb" and not model.stochastic
 
 

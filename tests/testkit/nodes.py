@@ -17,11 +17,13 @@ def validate_inputs(cls, kwargs: dict) -> None:
                 continue
             kind, opts = entry[0], (entry[1] if len(entry) > 1 else {})
             value = kwargs[name]
+            if value is None:  # fed by a link: ComfyUI checks only the constants of a prompt
+                continue
             if isinstance(kind, (list, tuple)):
                 assert value in kind, f"{cls.__name__}.{name}: {value!r} not in {kind}"
             elif kind in ("INT", "FLOAT"):
                 assert opts.get("min", value) <= value <= opts.get("max", value), f"{name}={value} out of range"
-    unknown = set(kwargs) - set(spec.get("required", {})) - set(spec.get("optional", {}))
+    unknown = set(kwargs) - set(spec.get("required", {})) - set(spec.get("optional", {})) - set(spec.get("hidden", {}))
     assert not unknown, f"{cls.__name__}: unknown inputs {unknown}"
 
 

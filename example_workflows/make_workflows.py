@@ -1,0 +1,220 @@
+"""Write every example workflow in both formats from one description: ``<name>.json`` (ComfyUI's UI
+format, for the template browser) and ``api/<name>.json`` (API format, for POST /prompt).
+
+    python example_workflows/make_workflows.py
+
+A graph is a list of nodes ``(id, class_type, inputs, title)``; an input value ``("3", 1)`` links
+output slot 1 of node 3. Our nodes' widgets, sockets and outputs are read from the node classes, the
+core nodes' from :data:`CORE` (what ComfyUI 0.33 declares), so the two formats cannot drift apart
+(tests/nodes/test_example_workflows.py checks that they agree).
+"""
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+import nodes  # noqa: E402
+
+WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN")
+# core node -> (link inputs [(name, type, optional)], widget names (UI order), outputs [(name, type)])
+CORE = {
+    "LoadVideo": ([], ["file", "upload"], [("VIDEO", "VIDEO")]),
+    "GetVideoComponents": ([("video", "VIDEO", False)], [], [("images", "IMAGE"), ("audio", "AUDIO"),
+                                                            ("fps", "FLOAT"), ("bit_depth", "INT"),
+                                                            ("color_space", "COMBO")]),
+    "CreateVideo": ([("images", "IMAGE", False), ("audio", "AUDIO", True)], ["fps", "bit_depth"], [("VIDEO", "VIDEO")]),
+    "SaveVideo": ([("video", "VIDEO", False)], ["filename_prefix", "format", "format.codec"], [("video", "VIDEO")]),
+    "ImageFromBatch": ([("image", "IMAGE", False)], ["batch_index", "length"], [("IMAGE", "IMAGE")]),
+    "ImageStitch": ([("image1", "IMAGE", False), ("image2", "IMAGE", True)],
+                    ["direction", "match_image_size", "spacing_width", "spacing_color"], [("IMAGE", "IMAGE")]),
+    "ImageScaleBy": ([("image", "IMAGE", False)], ["upscale_method", "scale_by"], [("IMAGE", "IMAGE")]),
+    "SaveImage": ([("images", "IMAGE", False)], ["filename_prefix"], []),
+    "PreviewImage": ([("images", "IMAGE", False)], [], []),
+    "MaskToImage": ([("mask", "MASK", False)], [], [("IMAGE", "IMAGE")]),
+    "PreviewAny": ([("source", "*", False)], [], [("STRING", "STRING")]),
+}
+# values of core widgets the API format leaves out (UI-only) or that a link feeds (their defaults)
+UI_DEFAULTS = {"upload": "image", "bit_depth": 8, "fps": 30.0}
+
+
+def _ours(kind: str):
+    """Our node's (link inputs, widgets [(name, type, control?)], outputs) from its class."""
+    cls = nodes.NODE_CLASS_MAPPINGS[kind]
+    spec = cls.INPUT_TYPES()
+    links, widgets = [], []
+    for section in ("required", "optional"):
+        for name, (typ, opts) in spec.get(section, {}).items():
+            if isinstance(typ, list) or typ in WIDGET_TYPES:
+                widgets.append((name, "COMBO" if isinstance(typ, list) else typ, bool(opts.get("control_after_generate")),
+                                opts.get("default")))
+            else:
+                links.append((name, typ, section == "optional"))
+    return links, widgets, list(zip(cls.RETURN_NAMES, cls.RETURN_TYPES))
+
+
+def _spec(kind: str):
+    if kind in nodes.NODE_CLASS_MAPPINGS:
+        return _ours(kind)
+    links, names, outputs = CORE[kind]
+    return links, [(n, None, False, UI_DEFAULTS.get(n)) for n in names], outputs
+
+
+def _is_link(value) -> bool:
+    return isinstance(value, tuple)
+
+
+def build(name: str, graph: list) -> tuple[dict, dict]:
+    """(API workflow, UI workflow) for ``graph`` (module docstring)."""
+    api = {}
+    for node_id, kind, inputs, title in graph:
+        api[node_id] = {"class_type": kind,
+                        "inputs": {k: [v[0], v[1]] if _is_link(v) else v for k, v in inputs.items()},
+                        "_meta": {"title": title or (nodes.NODE_DISPLAY_NAME_MAPPINGS.get(kind) or kind)}}
+    links, out_links = [], {}
+    for node_id, kind, inputs, _ in graph:
+        for key, value in inputs.items():
+            if _is_link(value):
+                link_id = len(links) + 1
+                src_kind = next(k for i, k, _, _ in graph if i == value[0])
+                typ = _spec(src_kind)[2][value[1]][1]
+                links.append([link_id, int(value[0]), value[1], int(node_id), key, typ])
+                out_links.setdefault((value[0], value[1]), []).append(link_id)
+    order = _topological(graph)
+    ui_nodes = []
+    for column, (node_id, kind, inputs, title) in enumerate(graph):
+        link_inputs, widgets, outputs = _spec(kind)
+        sockets = []
+        for slot_name, typ, optional in link_inputs:
+            link = next((lk[0] for lk in links if lk[3] == int(node_id) and lk[4] == slot_name), None)
+            sockets.append({"name": slot_name, "type": typ, "link": link, **({"shape": 7} if optional else {})})
+        for wname, typ, _, _ in widgets:  # a widget fed by a link becomes an input socket
+            if _is_link(inputs.get(wname)):
+                link = next(lk[0] for lk in links if lk[3] == int(node_id) and lk[4] == wname)
+                sockets.append({"name": wname, "type": typ or "FLOAT", "widget": {"name": wname}, "link": link})
+        values = []
+        for wname, _, control, default in widgets:  # a linked widget keeps its default in the UI
+            value = inputs.get(wname, default)
+            values.append(default if _is_link(value) else value)
+            if control:
+                values.append("fixed")
+        node = {"id": int(node_id), "type": kind, "pos": [40 + 380 * (order[node_id] // 2), 40 + 420 * (order[node_id] % 2)],
+                "size": [340, 260], "flags": {}, "order": order[node_id], "mode": 0, "inputs": sockets,
+                "outputs": [{"name": oname, "type": otyp, "links": out_links.get((node_id, slot))}
+                            for slot, (oname, otyp) in enumerate(outputs)],
+                "properties": {"Node name for S&R": kind,
+                               "cnr_id": "comfyui-pervfi" if kind in nodes.NODE_CLASS_MAPPINGS else "comfy-core"},
+                "widgets_values": values}
+        if title:
+            node["title"] = title
+        ui_nodes.append(node)
+    # UI links name the destination slot by index
+    for lk in links:
+        dst = next(n for n in ui_nodes if n["id"] == lk[3])
+        lk[4] = next(i for i, s in enumerate(dst["inputs"]) if s["name"] == lk[4])
+    shipped = HERE / f"{name}.json"  # a workflow keeps its id across regenerations
+    ident = json.loads(shipped.read_text())["id"] if shipped.is_file() else str(uuid.uuid5(uuid.NAMESPACE_URL, name))
+    ui = {"id": ident, "revision": 0,
+          "last_node_id": max(int(n[0]) for n in graph), "last_link_id": len(links), "nodes": ui_nodes,
+          "links": links, "groups": [], "config": {}, "extra": {"ds": {"scale": 0.75, "offset": [30, 90]}},
+          "version": 0.4}
+    return api, ui
+
+
+def _topological(graph) -> dict:
+    done, order = set(), {}
+    while len(order) < len(graph):
+        for node_id, _, inputs, _ in graph:
+            if node_id not in done and all(v[0] in done for v in inputs.values() if _is_link(v)):
+                order[node_id] = len(order)
+                done.add(node_id)
+    return order
+
+
+def loaders(checkpoint: str = "default") -> list:
+    return [("3", "PerVFILoadModel", {"checkpoint": checkpoint, "dtype": "auto"}, None),
+            ("4", "PerVFILoadFlowModel", {"estimator": "auto", "checkpoint": "default"}, None)]
+
+
+INTERPOLATE = {"multiplier": 2, "tau": 0.3, "seed": 0, "source_fps": ("2", 2), "target_fps": 0.0, "scene_threshold": 0.2,
+               "loop": False, "chunk_mode": "off", "chunk_index": -1}
+SAVE = {"format": "auto", "format.codec": "auto"}
+CLIP = "pervfi_bunny_192x108.mp4"
+CLIP_AUDIO = "pervfi_bunny_audio_192x108.mp4"
+
+WORKFLOWS = {
+    "pervfi_basic_interpolation": [
+        ("1", "LoadVideo", {"file": CLIP}, None),
+        ("2", "GetVideoComponents", {"video": ("1", 0)}, None),
+        *loaders(),
+        ("5", "PerVFIInterpolate", {"frames": ("2", 0), "model": ("3", 0), "flow_model": ("4", 0), **INTERPOLATE}, None),
+        ("6", "CreateVideo", {"images": ("5", 0), "fps": ("5", 1)}, None),
+        ("7", "SaveVideo", {"video": ("6", 0), "filename_prefix": "pervfi/basic", **SAVE}, None),
+        ("8", "PreviewAny", {"source": ("5", 2)}, "PerVFI report"),
+    ],
+    "pervfi_interpolate_then_upscale": [
+        ("1", "LoadVideo", {"file": CLIP}, None),
+        ("2", "GetVideoComponents", {"video": ("1", 0)}, None),
+        *loaders(),
+        ("5", "PerVFIInterpolate", {"frames": ("2", 0), "model": ("3", 0), "flow_model": ("4", 0), **INTERPOLATE}, None),
+        ("6", "ImageScaleBy", {"image": ("5", 0), "upscale_method": "lanczos", "scale_by": 2.0}, None),
+        ("7", "CreateVideo", {"images": ("6", 0), "fps": ("5", 1)}, None),
+        ("8", "SaveVideo", {"video": ("7", 0), "filename_prefix": "pervfi/upscaled", **SAVE}, None),
+    ],
+    "pervfi_tau_comparison": [
+        ("1", "LoadVideo", {"file": CLIP}, None),
+        ("2", "GetVideoComponents", {"video": ("1", 0)}, None),
+        *loaders("pervfi-v00"),
+        ("5", "ImageFromBatch", {"image": ("2", 0), "batch_index": 0, "length": 2}, "First two frames"),
+        ("6", "PerVFIFlowEstimation", {"frames": ("5", 0), "flow_model": ("4", 0)}, None),
+        ("7", "PerVFIASBBlend", {"frames": ("5", 0), "flow": ("6", 0), "model": ("3", 0), "multiplier": 2,
+                                 "timesteps": "", "source_fps": ("2", 2), "target_fps": 0.0, "scene_threshold": 0.2}, None),
+        *[(str(8 + k), "PerVFIFlowDecode", {"blend": ("7", 0), "model": ("3", 0), "tau": tau, "seed": 0,
+                                           "compare_taus": ""}, f"PerVFI Flow Decode (τ = {tau:g})")
+          for k, tau in enumerate((0.0, 0.3, 0.6))],
+        ("11", "ImageStitch", {"image1": ("8", 0), "image2": ("9", 0), "direction": "right", "match_image_size": True,
+                               "spacing_width": 4, "spacing_color": "white"}, None),
+        ("12", "ImageStitch", {"image1": ("11", 0), "image2": ("10", 0), "direction": "right", "match_image_size": True,
+                               "spacing_width": 4, "spacing_color": "white"}, None),
+        ("13", "SaveImage", {"images": ("12", 0), "filename_prefix": "pervfi/tau_comparison"}, None),
+        ("14", "PerVFIFlowToImage", {"flow": ("6", 0), "direction": "both", "max_flow": 0.0}, None),
+        ("15", "PreviewImage", {"images": ("14", 0)}, None),
+        ("16", "MaskToImage", {"mask": ("7", 1)}, None),
+        ("17", "PreviewImage", {"images": ("16", 0)}, None),
+    ],
+    "pervfi_video_interpolation": [
+        ("1", "LoadVideo", {"file": CLIP_AUDIO}, None),
+        *loaders(),
+        ("5", "PerVFIInterpolateVideo", {"video": ("1", 0), "model": ("3", 0), "flow_model": ("4", 0), "multiplier": 2,
+                                         "tau": 0.3, "seed": 0, "target_fps": 0.0, "scene_threshold": 0.2,
+                                         "loop": False}, None),
+        ("6", "SaveVideo", {"video": ("5", 0), "filename_prefix": "pervfi/video", **SAVE}, None),
+        ("7", "PreviewAny", {"source": ("5", 1)}, "PerVFI report"),
+    ],
+    "pervfi_loop": [
+        ("1", "LoadVideo", {"file": CLIP}, None),
+        ("2", "GetVideoComponents", {"video": ("1", 0)}, None),
+        *loaders(),
+        ("5", "PerVFIInterpolate", {"frames": ("2", 0), "model": ("3", 0), "flow_model": ("4", 0),
+                                    **{**INTERPOLATE, "multiplier": 4, "loop": True}}, "PerVFI Interpolate (loop)"),
+        ("6", "CreateVideo", {"images": ("5", 0), "fps": ("5", 1)}, None),
+        ("7", "SaveVideo", {"video": ("6", 0), "filename_prefix": "pervfi/loop", **SAVE}, None),
+        ("8", "PreviewAny", {"source": ("5", 2)}, "PerVFI report"),
+    ],
+}
+
+
+def main() -> None:
+    for name, graph in WORKFLOWS.items():
+        api, ui = build(name, graph)
+        (HERE / "api" / f"{name}.json").write_text(json.dumps(api, indent=2, ensure_ascii=False) + "\n")
+        (HERE / f"{name}.json").write_text(json.dumps(ui, indent=1, ensure_ascii=False) + "\n")
+        print(f"wrote {name}.json and api/{name}.json")
+
+
+if __name__ == "__main__":
+    main()
