@@ -97,11 +97,12 @@ def interpolate_file(input_path, output_path, model, estimator, *, multiplier: i
         else Retime(multiplier=multiplier if multiplier is not None else 2)
     report = report if report is not None else RunReport()  # the caller's (a progress bar may read it)
     report.fps_in, report.fps_out = info.fps, schedule.output_fps(info.fps)
+    start = time.perf_counter()
+    total = info.frame_count - 1 if info.frame_count else None
+    # Nothing between creating the writer and the try: a stop signal there would strand its temporary file.
     writer = open_output(output_path, width=info.width, height=info.height, fps=report.fps_out,
                          audio_from=Path(input_path) if info.audio_codec else None, audio_codec=info.audio_codec,
                          overwrite=overwrite, crf=crf)
-    start = time.perf_counter()
-    total = info.frame_count - 1 if info.frame_count else None
     try:
         for frame in interpolate_frames(reader, model, estimator, schedule, options=opts, hooks=hooks,
                                         total_pairs=total, report=report):

@@ -54,14 +54,15 @@ class Retime:
         if multiplier is not None:
             self.step = Fraction(1, check_multiplier(multiplier))
         else:
-            fps_in, fps_out = _positive_rate("input fps", fps_in), _positive_rate("fps", fps_out)
+            # the ratio first: for --fps 1e9 "64x the input rate" says more than the absolute bound
+            fps_in, fps_out = _positive_rate("input fps", fps_in), _positive_rate("fps", fps_out, bounded=False)
             ratio = fps_out / fps_in
             if not Fraction(1, MAX_RATE_RATIO) <= ratio <= MAX_RATE_RATIO:
                 raise InputError(
                     f"fps: {float(fps_out):g} fps is {float(ratio):.4g}x the input rate {float(fps_in):g} fps; the "
                     f"target rate must be within {MAX_RATE_RATIO}x of the input rate (from "
                     f"{float(fps_in / MAX_RATE_RATIO):g} to {float(fps_in * MAX_RATE_RATIO):g} fps here)")
-            self.step = fps_in / fps_out
+            self.step = fps_in / _positive_rate("fps", fps_out)
         self.multiplier = multiplier
 
     def output_fps(self, fps_in) -> Fraction:
@@ -108,12 +109,12 @@ def check_rate(name: str, value) -> Fraction:
     return _positive_rate(name, value)
 
 
-def _positive_rate(name: str, value) -> Fraction:
+def _positive_rate(name: str, value, *, bounded: bool = True) -> Fraction:
     try:
         rate = value if isinstance(value, Fraction) else Fraction(str(value)).limit_denominator(1001)
     except (TypeError, ValueError, ZeroDivisionError, OverflowError):
         raise InputError(f"{name}: expected a positive number such as 60 or 29.97, got {value!r}") from None
-    if not 0 < rate <= MAX_FPS:
+    if not 0 < rate <= (MAX_FPS if bounded else math.inf):
         raise InputError(f"{name}: expected a frame rate above 0 and at most {MAX_FPS} fps, got {value!r}")
     return rate
 
