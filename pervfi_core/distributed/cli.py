@@ -67,7 +67,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def wants(args: argparse.Namespace) -> bool:
     """Whether an ``interpolate`` run is distributed or a batch (then :func:`run` does it)."""
-    return getattr(args, "ray", None) is not None or bool(getattr(args, "batch", False))
+    return getattr(args, "ray", None) is not None or any(
+        getattr(args, name, None) not in (None, False) for name in ("batch", "segment_frames", "job_dir"))
 
 
 def batch_inputs(source) -> list[Path]:
@@ -107,7 +108,7 @@ def batch_outputs(inputs: list[Path], out_dir, ext: str) -> list[Path]:
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"--batch: output {out_dir} is a file; give a folder for the outputs")
-    outputs = [out_dir / f"{p.stem if p.is_file() else p.name}{ext}" for p in inputs]
+    outputs = [out_dir / f"{p.stem if p.suffix.lower() in VIDEO_EXTENSIONS else p.name}{ext}" for p in inputs]
     seen: dict[Path, Path] = {}
     for source, out in zip(inputs, outputs):
         if out in seen:

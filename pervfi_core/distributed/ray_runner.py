@@ -72,11 +72,11 @@ def connect(address: str | None = "auto", *, num_cpus: int | None = None) -> Clu
     found = address == "auto" and (env_address or _started_here())
     loopback = address == "local" or (address == "auto" and not found)
     ray = import_ray(loopback=loopback)
-    if ray.is_initialized():
-        return Cluster(ray, owned=False, address="(this process's cluster)")
     target = env_address if address == "auto" and env_address else address
     if not loopback and target != "auto":
         _check_reachable(target)
+    if ray.is_initialized():
+        return Cluster(ray, owned=False, address="(this process's cluster)")
     try:
         if loopback:
             ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,

@@ -88,6 +88,17 @@ def _read_video(path: Path, segment: Segment, scan: Scan, *, seek: bool) -> Iter
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "info", "-nostdin", *start, "-i", str(path),
            "-map", "0:V:0", "-fps_mode", "passthrough", "-vf", f"{select},showinfo", "-frames:v", str(want),
            "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+    try:
+        yield from _decode(cmd, path, segment, scan)
+    except SeekMismatch as why:
+        if seek:
+            raise
+        raise InputError(f"{path} changed since it was scanned ({why}); run again (a changed input is planned "
+                         "afresh)") from None
+
+
+def _decode(cmd: list[str], path: Path, segment: Segment, scan: Scan) -> Iterator[np.ndarray]:
+    want = segment.stop - segment.start + 1
     w, h = scan.width, scan.height
     nbytes = w * h * 3
     count = 0
