@@ -31,7 +31,7 @@ FIXTURE_WEIGHTS = ROOT.parent / "shared" / "fixtures" / "parity" / "weights" / "
 
 from pervfi_core import tune_malloc  # noqa: E402
 from pervfi_core.asb import forward_warp  # noqa: E402
-from pervfi_core.model import build_model  # noqa: E402
+from pervfi_core.configs import build_model  # noqa: E402
 
 STAGES = ("pyramid", "forward_warp", "pam", "adm", "fuse", "decode")
 

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from ..checks import check_image
 from ..errors import InputError
 from .hooks import Hooks
-from .options import Options, make_options
+from .options import FLOW_MAX_PIXELS, Options, make_options
 from .scenes import is_cut
 from .schedule import Target, as_schedule
 from .tiling import crops, margin, paste_cores, plan, run_adaptive, run_batched, run_tiled, tile_boxes
@@ -119,7 +119,7 @@ def _check_frames(frames) -> None:
 
 
 # ------------------------------------------------------------------------------ stage 1: motion
-def flow_pair(estimator, img0: torch.Tensor, img1: torch.Tensor, *, max_pixels: int | None):
+def flow_pair(estimator, img0: torch.Tensor, img1: torch.Tensor, *, max_pixels: int | None = FLOW_MAX_PIXELS):
     """(F0->1, F1->0) for images (B,3,H,W); frames above ``max_pixels`` are estimated downscaled.
 
     Downscaled flows are resized back bilinearly and multiplied by the scale (pixels of the full frame).
