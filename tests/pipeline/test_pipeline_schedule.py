@@ -64,3 +64,26 @@ def test_explicit_timesteps():
         with pytest.raises(InputError):
             ExplicitTimesteps(bad)
     assert [float(tg.t) for tg in Retime(multiplier=4).targets_in_pair(0)[1:]] == [0.25, 0.5, 0.75]
+
+
+def test_bounds_are_the_same_for_every_caller():
+    """The CLI, the API and the nodes all build these objects: 2..64, 63 timesteps, rates within 64x."""
+    from pervfi_core.pipeline.schedule import MAX_RATE_RATIO, MAX_TIMESTEPS, MULTIPLIER_RANGE
+
+    assert MULTIPLIER_RANGE == (2, 64) and MAX_TIMESTEPS == 63 and MAX_RATE_RATIO == 64
+    assert Retime(multiplier=64).count(2) == 65
+    for bad in (1, 65, -2):
+        with pytest.raises(InputError, match="from 2 to 64"):
+            Retime(multiplier=bad)
+    with pytest.raises(InputError, match="from 2 to 64"):
+        as_schedule(65)
+    assert ExplicitTimesteps([k / 64 for k in range(1, 64)]).count(2) == 65
+    with pytest.raises(InputError, match="at most 63"):
+        ExplicitTimesteps([k / 65 for k in range(1, 65)])
+    assert Retime(fps_in=25, fps_out=1600).count(2) == 65 and Retime(fps_in=64, fps_out=1).count(129) == 3
+    for fps_out in (1601, 0.39, 1e9):
+        with pytest.raises(InputError, match="within 64x of the input rate"):
+            Retime(fps_in=25, fps_out=fps_out)
+    for rate in (float("nan"), float("inf"), 0, -1, 1e6):
+        with pytest.raises(InputError, match="input fps"):
+            Retime(fps_in=rate, fps_out=30)
