@@ -291,7 +291,9 @@ def _identity(path) -> tuple[int, int] | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pervfi_core",
+    # the console script (pip install .) or the module, whichever the user typed
+    prog = "pervfi" if os.path.basename(sys.argv[0] or "") == "pervfi" else "python -m pervfi_core"
+    parser = argparse.ArgumentParser(prog=prog,
                                      description="PerVFI video frame interpolation (CVPR 2024) without ComfyUI.")
     parser.add_argument("--verbose", "-v", action="store_true", help="log details (and tracebacks of unexpected errors)")
     sub = parser.add_subparsers(dest="command", required=True)
