@@ -44,7 +44,11 @@ BENCHES = {
                 ["bench_quality.py"], "results/quality.md"),
     "training": ("The project's trained model against the training-free default",
                  ["bench_training.py"], "stdout"),
+    "memory": ("Working memory per pixel: what ComfyUI's model manager is told",
+               ["memory_per_pixel.py"], "stdout"),
 }
+# sections written by hand from a run elsewhere (bench/device_check.sh needs a GPU), kept as they are
+EXTERNAL = ("device",)
 QUICK = {"core": ["--sizes", "448x256", "--repeats", "1"], "core-malloc": ["--repeats", "1"], "flow": ["--pairs", "1"], "pipeline": ["--pairs", "2"],
          "quality": ["--triplets", "2"]}
 
@@ -86,7 +90,7 @@ def main() -> int:
         print(f"[bench] {name}: {'ok' if ok else 'FAILED ' + info}", flush=True)
         if not ok:
             failures.append(f"- {name}: {info}")
-    sections = [(RESULTS / f"{n}.md").read_text() for n in BENCHES if (RESULTS / f"{n}.md").is_file()]
+    sections = [(RESULTS / f"{n}.md").read_text() for n in (*BENCHES, *EXTERNAL) if (RESULTS / f"{n}.md").is_file()]
     header = (f"# Benchmarks\n\nWritten by `python bench/run_all.py` on {datetime.date.today()}: {machine()}.\n"
               "Each section names the command that produced it; timings on a shared 2-core CPU are "
               "indicative (re-run for your machine).\n")
