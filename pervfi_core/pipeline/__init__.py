@@ -4,6 +4,10 @@
   (:func:`generate`, the one per-pair loop);
 * :mod:`.tiling` — the tile plan and the out-of-memory policy (smaller batches, then tiles);
 * :mod:`.loop` — the streaming video loop (files and folders in and out);
+* :mod:`.clips` — whole clips held in memory, seamless loops, clips fed in chunks (Meta Batch), and
+  the exact frame-rate schedule of a run;
+* :mod:`.memory` — the working memory a run needs on its device (what ComfyUI's manager is told);
+* :mod:`.report` — the report of a run (engine, device, settings, cuts, notes, timing);
 * :mod:`.options` — the run's options with their defaults, checked once;
 * :mod:`.hooks` — how the host (CLI, ComfyUI) plugs in devices, progress, interruption;
 * :mod:`.schedule` — which output frame sits where (multipliers, frame rates, explicit timesteps);

@@ -46,9 +46,8 @@ def describe_schedule(timesteps, fps_in=None) -> dict:
 
 
 def describe_engine(engine) -> dict:
-    """Name, kind and descriptor of an engine (JSON-ready)."""
-    info = asdict(engine.info) if getattr(engine, "info", None) is not None else {}
-    return {"name": engine.name, "stochastic": bool(engine.stochastic), **info}
+    """Name, kind and descriptor (:class:`~pervfi_core.engines.EngineInfo`) of an engine (JSON-ready)."""
+    return {"name": engine.name, "stochastic": bool(engine.stochastic), **asdict(engine.info)}
 
 
 def run_report(*, engine, options: Options, timesteps, height: int, width: int, estimator=None, fps_in=None,
@@ -59,7 +58,7 @@ def run_report(*, engine, options: Options, timesteps, height: int, width: int, 
     work = plan(engine, height, width, batch, options.blend_max_pixels, Hooks())
     report = {
         "engine": describe_engine(engine),
-        "estimator": getattr(estimator, "name", None) if estimator is not None else None,
+        "estimator": estimator.name if estimator is not None else None,  # estimators name themselves
         "device": str(engine.device),
         "dtype": str(engine.dtype).replace("torch.", ""),
         "tau": float(options.tau),
