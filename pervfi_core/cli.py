@@ -258,10 +258,11 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
         report = interpolate_file(args.input, args.output, model, estimator, multiplier=args.multiplier, fps=args.fps,
                                   input_fps=args.input_fps, options=options, hooks=hooks, overwrite=args.overwrite,
                                   crf=args.crf, report=report)
+        args.output_complete = args.output  # from here on a stop signal must not say "no output written"
         if bar is not None and report.frames_in >= 2:
             bar.finish(report.frames_in - 1)  # the true total: a cut-off input ends short of what it declared
     except KeyboardInterrupt as err:
-        if _identity(args.output) != before:  # the signal came after the output was complete and renamed
+        if _identity(args.output) != before:  # the signal came just after the output was renamed into place
             err.output_kept = args.output
         raise
     finally:
@@ -323,15 +324,15 @@ def main(argv=None) -> int:
         with stop:
             return int(args.func(args) or 0)
     except KeyboardInterrupt as err:
-        return _interrupted(err, stop.signum)
+        return _interrupted(err, stop.signum, getattr(args, "output_complete", None))
     except PerVFIError as err:
         if stop.signum is not None:  # e.g. ffmpeg, hit by the same signal, failed first: the signal is the cause
-            return _interrupted(err, stop.signum)
+            return _interrupted(err, stop.signum, None)
         print(f"error: {_one_line(err)}", file=sys.stderr)
         return 2
     except Exception as err:  # noqa: BLE001 — last resort: a message, the traceback only with -v
         if stop.signum is not None:
-            return _interrupted(err, stop.signum)
+            return _interrupted(err, stop.signum, None)
         if args.verbose:
             raise
         print(f"error: unexpected {type(err).__name__}: {_one_line(err)} (run with -v for details)", file=sys.stderr)
@@ -345,11 +346,12 @@ def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split("\n"))
 
 
-def _interrupted(err: BaseException, signum: int | None) -> int:
-    """The message and exit status (128 + signal number; 130 for Ctrl-C) of a stopped run."""
+def _interrupted(err: BaseException, signum: int | None, complete) -> int:
+    """The message and exit status (128 + signal number; 130 for Ctrl-C) of a stopped run. ``complete``:
+    the output, if the run had finished it before the signal came (it is whole and stays)."""
     signum = getattr(err, "signum", None) or signum or signal.SIGINT
     name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-    kept = getattr(err, "output_kept", None)
+    kept = getattr(err, "output_kept", None) or complete
     lead = "\n" if signum == signal.SIGINT else ""  # past the "^C" a terminal echoes
     if kept is not None:
         print(f"{lead}interrupted by {name} after the output was complete: {kept} is kept", file=sys.stderr)

@@ -137,9 +137,11 @@ CASES = [
     ("output-folder-not-empty", ["{src}/clip.mp4", "{dir}/frames"], 2, "not empty", "existing_folder"),
     ("video-output-is-a-folder", ["{src}/clip.mp4", "{out}"], 2, "is a folder; choose a file name", "folder_as_file"),
     ("frames-output-is-a-file", ["{src}/clip.mp4", "{dir}/frames"], 2, "is a file", "file_as_folder"),
-    ("output-parent-is-a-file", ["{src}/clip.mp4", "{dir}/afile/o.mp4"], 2, "is a file, not a folder", "parent_is_file"),
+    ("output-parent-is-a-file", ["{src}/clip.mp4", "{dir}/afile/o.mp4"], 2, "is a file, not a folder",
+     "parent_is_file"),
     # rates
-    ("multiplier-1", ["{src}/clip.mp4", "{out}", "-m", "1"], 2, "multiplier: expected a whole number from 2 to 64", None),
+    ("multiplier-1", ["{src}/clip.mp4", "{out}", "-m", "1"], 2, "multiplier: expected a whole number from 2 to 64",
+     None),
     ("multiplier-65", ["{src}/clip.mp4", "{out}", "-m", "65"], 2, "from 2 to 64", None),
     ("multiplier-negative", ["{src}/clip.mp4", "{out}", "-m", "-3"], 2, "from 2 to 64", None),
     ("multiplier-not-a-number", ["{src}/clip.mp4", "{out}", "-m", "x"], 2, "expected a whole number, got 'x'", None),
@@ -426,3 +428,23 @@ def test_code_running_pickle_was_really_able_to_run_code(src, tmp_path):
     marker = tmp_path / "ran"
     pickle.loads(pickle.dumps(Evil(marker)))
     assert marker.exists()
+
+
+@pytest.mark.parametrize("where", ["after-rename", "after-return"])
+def test_a_signal_after_the_output_is_whole_says_it_is_kept(src, tmp_path, capsys, monkeypatch, where):
+    """The one window where "no output written" would be a lie: the output was already renamed into place."""
+    from pervfi_core import cli, video
+
+    def stop():
+        raise cli.Interrupted(signal.SIGTERM)
+
+    if where == "after-rename":  # inside VideoWriter.close, right after its rename
+        original = video.VideoWriter.close
+        monkeypatch.setattr(video.VideoWriter, "close", lambda self: (original(self), stop()))
+    else:  # back in the CLI, drawing the last state of the bar
+        monkeypatch.setattr(cli.ProgressBar, "finish", lambda self, total: stop())
+    out = tmp_path / "o.mp4"
+    rc, err = run_main(capsys, ["interpolate", src / "gray", out, *TF])
+    last = err.strip().splitlines()[-1]
+    assert rc == 143 and last == f"interrupted by SIGTERM after the output was complete: {out} is kept", err
+    assert leftovers(tmp_path) == ["o.mp4"]
