@@ -116,9 +116,8 @@ def _setup(kind: str | None, out: Path) -> None:
 
 
 # id, arguments ({src}: the inputs, {out}: out/o.mp4, {dir}: the output folder), exit status, message, setup.
-# Arguments after the input and output; most rows name --model training-free to stay fast where they
-# get as far as loading an engine.
-TF = ["--model", "training-free"]
+# Rows that get as far as loading an engine name the fast, weight-free one (TF).
+TF = ["--model", "training-free", "--flow", "dis"]  # the same engine and motion on every machine (no GPU weights)
 CASES = [
     # inputs
     ("missing-input", ["{src}/missing.mp4", "{out}"], 2, "not found", None),
