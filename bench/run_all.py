@@ -46,6 +46,8 @@ BENCHES = {
                  ["bench_training.py"], "stdout"),
     "memory": ("Working memory per pixel: what ComfyUI's model manager is told",
                ["memory_per_pixel.py"], "stdout"),
+    "ray": ("Many machines: Ray workers against the plain CLI, and the cost of a segment",
+            ["bench_ray.py"], "stdout"),
 }
 # sections written by hand from a run elsewhere (bench/device_check.sh needs a GPU), kept as they are
 EXTERNAL = ("device",)

@@ -172,12 +172,13 @@ def _run_on_ray(requests, settings, *, address: str, quiet: bool):
     bar = None if quiet else JobProgress()
     try:
         return interpolate_many(requests, settings=settings, cluster=cluster, progress=bar)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         if bar is not None:
             bar.close()
             bar = None
-        print("interrupted: finished segments are kept; run the same command again to continue from them",
-              file=sys.stderr)
+        for folder, count in getattr(err, "segments_kept", {}).items():
+            print(f"{count} finished segment(s) kept in {folder}: run the same command again to continue from "
+                  "them", file=sys.stderr)
         raise
     finally:
         if bar is not None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import InputError, PerVFIError
-from ..pipeline.options import Options
+from ..pipeline.options import DEFAULT_SCENE_THRESHOLD, Options
 from . import ray_runner
 from .concat import assemble
 from .jobs import JobDir, default_job_dir
@@ -141,8 +141,14 @@ def interpolate_many(requests, *, settings: Settings, cluster, progress: Callabl
             _prepare(job, parallel)
             run.submit(job)
         run.follow()
-    except BaseException:
+    except BaseException as err:
         run.cancel()
+        if isinstance(err, KeyboardInterrupt):  # for the message: what is complete, what a re-run starts from
+            err.segments_kept = {str(job.dir.root): len(job.done) for job in jobs
+                                 if job.assembled is None and job.dir.root.exists()}
+            written = [str(job.output) for job in jobs if job.assembled is not None]
+            if written:
+                err.output_kept = ", ".join(written)
         raise
     finally:
         for job in jobs:
@@ -167,10 +173,14 @@ def _prepare(job: _Job, parallel: int) -> None:
     if resumed and "scan" in manifest:
         job.scan = Scan.from_json(manifest["scan"])
     else:
-        job.scan = scan_input(job.input, fps=s.input_fps, threshold=s.options.scene_threshold or 0.2)
+        # with scene detection off, cuts still make good boundaries (they never change the output)
+        threshold = s.options.scene_threshold or DEFAULT_SCENE_THRESHOLD
+        job.scan = scan_input(job.input, fps=s.input_fps, threshold=threshold)
         job.dir.update(scan=job.scan.to_json())
     n = job.scan.n_frames
-    frames = s.segment_frames or (manifest.get("segment_frames") if resumed else None) or auto_segment_frames(n, parallel)
+    # an explicit length, else the one of the run being resumed (same segments), else one for this cluster
+    frames = s.segment_frames or (manifest.get("segment_frames") if resumed else None) \
+        or auto_segment_frames(n, parallel)
     job.segments = plan_segments(n, frames, job.scan.cuts)
     job.dir.update(segment_frames=frames, plan=[[g.start, g.stop] for g in job.segments])
     schedule = make_schedule(s.multiplier, s.fps, job.scan.fps)

@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 MANIFEST_VERSION = 1
 META = "meta.json"
 _PARTIAL = ".partial"
+_REMOVING = ".removing-"
 
 
 def default_job_dir(output) -> Path:
@@ -50,6 +51,8 @@ class JobDir:
         """Create the folder and hold its lock; InputError when another driver holds it."""
         import fcntl
 
+        for leftover in self.root.parent.glob(f"{self.root.name}{_REMOVING}*"):
+            shutil.rmtree(leftover, ignore_errors=True)
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             self._lock = open(self.root / "lock", "a+")
@@ -133,8 +136,15 @@ class JobDir:
         return counts
 
     def remove(self) -> None:
+        """Delete the job folder: renamed away first (one atomic step), so an interruption while the files
+        go leaves no half job under the job's name; :meth:`acquire` deletes such leftovers."""
+        trash = self.root.with_name(f"{self.root.name}{_REMOVING}{uuid.uuid4().hex[:8]}")
+        try:
+            os.replace(self.root, trash)
+        except OSError:
+            trash = self.root
         self.release()
-        shutil.rmtree(self.root, ignore_errors=True)
+        shutil.rmtree(trash, ignore_errors=True)
 
 
 class SegmentWriter:

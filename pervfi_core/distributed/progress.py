@@ -35,7 +35,8 @@ def status_line(st: Status) -> str:
 
 
 class JobProgress:
-    """``progress(status)`` for :func:`.driver.interpolate_many`: redraws one stderr line, at most every ``min_interval`` s."""
+    """``progress(status)`` for :func:`.driver.interpolate_many`: one stderr line, redrawn at most every
+    ``min_interval`` seconds."""
 
     def __init__(self, stream=None, *, min_interval: float = 0.5):
         self.stream, self.min_interval, self.last = stream or sys.stderr, min_interval, 0.0
@@ -57,11 +58,13 @@ def summary_lines(summaries: list[JobSummary], seconds: float) -> list[str]:
     """One line per output, and a total for a batch."""
     lines = []
     for s in summaries:
-        how = f"{s.segments} segments ({s.computed} computed, {s.reused} resumed" + (f", {s.retried} retried" if s.retried else "") + ")"
+        retried = f", {s.retried} retried" if s.retried else ""
+        how = f"{s.segments} segments ({s.computed} computed, {s.reused} resumed{retried})"
         lines.append(f"wrote {s.output}: {s.frames_in} -> {s.frames_out} frames, {float(s.fps_in):g} -> "
                      f"{float(s.fps_out):g} fps, {how}")
         if s.cuts:
-            lines.append(f"  scene cuts (frames repeated, not blended): " + ", ".join(f"frames {i}|{i + 1}" for i in s.cuts))
+            where = ", ".join(f"frames {i}|{i + 1}" for i in s.cuts)
+            lines.append(f"  scene cuts (frames repeated, not blended): {where}")
     frames = sum(s.frames_out for s in summaries)
     lines.append(f"done: {len(summaries)} output(s), {frames} frames in {clock(seconds)} "
                  f"({frames / seconds if seconds > 0 else 0:.2f} frames/s)")

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +79,8 @@ def connect(address: str | None = "auto", *, num_cpus: int | None = None) -> Clu
         _check_reachable(target)
     if ray.is_initialized():
         return Cluster(ray, owned=False, address="(this process's cluster)")
+    main = threading.current_thread() is threading.main_thread()
+    sigterm = signal.getsignal(signal.SIGTERM) if main else None
     try:
         if loopback:
             ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
@@ -86,6 +90,9 @@ def connect(address: str | None = "auto", *, num_cpus: int | None = None) -> Clu
     except (ConnectionError, RuntimeError) as err:
         raise InputError(f"cannot connect to the Ray cluster at {target}: {err}. Start it with `ray start --head`, "
                          "check the address, or use --ray local for a cluster on this machine") from None
+    finally:
+        if main and sigterm is not None:  # ray.init makes SIGTERM a bare exit; the host's clean stop stays
+            signal.signal(signal.SIGTERM, sigterm)
     return Cluster(ray, owned=True, address="local (127.0.0.1)" if loopback else target)
 
 

@@ -8,6 +8,7 @@ the frames a sequential read gives (:mod:`.reader`). Frame folders need neither.
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 import subprocess
@@ -23,6 +24,7 @@ from ..errors import InputError
 
 SCAN_WIDTH = 128  # the scene rule reduces frames to this width anyway (pipeline/scenes.py)
 _SCORE_BATCH = 64
+logger = logging.getLogger(__name__)
 _SHOWINFO = re.compile(r"\bn:\s*(\d+)\s+pts:\s*(-?\d+)\s+pts_time:\s*(\S+).*?\bchecksum:([0-9A-Fa-f]+)")
 
 
@@ -88,9 +90,21 @@ def scan_input(path, *, fps=None, threshold: float) -> Scan:
     scan.cuts = cuts
     if scan.n_frames < 2:
         raise InputError(f"{path}: need at least 2 frames to interpolate, found {scan.n_frames}")
+    _warn(path, info, scan.n_frames)
     if scan.pts:
         scan.seekable = len(scan.pts) == scan.n_frames and all(a < b for a, b in zip(scan.pts, scan.pts[1:]))
     return scan
+
+
+def _warn(path, info, frames: int) -> None:
+    """Say what a single-process run would say about the input's timing (pervfi_core/video.py)."""
+    declared = info.frame_count
+    if declared and frames < declared - max(2, round(0.5 * float(info.fps))):
+        logger.warning("%s ended after %d frames but declares %d: the file is probably cut short; the output "
+                       "covers only the frames read", path, frames, declared)
+    if info.variable_rate:
+        logger.warning("%s has a variable frame rate: the output is re-timed to a constant %g fps", path,
+                       float(info.fps))
 
 
 def _cuts(small: list, seen: int, threshold: float, tail) -> list[int]:

@@ -117,10 +117,11 @@ def compute_segment(task: SegmentTask, scan: Scan) -> SegmentResult:
     crash = _crash_plan(seg.index)
     start = time.perf_counter()
     report = RunReport()
+    schedule = make_schedule(task.multiplier, task.fps_out, scan.fps)
     writer = SegmentWriter(task.job_dir, seg)
     try:
         frames = read_segment(task.input, seg, scan, fps=task.input_fps)
-        for frame in interpolate_frames(frames, model, estimator, make_schedule(task.multiplier, task.fps_out, scan.fps), options=task.options,
+        for frame in interpolate_frames(frames, model, estimator, schedule, options=task.options,
                                         hooks=Hooks(device=device, dtype=dtype), report=report,
                                         total_pairs=seg.pairs, first_frame=seg.start, final=seg.final):
             writer.write(frame)

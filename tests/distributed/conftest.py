@@ -15,6 +15,7 @@ import pytest
 from testkit.clips import SAMPLE
 
 ENGINE = "training-free"  # the fast engine: these tests are about segments, not image quality
+NO_RAY = 'Ray is not installed (pip install "ray[default]"): distributed runs untested'
 
 
 @pytest.fixture(scope="session")
@@ -22,7 +23,7 @@ def cluster():
     from pervfi_core.distributed.ray_runner import LOOPBACK_ENV, Cluster
 
     os.environ.setdefault(LOOPBACK_ENV, "0")  # before Ray is imported: every service on 127.0.0.1
-    ray = pytest.importorskip("ray", reason='Ray is not installed (pip install "ray[default]"): distributed runs untested')
+    ray = pytest.importorskip("ray", reason=NO_RAY)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         assert ray.get_runtime_context().gcs_address.startswith("127.0.0.1:")

@@ -50,7 +50,10 @@ def test_resume_keeps_segments_and_other_settings_start_afresh(tmp_path):
     assert again.start({"input": 1, "tau": 0.5}, {}) is False
     assert again.finished(SEG, 5) is None and again.manifest()["identity"] == {"input": 1, "tau": 0.5}
     again.remove()
-    assert not (tmp_path / "job").exists()
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "job.removing-1234").mkdir()  # a removal that was interrupted: cleaned up by the next run
+    JobDir(tmp_path / "job").acquire()
+    assert [p.name for p in tmp_path.iterdir()] == ["job"]
 
 
 def test_a_second_driver_on_the_same_job_is_refused(tmp_path):

@@ -99,8 +99,8 @@ def test_command_line_batch_on_a_running_cluster(cluster, reference, cut_clip, t
     listing = tmp_path / "inputs.txt"
     listing.write_text(f"# two clips\n{SAMPLE}\n\n{cut_clip}\n")
     outs = tmp_path / "outs"
-    cmd = [sys.executable, "-m", "pervfi_core", "interpolate", str(listing), str(outs), "--batch", "--out-ext", "frames",
-           "--model", ENGINE, "--ray", cluster.address, "--segment-frames", "21", "-q"]
+    cmd = [sys.executable, "-m", "pervfi_core", "interpolate", str(listing), str(outs), "--batch",
+           "--out-ext", "frames", "--model", ENGINE, "--ray", cluster.address, "--segment-frames", "21", "-q"]
     run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert run.stderr.count("2 segments (2 computed, 0 resumed)") == 2 and "done: 2 output(s)" in run.stderr
