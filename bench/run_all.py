@@ -49,8 +49,8 @@ BENCHES = {
     "ray": ("Many machines: Ray workers against the plain CLI, and the cost of a segment",
             ["bench_ray.py"], "stdout"),
 }
-# sections written by hand from a run elsewhere (bench/device_check.sh needs a GPU), kept as they are
-EXTERNAL = ("device",)
+# sections written by hand from a run elsewhere (bench/device_check.sh needs a GPU) or a long run, kept as they are
+EXTERNAL = ("device", "soak")  # soak: bench/soak.py takes as long as its clip (20 minutes of video)
 QUICK = {"core": ["--sizes", "448x256", "--repeats", "1"], "core-malloc": ["--repeats", "1"], "flow": ["--pairs", "1"], "pipeline": ["--pairs", "2"],
          "quality": ["--triplets", "2"]}
 
