@@ -50,14 +50,24 @@ def plain_cli(clip: Path, out: Path, model: str, threads: int | None) -> float:
 
 
 def ray_run(ray, clip: Path, out: Path, model: str, segment_frames: int):
-    """(seconds, segments) of one distributed run on the connected cluster."""
+    """(seconds, segments, phases) of one distributed run on the connected cluster; phases: seconds of the
+    pre-pass (until the tasks are handed out) and of the final encode."""
     from pervfi_core.distributed import EngineSpec, Settings, interpolate_distributed
     from pervfi_core.distributed.ray_runner import Cluster
 
     settings = Settings(engine=EngineSpec(model=model), segment_frames=segment_frames, overwrite=True)
+    marks: dict[str, float] = {}
+
+    def progress(status):
+        marks.setdefault("tasks", time.perf_counter())
+        if status.phase.startswith("writing"):
+            marks.setdefault("encode", time.perf_counter())
+
     start = time.perf_counter()
-    summary = interpolate_distributed(clip, out, settings=settings, cluster=Cluster(ray, owned=False, address=""))
-    return time.perf_counter() - start, summary.segments
+    summary = interpolate_distributed(clip, out, settings=settings, cluster=Cluster(ray, owned=False, address=""),
+                                      progress=progress)
+    end = time.perf_counter()
+    return end - start, summary.segments, (marks["tasks"] - start, end - marks["encode"])
 
 
 def load() -> str:
@@ -85,29 +95,34 @@ def main() -> int:
         for threads in (None, 1):
             seconds = plain_cli(clip, tmp / "plain.mp4", args.model, threads)
             label = "plain CLI, torch default threads" if threads is None else "plain CLI, 1 thread (OMP_NUM_THREADS=1)"
-            rows.append((label, "1", seconds, "-"))
+            rows.append((label, "1", seconds, "-", "-", "-"))
+            print(f"[bench_ray] {label}: {seconds:.1f} s", file=sys.stderr, flush=True)
         overhead = None
         for workers in (1, 2):
             start = time.perf_counter()
             ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, configure_logging=False)
             started = time.perf_counter() - start
             try:
-                seconds, segments = ray_run(ray, clip, tmp / "ray.mp4", args.model, args.segment_frames)
+                seconds, segments, (scan, encode) = ray_run(ray, clip, tmp / "ray.mp4", args.model,
+                                                            args.segment_frames)
                 rows.append((f"Ray, {workers} worker{'s' if workers > 1 else ''} ({segments} segments of "
-                             f"{args.segment_frames} frames)", str(workers), seconds, f"{started:.1f}"))
+                             f"{args.segment_frames} frames)", str(workers), seconds, f"{scan:.1f}", f"{encode:.1f}",
+                             f"{started:.1f}"))
+                print(f"[bench_ray] {workers} worker(s): {seconds:.1f} s", file=sys.stderr, flush=True)
                 if workers == 1:
-                    whole, one = ray_run(ray, clip, tmp / "ray.mp4", args.model, n)
-                    short, many = ray_run(ray, clip, tmp / "ray.mp4", args.model, args.short_segments)
+                    whole, one, _ = ray_run(ray, clip, tmp / "ray.mp4", args.model, n)
+                    short, many, _ = ray_run(ray, clip, tmp / "ray.mp4", args.model, args.short_segments)
                     overhead = (whole, one, short, many)
             finally:
                 ray.shutdown()
     print(f"{n} input frames (the sample x{args.loops}, 448x252) -> {frames_out} frames (x2, .mp4), engine "
           f"{args.model}, motion auto; {os.cpu_count()} CPU cores shared with other work: load average "
           f"{before} before, {load()} after (1/5/15 min), so the timings are contended.\n")
-    print("| run | workers | seconds | output frames/s | cluster start (s, not in seconds) |")
-    print("|---|---|---|---|---|")
-    for label, workers, seconds, started in rows:
-        print(f"| {label} | {workers} | {seconds:.1f} | {frames_out / seconds:.2f} | {started} |")
+    print("| run | workers | seconds | output frames/s | of which pre-pass (s) | of which final encode (s) "
+          "| cluster start (s, not included) |")
+    print("|---|---|---|---|---|---|---|")
+    for label, workers, seconds, scan, encode, started in rows:
+        print(f"| {label} | {workers} | {seconds:.1f} | {frames_out / seconds:.2f} | {scan} | {encode} | {started} |")
     whole, one, short, many = overhead
     per = (short - whole) / (many - one)
     print(f"\nCost of a segment (1 worker): {one} segment {whole:.1f} s, {many} segments of {args.short_segments} "

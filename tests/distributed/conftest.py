@@ -9,20 +9,19 @@ import os
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
 
+from pervfi_core.distributed.ray_runner import Cluster, LOOPBACK_ENV
 from testkit.clips import SAMPLE
+from testkit.frames import ENGINE
 
-ENGINE = "training-free"  # the fast engine: these tests are about segments, not image quality
 NO_RAY = 'Ray is not installed (pip install "ray[default]"): distributed runs untested'
+# Before any test imports Ray (it reads this once): every cluster of the session listens on 127.0.0.1 only.
+os.environ.setdefault(LOOPBACK_ENV, "0")
 
 
 @pytest.fixture(scope="session")
 def cluster():
-    from pervfi_core.distributed.ray_runner import LOOPBACK_ENV, Cluster
-
-    os.environ.setdefault(LOOPBACK_ENV, "0")  # before Ray is imported: every service on 127.0.0.1
     ray = pytest.importorskip("ray", reason=NO_RAY)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
@@ -58,17 +57,15 @@ def long_clip(tmp_path_factory) -> Path:
     return out
 
 
-def read_frames(folder: Path) -> list[np.ndarray]:
-    import cv2
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test: on 2 shared cores one thread is far faster than two contending ones."""
+    import torch
 
-    return [cv2.imread(str(p)) for p in sorted(Path(folder).glob("*.png"))]
-
-
-def assert_same_frames(a: Path, b: Path) -> None:
-    x, y = read_frames(a), read_frames(b)
-    assert len(x) == len(y) > 0
-    diff = [i for i, (p, q) in enumerate(zip(x, y)) if not np.array_equal(p, q)]
-    assert diff == [], f"frames differ at {diff[:10]}"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

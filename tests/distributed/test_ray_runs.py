@@ -7,12 +7,12 @@ import sys
 
 import pytest
 
-from conftest import ENGINE, assert_same_frames
 from pervfi_core.distributed import EngineSpec, Settings, interpolate_distributed, plan_segments
 from pervfi_core.distributed.jobs import default_job_dir
 from pervfi_core.distributed.worker import CRASH_ENV
 from pervfi_core.errors import InputError
 from testkit.clips import ROOT, SAMPLE
+from testkit.frames import ENGINE, assert_same_frames
 
 
 def _settings(**kw) -> Settings:
