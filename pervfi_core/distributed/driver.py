@@ -81,6 +81,7 @@ class JobSummary:
     retried: int
     cuts: list[int] = field(default_factory=list)
     seconds: float = 0.0
+    engine_loads: int = 0  # tasks of this run that had to load the engine (the others found it loaded)
 
 
 class _Job:
@@ -97,6 +98,7 @@ class _Job:
         self.reused = self.reused_frames = 0
         self.attempts: dict[str, set[str]] = {}  # segment name -> attempt ids seen
         self.assembled: JobSummary | None = None
+        self.engine_loads = 0
 
     @property
     def label(self) -> str:
@@ -234,6 +236,7 @@ class _Run:
                     raise _segment_error(self.ray, job, seg, err) from None
                 job.done[seg.index] = {"frames": result.frames, "cuts": result.cuts, "seconds": result.seconds}
                 job.attempts.setdefault(seg.name, set()).add(result.attempt)
+                job.engine_loads += result.loaded
                 self.status.frames_computed += result.frames
 
     def cancel(self) -> None:
@@ -281,7 +284,7 @@ def _assemble(job: _Job, status: Status, start: float, progress) -> None:
     cuts = sorted({c for meta in job.done.values() for c in meta.get("cuts", [])})
     job.assembled = JobSummary(job.input, job.output, scan.n_frames, frames, scan.fps, fps_out, len(job.segments),
                                len(job.segments) - job.reused, job.reused, job.retried(), cuts,
-                               time.perf_counter() - start)
+                               time.perf_counter() - start, job.engine_loads)
     job.dir.remove()  # only now: the output is complete under its final name
     status.phase = "interpolating"
 

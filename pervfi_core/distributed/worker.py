@@ -65,14 +65,18 @@ class SegmentResult:
     cuts: list[int] = field(default_factory=list)
     host: str = ""
     attempt: str = ""
+    loaded: bool = False  # this task loaded the engine (the worker process had none, or another one)
 
 
 _ENGINES: dict = {}
+_LOADS = 0  # engines loaded by this process
 
 
 def engines_for(spec: EngineSpec):
     """``(model, estimator, device, dtype)`` for ``spec``, loaded on first use in this process and kept."""
     if spec not in _ENGINES:
+        global _LOADS
+        _LOADS += 1
         import torch
 
         from ..allocator import tune_malloc
@@ -113,7 +117,9 @@ def compute_segment(task: SegmentTask, scan: Scan) -> SegmentResult:
         if not Path(path).exists():
             raise InputError(f"{what} {path} is not visible on worker {socket.gethostname()}: inputs and the job "
                              "folder must be on a filesystem every node of the Ray cluster shares")
+    loads = _LOADS
     model, estimator, device, dtype = engines_for(task.engine)
+    loaded = _LOADS > loads
     crash = _crash_plan(seg.index)
     start = time.perf_counter()
     report = RunReport()
@@ -136,7 +142,8 @@ def compute_segment(task: SegmentTask, scan: Scan) -> SegmentResult:
     except BaseException:
         writer.abort()
         raise
-    return SegmentResult(seg.index, writer.count, seconds, list(report.cuts), socket.gethostname(), writer.attempt)
+    return SegmentResult(seg.index, writer.count, seconds, list(report.cuts), socket.gethostname(), writer.attempt,
+                         loaded)
 
 
 def _crash_plan(index: int) -> int | None:

@@ -25,6 +25,7 @@ def test_distributed_output_equals_the_single_process_run(cluster, reference, tm
     summary = interpolate_distributed(SAMPLE, out, settings=_settings(segment_frames=frames), cluster=cluster)
     assert summary.segments == len(plan_segments(40, frames)) and summary.computed == summary.segments
     assert summary.frames_out == 79
+    assert summary.engine_loads <= 4  # once per worker process (2 here, maybe replaced), not once per segment
     assert_same_frames(reference(SAMPLE), out)
     assert not default_job_dir(out).exists()  # removed once the output was complete
 
