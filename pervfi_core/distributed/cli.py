@@ -120,10 +120,9 @@ def batch_outputs(inputs: list[Path], out_dir, ext: str) -> list[Path]:
 def run(args: argparse.Namespace) -> int:
     """Run an ``interpolate`` command that has ``--ray`` or ``--batch``; prints progress and the summary."""
     from ..pipeline import Options
+    from ..pipeline.schedule import Retime, check_rate
     from .driver import Settings
     from .worker import EngineSpec
-
-    from ..pipeline.schedule import Retime, check_rate
 
     # the checks of a single-process run, before anything is started (pervfi_core/cli.py)
     options = Options(tau=args.tau, seed=args.seed, scene_threshold=args.scene_threshold, batch_size=args.batch_size,

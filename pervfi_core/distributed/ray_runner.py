@@ -47,7 +47,8 @@ def import_ray(*, loopback: bool = False):
 
 @dataclass
 class Cluster:
-    """A connection to a Ray cluster; ``owned``: started by this run (shut down by :meth:`close`)."""
+    """A connection to a Ray cluster; ``owned``: made by this run, so :meth:`close` ends it (a cluster
+    started for the run stops; one joined is only left)."""
 
     ray: object
     owned: bool
