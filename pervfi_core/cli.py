@@ -220,9 +220,6 @@ def add_interpolate(sub) -> argparse.ArgumentParser:
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
     from .distributed import cli as distributed_cli
-
-    if distributed_cli.wants(args):  # --ray (segments on a Ray cluster) or --batch (many inputs)
-        return distributed_cli.run(args)
     from .engines import load_estimator, load_model, pick_device, pick_dtype
     from .pipeline import Hooks, Options
     from .pipeline.loop import RunReport, interpolate_file
@@ -230,13 +227,16 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     from .video import check_output, open_input
 
     # Every option is checked before anything is loaded, by the same code the API and the nodes use
-    # (pipeline/options.py, pipeline/schedule.py, video.check_output): a bad value costs a message, not a run.
+    # (pipeline/options.py, pipeline/schedule.py, video.check_output): a bad value costs a message, not a
+    # run — on one machine and on a Ray cluster alike.
     options = Options(tau=args.tau, seed=args.seed, scene_threshold=args.scene_threshold, batch_size=args.batch_size,
                       flow_max_pixels=args.flow_max_pixels, blend_max_pixels=args.blend_max_pixels)
     if args.multiplier is not None:
         Retime(multiplier=args.multiplier)
     if args.input_fps is not None:
         check_rate("input fps", args.input_fps)
+    if distributed_cli.wants(args):  # --ray (segments on a Ray cluster) or --batch (many inputs)
+        return distributed_cli.run(args, options)
     check_output(args.output, input_path=args.input, overwrite=args.overwrite, crf=args.crf)
     reader = open_input(args.input, fps=args.input_fps)  # missing/unreadable input: fail fast
     reader.close()

@@ -117,20 +117,14 @@ def batch_outputs(inputs: list[Path], out_dir, ext: str) -> list[Path]:
     return outputs
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run an ``interpolate`` command that has ``--ray`` or ``--batch``; prints progress and the summary."""
-    from ..pipeline import Options
-    from ..pipeline.schedule import Retime, check_rate
+def run(args: argparse.Namespace, options) -> int:
+    """Run an ``interpolate`` command that has ``--ray`` or ``--batch`` with its checked
+    :class:`~pervfi_core.pipeline.Options` (pervfi_core/cli.py checks every option first, as for one
+    process); prints progress and the summary."""
+    from ..pipeline.schedule import check_rate
     from .driver import Settings
     from .worker import EngineSpec
 
-    # the checks of a single-process run, before anything is started (pervfi_core/cli.py)
-    options = Options(tau=args.tau, seed=args.seed, scene_threshold=args.scene_threshold, batch_size=args.batch_size,
-                      flow_max_pixels=args.flow_max_pixels, blend_max_pixels=args.blend_max_pixels)
-    if args.multiplier is not None:
-        Retime(multiplier=args.multiplier)
-    if args.input_fps is not None:
-        check_rate("input fps", args.input_fps)
     if args.fps is not None:
         check_rate("fps", args.fps)
     if args.ray is None and (args.segment_frames is not None or args.job_dir is not None):
