@@ -27,9 +27,10 @@ class PerVFILoadModel:
 
     DISPLAY_NAME = "Load PerVFI Model"
     DESCRIPTION = (
-        "Loads a PerVFI generator. 'default' needs no download: the project's own trained weights, "
-        "shipped with the pack (pervfi-own, deterministic). 'training-free' needs no weights at all and "
-        "is about 15x faster on a CPU, at slightly lower quality. 'pervfi-v00' is the "
+        "Loads a PerVFI generator. 'default' needs no download: the training-free engine (PerVFI's "
+        "asymmetric blending on images, with motion trust; no weights, deterministic), the best measured "
+        "offline. 'pervfi-own' is the project's own trained weights, shipped with the pack, about 15x "
+        "slower on a CPU and slightly lower in quality. 'pervfi-v00' is the "
         "official stochastic model (τ matters), 'pervfi-vb' its fast deterministic variant; they "
         "are downloaded into models/pervfi on first use. Other files found in models/pervfi are listed too."
     )

@@ -9,7 +9,7 @@ FLOW_MODEL_TOOLTIP = "Motion estimator from 'Load PerVFI Flow Estimator'."
 TAU_TOOLTIP = (
     "Sampling temperature τ of the normalizing-flow decoder (paper §3.2): the latent is drawn from "
     "N(0, τ²). 0 = the most probable (smoothest) frame; higher = more texture and detail, more "
-    "randomness. Ignored by deterministic models (vb, the embedded default, training-free). The paper uses 0.3."
+    "randomness. Ignored by deterministic models (vb, pervfi-own, the training-free default). The paper uses 0.3."
 )
 SEED_TOOLTIP = "Seed of the random latent. Same seed and τ = same frames."
 DEFAULT_SOURCE_FPS = 24.0

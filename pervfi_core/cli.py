@@ -24,10 +24,11 @@ from .video import CRF_RANGE
 
 
 ENGINE_HELP = (
-    "blending engine: 'default' (the project's own PerVFI weights, pervfi-own: shipped, offline, deterministic), "
-    "'training-free' (no weights, about 15x faster on a CPU, slightly lower quality: PerVFI's asymmetric "
-    "blending applied to images), or a PerVFI checkpoint id/path (pervfi-v00: official normalizing-flow "
-    "generator, tau/seed matter; pervfi-vb: official fast deterministic decoder)"
+    "blending engine: 'default' = 'training-free' (PerVFI's asymmetric blending applied to images, with "
+    "motion trust: no weights, offline, deterministic, the best measured offline), 'pervfi-own' (the "
+    "project's own trained PerVFI weights, shipped; about 15x slower on a CPU), or a PerVFI checkpoint "
+    "id/path (pervfi-v00: official normalizing-flow generator, tau/seed matter; pervfi-vb: official fast "
+    "deterministic decoder)"
 )
 
 
