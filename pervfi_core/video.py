@@ -241,6 +241,44 @@ def probe(path: str | os.PathLike) -> VideoInfo:
                      frame_count_exact=exact, timing_complete=complete)
 
 
+class FFmpegFrames:
+    """The frames ffmpeg ``cmd`` writes to stdout as ``rawvideo rgb24``: ``uint8`` arrays (height, width, 3),
+    one at a time, at most ``limit``.
+
+    ffmpeg's stderr goes to ``log``, a file: a damaged input can log more than a pipe holds, and ffmpeg
+    blocked on a full stderr pipe while we wait on stdout would hang both. ``returncode`` is ffmpeg's exit
+    status once the frames are exhausted (None before); :meth:`close` (also when iteration stops early,
+    or on leaving ``with``) kills an ffmpeg that is still running.
+    """
+
+    def __init__(self, cmd: list[str], width: int, height: int, log, *, limit: int | None = None):
+        self.cmd, self.shape, self.log, self.limit = cmd, (height, width, 3), log, limit
+        self.returncode: int | None = None
+        self._proc: subprocess.Popen | None = None
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        self._proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=self.log)
+        nbytes, count = math.prod(self.shape), 0
+        try:
+            while (self.limit is None or count < self.limit) and len(buf := self._proc.stdout.read(nbytes)) == nbytes:
+                count += 1
+                yield np.frombuffer(buf, np.uint8).reshape(self.shape)
+            self.returncode = self._proc.wait()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+
+    def __enter__(self) -> "FFmpegFrames":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 class VideoReader:
     """Iterate over the frames of a video file as ``uint8`` arrays ``(H, W, 3)`` RGB, one at a time.
 
@@ -252,7 +290,7 @@ class VideoReader:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.info = probe(self.path)
-        self._proc: subprocess.Popen | None = None
+        self._frames: FFmpegFrames | None = None
         self.frames_read = 0
         self.finished = False  # the stream was read to its end
         self.truncated = False
@@ -285,19 +323,13 @@ class VideoReader:
                "-map", "0:V:0", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
         self._warn_timing()
         self.frames_read, self.finished, self.truncated = 0, False, False
-        # stderr goes to a file: a damaged file can log more than a pipe holds, and ffmpeg blocked on a
-        # full stderr pipe while we wait on stdout would hang both.
         log = tempfile.TemporaryFile()
-        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log)
-        nbytes = w * h * 3
+        self._frames = FFmpegFrames(cmd, w, h, log)
         try:
-            while True:
-                buf = self._proc.stdout.read(nbytes)
-                if len(buf) < nbytes:
-                    break
+            for frame in self._frames:
                 self.frames_read += 1
-                yield np.frombuffer(buf, np.uint8).reshape(h, w, 3)
-            if self._proc.wait() != 0:
+                yield frame
+            if self._frames.returncode != 0:
                 raise InputError(f"ffmpeg could not decode {self.path}: {_tail(log, 400)}")
             self.finished = True
             self._check_count()
@@ -319,10 +351,9 @@ class VideoReader:
                            self.frames_read)
 
     def close(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait()
-        self._proc = None
+        if self._frames is not None:
+            self._frames.close()
+        self._frames = None
 
 
 class FrameFolderReader:

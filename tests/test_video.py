@@ -112,7 +112,7 @@ def test_reader_stops_ffmpeg_when_abandoned(tmp_path):
     reader = VideoReader(src)
     it = iter(reader)
     next(it)
-    proc = reader._proc
+    proc = reader._frames._proc  # the ffmpeg behind the reader (video.FFmpegFrames)
     it.close()  # generator closed early (e.g. an error downstream)
     assert proc.poll() is not None
 

@@ -14,7 +14,6 @@ timestamps passed through, rgb24), started near the segment:
 from __future__ import annotations
 
 import logging
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -98,25 +97,19 @@ def _read_video(path: Path, segment: Segment, scan: Scan, *, seek: bool) -> Iter
 
 
 def _decode(cmd: list[str], path: Path, segment: Segment, scan: Scan) -> Iterator[np.ndarray]:
-    want = segment.stop - segment.start + 1
-    w, h = scan.width, scan.height
-    nbytes = w * h * 3
+    from ..video import FFmpegFrames
+
     count = 0
     # ffmpeg logs into a named file that this side reads through its own handle (its own file offset)
     with tempfile.NamedTemporaryFile(prefix="pervfi-seg-", suffix=".log") as log:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log)
-        try:
-            while count < want and len(buf := proc.stdout.read(nbytes)) == nbytes:
+        # ``with``: a failed check or a consumer that stops early ends ffmpeg at once
+        with FFmpegFrames(cmd, scan.width, scan.height, log, limit=segment.stop - segment.start + 1) as frames:
+            for frame in frames:
                 if count == 0 and scan.checksums:
                     _verify(log, scan, segment.start, 1)  # before any frame leaves: a wrong seek costs nothing
                 count += 1
-                yield np.frombuffer(buf, np.uint8).reshape(h, w, 3)
-            rc = proc.wait()
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        if rc != 0:
+                yield frame
+        if frames.returncode != 0:
             tail = " | ".join(_text(log).strip().splitlines()[-3:])
             raise InputError(f"ffmpeg could not decode {path} in frames {segment.start}..{segment.stop}: {tail[-400:]}")
         if scan.checksums:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -125,7 +124,7 @@ def _shrink(frame: np.ndarray) -> np.ndarray:
 
 def _scan_video(path: Path, scan: Scan):
     """Yield small RGB frames of a video file; fills ``scan.pts``/``pts_time``/``checksums`` at the end."""
-    from ..video import ffmpeg_exe
+    from ..video import FFmpegFrames, ffmpeg_exe
 
     w = SCAN_WIDTH if scan.width > SCAN_WIDTH else scan.width
     h = max(1, round(scan.height * w / scan.width))
@@ -134,19 +133,11 @@ def _scan_video(path: Path, scan: Scan):
            "-map", "0:V:0", "-fps_mode", "passthrough", "-vf", f"showinfo,scale={w}:{h}:flags=area",
            "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
     with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log)
-        nbytes = w * h * 3
-        try:
-            while len(buf := proc.stdout.read(nbytes)) == nbytes:
-                yield np.frombuffer(buf, np.uint8).reshape(h, w, 3)
-            rc = proc.wait()
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        frames = FFmpegFrames(cmd, w, h, log)
+        yield from frames
         log.seek(0)
         text = log.read().decode(errors="replace")
-    if rc != 0:
+    if frames.returncode != 0:
         tail = " | ".join(line for line in text.strip().splitlines()[-3:])
         raise InputError(f"ffmpeg could not decode {path} (frame {scan.n_frames} onwards): {tail[-400:]}")
     frames = parse_showinfo(text)
