@@ -65,6 +65,19 @@ def write_png(path: Path, array: np.ndarray) -> Path:
 
 
 @contextlib.contextmanager
+def _tmpfs(path: Path, options: str):
+    """A tmpfs mounted at ``path`` with ``options`` (needs root with mount rights); yields None where it fails."""
+    if shutil.which("mount") is None or subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
+                                                       capture_output=True).returncode != 0:
+        yield None
+        return
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=True)
+
+
+@contextlib.contextmanager
 def readonly_folder(path: Path):
     """An empty folder nobody may write to: permission bits, or a read-only tmpfs for root (whom
     permission bits do not stop). Yields None where neither is possible."""
@@ -79,25 +92,16 @@ def readonly_folder(path: Path):
         finally:
             path.chmod(0o755)
         return
-    if shutil.which("mount") is None or subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs",
-                                                        str(path)], capture_output=True).returncode != 0:
-        yield None
-        return
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", str(path)], check=True)
+    with _tmpfs(path, "ro,size=64k") as mounted:
+        yield mounted
 
 
 @contextlib.contextmanager
 def small_disk(path: Path, size: str = "1m"):
     """A tiny writable tmpfs (root with mount rights only); yields None elsewhere."""
     path.mkdir(parents=True, exist_ok=True)
-    if os.name != "posix" or os.geteuid() != 0 or shutil.which("mount") is None or subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True).returncode != 0:
+    if os.name != "posix" or os.geteuid() != 0:
         yield None
         return
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", str(path)], check=True)
+    with _tmpfs(path, f"size={size}") as mounted:
+        yield mounted
