@@ -1,8 +1,6 @@
 """Streaming video I/O: probing, decoding, encoding (fps, audio, odd sizes), frame folders, atomic output."""
 import subprocess
-import sys
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import pytest
