@@ -36,6 +36,9 @@ CONFIGS: dict[str, tuple[str, dict]] = {
     # embedded default (weights/MODEL_CARD.md)
     "residual-vb": ("vb", dict(_COMPACT, base="training-free")),
     "residual-compact": ("flow", dict(_COMPACT_FLOW, base="training-free")),
+    # the τ-capable embedded model: the flow decoder (Eq. 10-17) models the residual to today's
+    # training-free engine (motion trust on)
+    "residual-flow": ("flow", dict(_COMPACT_FLOW, base="training-free-trust")),
     # the smallest valid set, for tests and smoke runs
     "tiny": ("flow", dict(encoder_channels=(13, 16, 16), metric_rows=(16, 8, 8, 8), dcn_groups=(2, 2, 2), n_flows=2,
                           flow_hidden=8, fuse_width=8, fuse_branches=(8, 8, 8))),

@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_MODEL = "training-free"
 DEFAULT = "default"
 TRAINING_FREE = "training-free"
-ESTIMATORS = ("auto", "dis", "gmflow-refine", "gmflow", "raft", "raft-small")
+ESTIMATORS = ("auto", "dis", "rife", "gmflow-refine", "gmflow", "raft", "raft-small")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 

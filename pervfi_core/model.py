@@ -33,6 +33,12 @@ SIZE_MULTIPLE = 8  # three 2x levels in the generator (and the pyramid's 1/4 lev
 DECODERS = {"flow": "condFLownet", "vb": "generator"}  # decoder kind -> official key prefix
 
 
+#: Residual bases (``PerVFI(base=...)``): keyword arguments of the training-free engine the decoder
+#: corrects. "training-free" is the engine as pervfi-own was trained on it, before motion trust;
+#: "training-free-trust" is today's engine (motion trust on, the default engine's frames).
+BASES = {"training-free": dict(trust_gain=0.0), "training-free-trust": {}}
+
+
 @dataclass
 class Blend:
     """Output of an engine's ``blend``, input of its ``decode`` (reusable for many τ / seeds).
@@ -100,7 +106,7 @@ class PerVFI(nn.Module):
         dcn_groups: deformable offset groups per level l0, l1, l2 (each divides its level's channels).
         n_flows: flow steps K per block of the normalizing flow; flow_hidden: its coupling width.
         fuse_width: stem and bottleneck width of the fusion; fuse_branches: its HRNet branch widths.
-        base: ``None`` (official) or ``"training-free"``: a project extension for small models trained
+        base: ``None`` (official) or a name of :data:`BASES`: a project extension for small models trained
             on little compute. The decoder then models the residual to the training-free engine's
             frame (:mod:`pervfi_core.training_free`, no parameters) computed from the same frames and
             flows: I_t = B + G⁻¹(z; c) (v00) or B + generator(c) (vb). For the flow this is a
@@ -115,8 +121,8 @@ class PerVFI(nn.Module):
         super().__init__()
         if decoder not in DECODERS:
             raise InputError(f"decoder: expected one of {tuple(DECODERS)}, got {decoder!r}")
-        if base not in (None, "training-free"):
-            raise InputError(f"base: expected None or 'training-free', got {base!r}")
+        if base is not None and base not in BASES:
+            raise InputError(f"base: expected None or one of {tuple(BASES)}, got {base!r}")
         self.decoder = decoder
         self.config = dict(decoder=decoder, encoder_channels=tuple(encoder_channels), metric_rows=tuple(metric_rows),
                            dcn_groups=tuple(dcn_groups), n_flows=n_flows, flow_hidden=flow_hidden,
@@ -219,8 +225,8 @@ class PerVFI(nn.Module):
             from .training_free import TrainingFreeVFI
 
             with torch.no_grad():  # parameter-free: nothing to learn through it; on the unpadded frames
-                # the base as the project's residual weights were trained on it: without the later motion trust
-                base = TrainingFreeVFI(trust_gain=0.0).to(img0.device)(*(x.float() for x in (*images, *flows)), t)
+                engine = TrainingFreeVFI(**BASES[self.base]).to(img0.device)
+                base = engine(*(x.float() for x in (*images, *flows)), t)
                 base = base.to(img0.dtype) * 2 - 1
             base = padding.apply(base, fill="replicate")
         return Blend(conds=self.multiscaleFuse(blended), masks=masks, size=size, padding=padding, base=base)

@@ -55,6 +55,7 @@ from .checks import as_timesteps, check_flow, check_image, check_same_shape
 from .engines import MEMORY_PER_PIXEL, EngineInfo
 from .errors import InputError
 from .model import Blend
+from .ops.holes import fill_holes
 from .ops.padding import padding_for
 from .ops.softsplat import softsplat
 
@@ -72,28 +73,6 @@ def _backward_warp_border(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     fx = (gx + flow[:, 0]).clamp(0, w - 1) - gx
     fy = (gy + flow[:, 1]).clamp(0, h - 1) - gy
     return backward_warp(x, torch.stack([fx, fy], dim=1))
-
-
-def fill_holes(x: torch.Tensor, valid: torch.Tensor, *, levels: int = 10) -> torch.Tensor:
-    """Replace ``x`` (B,C,H,W) where ``valid`` (B,1,H,W) is 0 by the mean of valid values nearby.
-
-    Coarse-to-fine normalised averaging: each pixel takes the average of the valid pixels in the
-    smallest 2^k block that has any.
-    """
-    out, missing = x * valid, valid <= 0
-    h, w = x.shape[-2:]
-    for k in range(1, levels + 1):
-        if not bool(missing.any()):
-            break
-        size = 2 ** k
-        num = F.avg_pool2d(x * valid, size, ceil_mode=True)
-        den = F.avg_pool2d(valid, size, ceil_mode=True)
-        num = F.interpolate(num, scale_factor=size, mode="nearest")[..., :h, :w]
-        den = F.interpolate(den, scale_factor=size, mode="nearest")[..., :h, :w]
-        take = missing & (den > 0)
-        out = torch.where(take, num / den.clamp(min=1e-12), out)
-        missing = missing & ~take
-    return out
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:

@@ -5,7 +5,8 @@ from testkit.clips import SAMPLE
 
 from pervfi_core.errors import InputError
 from pervfi_core.model import Blend
-from pervfi_core.training_free import TrainingFreeVFI, fill_holes
+from pervfi_core.ops.holes import fill_holes
+from pervfi_core.training_free import TrainingFreeVFI
 
 
 def _texture(h=32, w=48, seed=0):

