@@ -3,7 +3,6 @@
 Needs the package index (or the files already in the cache); skips with the reason otherwise.
 """
 import pytest
-import torch
 
 from pervfi_core.errors import PerVFIError
 from pervfi_core.flow import build_estimator
@@ -16,20 +15,6 @@ def estimator():
         return build_estimator("gmflow-refine")
     except PerVFIError as err:
         pytest.skip(f"pretrained GMFlow weights unavailable: {err}")
-
-
-@pytest.fixture(scope="module")
-def pair():
-    from pervfi_core.train.data import read_image, registry_photos
-    from pervfi_core.train.synthetic import random_scene, synthetic_triplet
-
-    try:
-        photos = [read_image(p) for p in registry_photos()[:4]]
-    except PerVFIError as err:
-        pytest.skip(f"sample photos unavailable: {err}")
-    g = torch.Generator().manual_seed(2)
-    scene = random_scene(photos[0], photos[3], size=(192, 256), max_shift=16, generator=g)
-    return synthetic_triplet(scene)
 
 
 def test_recovers_known_motion_within_a_pixel(estimator, pair):

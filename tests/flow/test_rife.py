@@ -61,20 +61,6 @@ def pretrained():
         pytest.skip(f"pretrained RIFE weights unavailable: {err}")
 
 
-@pytest.fixture(scope="module")
-def pair():
-    from pervfi_core.train.data import read_image, registry_photos
-    from pervfi_core.train.synthetic import random_scene, synthetic_triplet
-
-    try:
-        photos = [read_image(p) for p in registry_photos()[:4]]
-    except PerVFIError as err:
-        pytest.skip(f"sample photos unavailable: {err}")
-    g = torch.Generator().manual_seed(2)
-    scene = random_scene(photos[0], photos[3], size=(192, 256), max_shift=16, generator=g)
-    return synthetic_triplet(scene)
-
-
 def test_pretrained_recovers_known_motion(pretrained, pair):
     fflow, bflow = pretrained(pair["img0"][None], pair["img1"][None])
     zero = pair["flow01"].norm(dim=0).mean()

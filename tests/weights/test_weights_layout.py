@@ -121,7 +121,7 @@ def test_detected_hyperparameters_of_official_architectures(parity_dir):
 def test_all_architectures_have_distinct_fingerprints():
     fps = [e.layout_fingerprint for e in default_manifest().entries if e.layout_fingerprint]
     archs = [e.architecture for e in default_manifest().entries if e.layout_fingerprint]
-    assert len(set(fps)) == len(fps) == 7  # pervfi-own is a pervfi-vb of another configuration
+    assert len(set(fps)) == len(fps) == 8  # pervfi-own is a pervfi-vb of another configuration
     assert set(archs) == set(weights.ARCHITECTURES)
 
 
@@ -173,6 +173,9 @@ def _build(arch: str):
             except ImportError as err:
                 pytest.skip(f"pervfi_core.flow.raft.RAFT not importable yet: {err}")
             return RAFT(small=arch == "raft-small")
+        if arch == "rife":
+            from pervfi_core.flow.rife import IFNet
+            return IFNet()
         try:
             from pervfi_core.flow.gmflow import build_gmflow
         except ImportError as err:
@@ -184,5 +187,10 @@ def _build(arch: str):
 def test_model_classes_have_the_published_layout(arch):
     entry = next(e for e in default_manifest().entries if e.architecture == arch)
     sd = _build(arch).state_dict()
+    if arch == "rife":
+        # the released file also carries RIFE's training-only teacher/caltime tensors, which the inference
+        # network leaves out; everything else is checked by the strict load in tests/flow/test_rife.py
+        assert detect(sd) == (arch, {**entry.config, "training_parts": False})
+        return
     assert detect(sd) == (arch, entry.config)
     assert layout_fingerprint(sd) == entry.layout_fingerprint

