@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..ops.holes import fill_holes
-from ..ops.softsplat import softsplat
+from ..ops.softsplat import EPSILON, softsplat
 from ..ops.warp import backward_warp
 from .base import FlowEstimator
 
@@ -150,5 +150,7 @@ class RIFEEstimator(FlowEstimator):
 def _splat_to_source(motion, flow_ts):
     """``motion`` (B, 2, H, W) given on the middle frame's grid, moved onto the source frame's grid
     along ``flow_ts`` (middle -> source), averaged where several land; holes filled from neighbours."""
-    density = softsplat(torch.ones_like(motion[:, :1]), flow_ts, None, "sum")
-    return fill_holes(softsplat(motion, flow_ts, None, "avg"), (density > 0.5).to(motion.dtype))
+    # one splat of (motion, 1): its last channel is the density that both averages and finds the holes
+    summed = softsplat(torch.cat([motion, torch.ones_like(motion[:, :1])], 1), flow_ts, None, "sum")
+    density = summed[:, 2:]
+    return fill_holes(summed[:, :2] / (density + EPSILON), (density > 0.5).to(motion.dtype))  # = "avg" mode
