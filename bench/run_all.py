@@ -40,6 +40,8 @@ BENCHES = {
                       "--sizes", "448x256", "3840x2160", "--pairs", "1", "--no-warmup", "--threads", "2"], "stdout"),
     "default": ("Choosing the default engine: the offline engines on every registry clip",
                 ["bench_default.py"], "results/default.md"),
+    "motion": ("Motion for the default engine: DIS presets against RIFE 4.25/4.26 on every registry clip",
+               ["bench_motion.py"], "results/motion.md"),
     "quality": ("Interpolation quality on real clips",
                 ["bench_quality.py"], "results/quality.md"),
     "training": ("The project's trained model against the training-free default",
