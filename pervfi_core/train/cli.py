@@ -3,8 +3,10 @@
 Data sources: ``--synthetic`` (the default; triplets with exact ground truth rendered from
 photographs of the scikit-image wheel), ``--clip PATH`` (a video or frame folder; triplets of
 consecutive frames, i.e. every other frame dropped; repeatable, and combinable with ``--synthetic``),
-or ``--vimeo ROOT`` (Vimeo-90K triplets). The fixed validation split is the last 5 % of the items:
-of the synthetic ones when ``--synthetic`` is given, else of the last clip.
+``--vimeo ROOT`` (Vimeo-90K triplets), or ``--prepared FILE`` (items precomputed earlier with their
+flows, for a machine without the registries or the estimators). The fixed validation split is the
+last 5 % of the items: of the synthetic ones when ``--synthetic`` is given, else of the last clip or
+prepared file.
 
 Writes ``OUT/last.pt`` (resumable: run the same command again), ``OUT/metrics.jsonl`` and, with
 ``--export``, safetensors weights whose metadata rebuilds the model
@@ -45,6 +47,9 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="a folder of photographs for the synthetic scenes, besides scikit-image's (repeatable)")
     p.add_argument("--max-shift", type=float, default=None,
                    help="largest synthetic camera shift in px (foreground: 1.5x); default patch/8")
+    p.add_argument("--prepared", metavar="FILE", action="append", default=[],
+                   help="a table of precomputed items with their flows (a run's data_*.pt, or bench/"
+                   "prepare_device_items.py's compact file); repeatable; replaces --synthetic/--clip")
     p.add_argument("--vimeo", metavar="ROOT", help="Vimeo-90K triplet root (tri_trainlist.txt + sequences/)")
     p.add_argument("--config", default="compact", help="model config name (pervfi_core.train.configs), default compact")
     p.add_argument("--steps", type=int, default=1000)
@@ -62,6 +67,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--amp", action="store_true", help="mixed precision (float16 on CUDA, bfloat16 on CPU)")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+                   help="stop after the first step past this wall time (validated, checkpointed, exported); "
+                   "--steps stays the upper bound and the learning-rate schedule")
     p.add_argument("--val-every", type=int, default=200)
     p.add_argument("--ckpt-every", type=int, default=50)
     p.add_argument("--out", required=True, help="run directory (checkpoint, metrics, precomputed data)")
@@ -83,6 +91,9 @@ def _dataset(args, flow_names: tuple[str, ...], synthetic: bool):
     size = (args.patch, args.patch)
     if args.vimeo:
         return VimeoTriplets(args.vimeo, size=size, seed=args.seed)
+    if args.prepared:
+        parts = [Precomputed.from_file(f) for f in args.prepared]
+        return parts[0] if len(parts) == 1 else ConcatDataset(parts)
     parts = []
     real_flows = tuple(n for n in flow_names if n != "exact")  # real footage has no true motion
     gaps = [int(g) for g in str(args.gaps).split(",") if g.strip()]
@@ -133,7 +144,12 @@ def run(args) -> int:
         raise InputError(f"--patch must be a multiple of 8, got {args.patch}")
     if args.vimeo and (args.clip or args.synthetic):
         raise InputError("--vimeo trains on Vimeo-90K alone: drop --clip/--synthetic")
-    synthetic = args.synthetic or not (args.clip or args.vimeo)
+    if args.prepared and (args.clip or args.synthetic or args.vimeo):
+        raise InputError("--prepared items carry their own data and flows: drop --clip/--synthetic/--vimeo")
+    for f in args.prepared:
+        if not Path(f).is_file():
+            raise InputError(f"--prepared {f}: no such file; make one with bench/prepare_device_items.py")
+    synthetic = args.synthetic or not (args.clip or args.vimeo or args.prepared)
     default_flows = "dis,exact" if synthetic else "dis"
     flow_names = tuple(n.strip() for n in (args.flows or default_flows).split(",") if n.strip())
     if not synthetic and "exact" in flow_names:
@@ -153,7 +169,7 @@ def run(args) -> int:
     cfg = TrainConfig(model_config=args.config, steps=args.steps, batch_size=args.batch, lr=args.lr,
                       halve_every=args.halve_every, mu=args.mu, seed=args.seed, val_every=args.val_every,
                       ckpt_every=args.ckpt_every, workers=args.workers, amp=args.amp, device=args.device,
-                      flow_estimators=flow_names)
+                      flow_estimators=flow_names, time_limit_s=args.time_limit)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     data = _dataset(args, flow_names, synthetic)
@@ -170,10 +186,11 @@ def run(args) -> int:
     if args.export:
         ckpt = Path(args.out) / "last.pt"
         done = torch.load(ckpt, weights_only=True)["step"] if ckpt.is_file() else cfg.steps
-        if done != cfg.steps:
+        if done != cfg.steps and args.time_limit is None:
             log.warning("exporting the checkpoint of step %d (asked for --steps %d)", done, cfg.steps)
         data = {"vimeo": bool(args.vimeo), "synthetic_items": args.items if synthetic else 0,
-                "clips": [Path(c).name for c in args.clip], "gaps": args.gaps, "clip_width": args.clip_width,
+                "clips": [Path(c).name for c in args.clip],
+                "prepared": [Path(f).name for f in args.prepared], "gaps": args.gaps, "clip_width": args.clip_width,
                 "clip_stride": args.clip_stride, "photo_folders": len(args.photos), "max_shift": args.max_shift,
                 "patch": args.patch, "perceptual": args.perceptual,
                 "init": Path(args.init).name if args.init else None}

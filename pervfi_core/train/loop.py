@@ -40,6 +40,7 @@ class TrainConfig:
     amp: bool = False
     device: str = "cpu"
     flow_estimators: tuple[str, ...] = ("dis",)
+    time_limit_s: float | None = None  # stop (validated, checkpointed) after the first step past this
 
 
 class FlowProvider:
@@ -186,18 +187,29 @@ def train(model, dataset: Dataset, cfg: TrainConfig, out_dir: str | Path, *, per
             _broadcast_state(model)  # ActNorm initialised itself from each rank's first batch: rank 0's wins
         record = {"step": step + 1, "lr": sched.get_last_lr()[0], **logs,
                   "time_s": round(time.perf_counter() - t0, 2)}  # wall time of this session (not resumed ones)
-        if (step + 1) % cfg.val_every == 0 or step + 1 == cfg.steps:
+        last = step + 1 == cfg.steps or _out_of_time(cfg, t0, distributed, device)
+        if (step + 1) % cfg.val_every == 0 or last:
             record["val_psnr"] = validate(model, val_set, flows, device)
         records.append(record)
         if main_rank:
             with open(out / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
-        if main_rank and ((step + 1) % cfg.ckpt_every == 0 or step + 1 == cfg.steps):
+        if main_rank and ((step + 1) % cfg.ckpt_every == 0 or last):
             _checkpoint(ckpt, model, opt, sched, step + 1, cfg, loss_rng)
             log.info("step %d/%d: %s", step + 1, cfg.steps, {k: round(v, 4) for k, v in record.items() if k != "step"})
-        if step + 1 >= cfg.steps:
+        if last:
             break
     return records
+
+
+def _out_of_time(cfg: TrainConfig, t0: float, distributed: bool, device: torch.device) -> bool:
+    """Whether ``cfg.time_limit_s`` has passed; rank 0's clock decides for every rank."""
+    if cfg.time_limit_s is None:
+        return False
+    late = torch.tensor(float(time.perf_counter() - t0 >= cfg.time_limit_s), device=device)
+    if distributed:
+        torch.distributed.broadcast(late, 0)
+    return bool(late.item())
 
 
 def _broadcast_state(model) -> None:

@@ -98,3 +98,62 @@ def test_init_starts_from_exported_weights_of_the_same_config(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(InputError, match="--init"):
         cli.main(["train", *common, "--config", "compact", "--init", str(first), "--out", str(tmp_path / "c")])
+
+
+def _prepared(tmp_path, n=12):
+    """A compact prepared table (what bench/prepare_device_items.py writes) of synthetic items."""
+    from pervfi_core.train.data import Precomputed, SyntheticTriplets, compact_items
+    from pervfi_core.train.loop import FlowProvider
+
+    g = torch.Generator().manual_seed(0)
+    photos = [torch.nn.functional.interpolate(torch.rand(1, 3, 30, 30, generator=g), size=(120, 120))[0]
+              for _ in range(2)]
+    base = SyntheticTriplets(photos, length=n, size=(32, 32), seed=1, with_flows=True)
+    table = Precomputed(base, FlowProvider(("exact",), seed=0, device="cpu")).items
+    path = tmp_path / "items.pt"
+    torch.save(compact_items(table), path)
+    return path
+
+
+def test_prepared_items_train_without_estimators_and_a_time_limit_stops_early(tmp_path):
+    items = _prepared(tmp_path)
+    out, dest = tmp_path / "run", tmp_path / "w.safetensors"
+    argv = ["train", "--prepared", str(items), "--config", "tiny", "--steps", "50", "--batch", "2",
+            "--perceptual", "none", "--val-every", "100", "--time-limit", "0", "--out", str(out), "--export", str(dest)]
+    assert cli.main(argv) == 0
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [1] and "val_psnr" in lines[0]  # stopped after one step, validated
+    assert torch.load(out / "last.pt", weights_only=True)["step"] == 1
+    assert not list(out.glob("data_*.pt"))  # nothing recomputed
+    from safetensors import safe_open
+
+    with safe_open(str(dest), framework="pt") as f:
+        meta = f.metadata()
+    assert json.loads(meta["train_data"])["prepared"] == ["items.pt"] and json.loads(meta["trained_steps"]) == 1
+    with pytest.raises(InputError, match="drop --clip"):
+        cli.main(["train", "--prepared", str(items), "--synthetic", "--out", str(out)])
+    with pytest.raises(InputError, match="prepare_device_items"):
+        cli.main(["train", "--prepared", str(tmp_path / "missing.pt"), "--out", str(out)])
+
+
+def test_the_device_training_recipe_runs_on_a_cpu_and_brings_back_its_files(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from testkit.clips import ROOT
+
+    items = _prepared(tmp_path)
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHON": sys.executable, "DEVICE_ITEMS": str(items), "DEVICE_CONFIG": "tiny",
+           "DEVICE_INIT": "none"}
+    run = subprocess.run(["bash", str(ROOT / "bench" / "device_train.sh"), "--cpu", str(out)], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert sorted(p.name for p in out.iterdir()) == ["environment.json", "log.txt", "metrics.jsonl", "summary.md",
+                                                     "weights.safetensors"]
+    assert load_model(str(out / "weights.safetensors")).config == build_model("tiny").config
+    assert "| 3 |" in (out / "summary.md").read_text()  # the --cpu run's 3 steps, validated at the end
+    missing = subprocess.run(["bash", str(ROOT / "bench" / "device_train.sh"), "--cpu", str(out)],
+                             env={**env, "DEVICE_ITEMS": str(tmp_path / "none.pt")}, capture_output=True, text=True)
+    assert missing.returncode == 2 and "prepare_device_items" in missing.stderr
