@@ -141,7 +141,7 @@ def loaders(checkpoint: str = "default") -> list:
 
 
 INTERPOLATE = {"multiplier": 2, "tau": 0.3, "seed": 0, "source_fps": ("2", 2), "target_fps": 0.0, "scene_threshold": 0.2,
-               "loop": False, "chunk_mode": "off", "chunk_index": -1}
+               "loop": False, "chunk_mode": "off", "chunk_index": -1, "noise": "shared"}
 SAVE = {"format": "auto", "format.codec": "auto"}
 CLIP = "pervfi_bunny_192x108.mp4"
 CLIP_AUDIO = "pervfi_bunny_audio_192x108.mp4"
@@ -174,7 +174,7 @@ WORKFLOWS = {
         ("7", "PerVFIASBBlend", {"frames": ("5", 0), "flow": ("6", 0), "model": ("3", 0), "multiplier": 2,
                                  "timesteps": "", "source_fps": ("2", 2), "target_fps": 0.0, "scene_threshold": 0.2}, None),
         *[(str(8 + k), "PerVFIFlowDecode", {"blend": ("7", 0), "model": ("3", 0), "tau": tau, "seed": 0,
-                                           "compare_taus": ""}, f"PerVFI Flow Decode (τ = {tau:g})")
+                                           "compare_taus": "", "noise": "shared"}, f"PerVFI Flow Decode (τ = {tau:g})")
           for k, tau in enumerate((0.0, 0.3, 0.6))],
         ("11", "ImageStitch", {"image1": ("8", 0), "image2": ("9", 0), "direction": "right", "match_image_size": True,
                                "spacing_width": 4, "spacing_color": "white"}, None),
@@ -191,7 +191,7 @@ WORKFLOWS = {
         *loaders(),
         ("5", "PerVFIInterpolateVideo", {"video": ("1", 0), "model": ("3", 0), "flow_model": ("4", 0), "multiplier": 2,
                                          "tau": 0.3, "seed": 0, "target_fps": 0.0, "scene_threshold": 0.2,
-                                         "loop": False}, None),
+                                         "loop": False, "noise": "shared"}, None),
         ("6", "SaveVideo", {"video": ("5", 0), "filename_prefix": "pervfi/video", **SAVE}, None),
         ("7", "PreviewAny", {"source": ("5", 1)}, "PerVFI report"),
     ],

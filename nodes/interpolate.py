@@ -27,6 +27,7 @@ from .widgets import (
     chunk_mode_widget,
     loop_widget,
     multiplier_widget,
+    noise_widget,
     scene_threshold_widget,
     seed_widget,
     source_fps_widget,
@@ -109,20 +110,21 @@ class PerVFIInterpolate:
                 "loop": loop_widget(),
                 "chunk_mode": chunk_mode_widget(),
                 "chunk_index": chunk_index_widget(),
+                "noise": noise_widget(),
             },
             "hidden": {"prompt": "PROMPT"},
         }
 
     def interpolate(self, frames, model, flow_model, multiplier, tau, seed, source_fps=DEFAULT_SOURCE_FPS,
                     target_fps=0.0, scene_threshold=pipeline.DEFAULT_SCENE_THRESHOLD, loop=False, chunk_mode="off",
-                    chunk_index=-1, prompt=None):
+                    chunk_index=-1, prompt=None, noise=pipeline.DEFAULT_NOISE):
         chunked = chunk_mode != "off"
         if chunked and loop:
             raise InputError("loop mode and chunk mode cannot be combined: a loop needs the whole clip at once; "
                              "turn one of them off")
         x = frames_from_image(frames, min_frames=1 if (chunked or loop) else 2)
         schedule, fps_out = clips.frame_rate_schedule(int(multiplier), source_fps, float(target_fps) or None)
-        options = pipeline.Options(tau=tau, seed=int(seed), scene_threshold=scene_threshold)
+        options = pipeline.Options(tau=tau, seed=int(seed), noise=noise, scene_threshold=scene_threshold)
         chunk = self._chunk(int(chunk_index), prompt) if chunked else None
         result, engine, estimator, hooks = run_clip(x, model, flow_model, schedule, options=options, loop=bool(loop),
                                                     chunk=chunk, overlap=chunk_mode == "overlapping")

@@ -26,6 +26,7 @@ from .widgets import (
     FRAMES_TOOLTIP,
     MODEL_TOOLTIP,
     DEFAULT_SOURCE_FPS,
+    noise_widget,
     scene_threshold_widget,
     seed_widget,
     source_fps_widget,
@@ -201,15 +202,16 @@ class PerVFIFlowDecode:
                                "seed and placed side by side to the right of the slider's τ, for comparison. "
                                "Leave empty for a normal clip.",
                 }),
+                "noise": noise_widget(),
             },
         }
 
-    def decode(self, blend, model, tau, seed, compare_taus=""):
+    def decode(self, blend, model, tau, seed, compare_taus="", noise=pipeline.DEFAULT_NOISE):
         blend = _expect("blend", blend, PerVFIBlend, "'PerVFI ASB Blend'")
-        runs = [pipeline.Options(tau=tau, seed=int(seed))]
+        runs = [pipeline.Options(tau=tau, seed=int(seed), noise=noise)]
         for value in parse_numbers("compare_taus", compare_taus):  # every τ is checked before decoding any
             try:
-                runs.append(pipeline.Options(tau=value, seed=int(seed)))
+                runs.append(pipeline.Options(tau=value, seed=int(seed), noise=noise))
             except InputError as err:
                 raise InputError(f"compare_taus: {err}") from None
         frames, blends = blend.frames, blend.blends
@@ -223,7 +225,7 @@ class PerVFIFlowDecode:
             notes += [n for n in hooks.log if n not in notes]
             panels.append(image_from_frames(out, device=comfy.intermediate_device()))
         seconds = time.perf_counter() - start + blend.blend_seconds
-        options = pipeline.Options(tau=tau, seed=int(seed), scene_threshold=blend.scene_threshold)
+        options = pipeline.Options(tau=tau, seed=int(seed), noise=noise, scene_threshold=blend.scene_threshold)
         report = run_report(engine=engine, options=options, timesteps=blends.schedule, height=frames.shape[2],
                             width=frames.shape[3], fps_in=blend.fps_in, frames_in=blends.n_frames, frames_out=panels[0].shape[0],
                             cuts=blends.cuts, seconds=seconds, pairs=blends.n_frames - 1,

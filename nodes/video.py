@@ -13,6 +13,7 @@ from .widgets import (
     MODEL_TOOLTIP,
     loop_widget,
     multiplier_widget,
+    noise_widget,
     scene_threshold_widget,
     seed_widget,
     target_fps_widget,
@@ -49,18 +50,19 @@ class PerVFIInterpolateVideo:
                 "target_fps": target_fps_widget(),
                 "scene_threshold": scene_threshold_widget(),
                 "loop": loop_widget(),
+                "noise": noise_widget(),
             },
         }
 
     def interpolate(self, video, model, flow_model, multiplier, tau, seed, target_fps=0.0,
-                    scene_threshold=pipeline.DEFAULT_SCENE_THRESHOLD, loop=False):
+                    scene_threshold=pipeline.DEFAULT_SCENE_THRESHOLD, loop=False, noise=pipeline.DEFAULT_NOISE):
         parts = comfy.video_parts(video)
         if parts.images is None or parts.images.shape[0] == 0:
             raise InputError("video: the VIDEO has no frames; check the file (Load Video) or the images given to "
                              "Create Video")
         x = frames_from_image(parts.images, name="video", min_frames=1 if loop else 2)
         schedule, fps_out = clips.frame_rate_schedule(int(multiplier), parts.frame_rate, float(target_fps) or None)
-        options = pipeline.Options(tau=tau, seed=int(seed), scene_threshold=scene_threshold)
+        options = pipeline.Options(tau=tau, seed=int(seed), noise=noise, scene_threshold=scene_threshold)
         result, engine, estimator, hooks = run_clip(x, model, flow_model, schedule, options=options, loop=bool(loop))
         report = report_json(result, engine, estimator, hooks, schedule, options, x, parts.frame_rate, loop=bool(loop),
                              audio=parts.audio is not None)

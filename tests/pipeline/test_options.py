@@ -28,7 +28,11 @@ def test_bad_values_are_refused(field, value):
 def test_defaults_are_defined_once_and_valid():
     opts = Options()
     assert opts.tau == DEFAULT_TAU and opts.blend_max_pixels is None
-    assert opts.seed_for(3) == 3 and Options(seed=2 ** 64 - 1).seed_for(1) == 0  # seeds wrap, never overflow
+    assert opts.noise == "shared" and opts.seed_for(3) == opts.seed_for(0) == 0  # one latent for every frame
+    per_frame = Options(noise="per-frame")
+    assert per_frame.seed_for(3) == 3 and Options(seed=2 ** 64 - 1, noise="per-frame").seed_for(1) == 0  # wraps
+    with pytest.raises(InputError, match="noise: expected one of"):
+        Options(noise="fresh")
 
 
 def test_the_pipeline_refuses_bad_options_before_any_work():

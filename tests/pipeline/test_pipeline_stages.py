@@ -159,10 +159,13 @@ def test_stochastic_model_seeds_are_per_frame_and_stages_match_fused():
     est, fake = ZeroFlow(), Seeded()
     blends = pipeline.blend(x, pipeline.estimate_flow(x, est), fake, 3)
     assert fake.batches == [1, 1, 1, 1]  # one new frame per call: seeds do not depend on batching
-    a = pipeline.decode(x, blends, fake, tau=0.5, seed=7)
+    a = pipeline.decode(x, blends, fake, tau=0.5, seed=7, noise="per-frame")
     assert fake.seeds == [8, 9, 11, 12]  # seed + output index of each new frame
-    assert torch.equal(a, pipeline.interpolate(x, fake, est, 3, tau=0.5, seed=7))
-    assert not torch.equal(a, pipeline.decode(x, blends, fake, tau=0.5, seed=8))
+    assert torch.equal(a, pipeline.interpolate(x, fake, est, 3, tau=0.5, seed=7, noise="per-frame"))
+    assert not torch.equal(a, pipeline.decode(x, blends, fake, tau=0.5, seed=8, noise="per-frame"))
+    fake.seeds.clear()
+    shared = pipeline.decode(x, blends, fake, tau=0.5, seed=7)  # the default: one latent for every new frame
+    assert fake.seeds == [7, 7, 7, 7] and not torch.equal(shared, a)
     # the real v00 model (random weights): stages and the fused path agree, inputs untouched
     torch.manual_seed(0)
     model = build_model("v00")
