@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 # ComfyUI model folder names -> the pervfi_core.weights kinds they feed (same names).
 MODEL_FOLDERS = ("pervfi", "pervfi_flow")
+FRAME_INTERPOLATION = "frame_interpolation"  # where RIFE checkpoints of other frame-interpolation nodes live
 MODEL_EXTENSIONS = (".safetensors", ".pth", ".pt", ".ckpt", ".bin", ".pkl")
 
 
@@ -233,9 +234,20 @@ def register_model_folders() -> dict[str, list[Path]]:
         paths, exts = fp.folder_names_and_paths[kind]
         fp.folder_names_and_paths[kind] = (paths, set(exts) | set(MODEL_EXTENSIONS))
         dirs[kind] = [Path(p) for p in fp.get_folder_paths(kind)]
+    if c is not None:  # RIFE checkpoints users already keep for other frame-interpolation nodes: the 'rife' estimator reads them
+        dirs["pervfi_flow"] += [p for p in _frame_interpolation_dirs(c.folder_paths) if p not in dirs["pervfi_flow"]]
     for kind, paths in dirs.items():
         weights.register_model_dirs(kind, paths)
     return dirs
+
+
+def _frame_interpolation_dirs(fp) -> list[Path]:
+    """ComfyUI's ``frame_interpolation`` model folders, when it declares them, else ``models/frame_interpolation``
+    when that folder exists. Only read: downloads still go to ``models/pervfi_flow``."""
+    if FRAME_INTERPOLATION in getattr(fp, "folder_names_and_paths", {}):
+        return [Path(p) for p in fp.get_folder_paths(FRAME_INTERPOLATION)]
+    default = Path(fp.models_dir) / FRAME_INTERPOLATION
+    return [default] if default.is_dir() else []
 
 
 # ---------------------------------------------------------------- pipeline hooks and loading helpers

@@ -72,9 +72,9 @@ class PerVFILoadFlowModel:
     DISPLAY_NAME = "Load PerVFI Flow Estimator"
     DESCRIPTION = (
         "Loads the motion estimator used for the optical flow between frames. 'auto' needs no "
-        "download: pretrained GMFlow on a GPU, OpenCV's DIS flow on a CPU. RAFT, RAFT-small and GMFlow "
-        "use their official weights (downloaded into models/pervfi_flow on first use) unless a "
-        "checkpoint is chosen."
+        "download: pretrained GMFlow on a GPU, OpenCV's DIS flow on a CPU. RIFE (4.25/4.26), RAFT, "
+        "RAFT-small and GMFlow use their published weights (downloaded into models/pervfi_flow on first "
+        "use) unless a checkpoint is chosen; RIFE checkpoints already in models/frame_interpolation are listed too."
     )
     CATEGORY = CATEGORY
     FUNCTION = "load"
@@ -88,13 +88,15 @@ class PerVFILoadFlowModel:
             "estimator": (list(engines.ESTIMATORS), {
                 "default": "auto",
                 "tooltip": "auto: fastest good choice for this device (no download). dis: OpenCV DIS (CPU, "
-                           "no weights). gmflow-refine: pretrained two-scale GMFlow. gmflow, raft, raft-small: "
-                           "official networks (weights downloaded on first use).",
+                           "no weights). rife: pretrained RIFE 4.25/4.26 run once at t = 0.5 (better motion than "
+                           "DIS, about 5x its CPU time). gmflow-refine: pretrained two-scale GMFlow. gmflow, raft, "
+                           "raft-small: official networks (weights downloaded on first use).",
             }),
             "checkpoint": (checkpoint_choices("pervfi_flow"), {
                 "default": DEFAULT,
                 "tooltip": "'default' = the estimator's official weights; or a manifest checkpoint / a file in "
-                           "models/pervfi_flow of the same architecture (checked on load).",
+                           "models/pervfi_flow (or, for rife, models/frame_interpolation) of the same "
+                           "architecture (checked on load).",
             }),
         }}
 

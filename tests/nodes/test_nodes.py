@@ -270,3 +270,23 @@ def test_a_list_of_same_size_batches_is_one_clip(clip, default_models):
     _, flow_model = default_models
     flow, = run_node(PerVFIFlowEstimation, frames=[clip[:2], clip[2:]], flow_model=flow_model)
     assert flow.forward.shape == (clip.shape[0] - 1, 2, *clip.shape[1:3])
+
+
+def test_rife_checkpoints_in_the_frame_interpolation_folder_are_offered_and_load(fake_comfyui):
+    """RIFE 4.25/4.26 checkpoints that users keep in models/frame_interpolation for other nodes are
+    listed by the flow loader and load as the 'rife' estimator; downloads still go to models/pervfi_flow."""
+    from pervfi_core import weights
+    from pervfi_core.flow.rife import IFNet
+
+    folder = fake_comfyui.tmp / "models" / "frame_interpolation"
+    folder.mkdir(parents=True)
+    torch.manual_seed(0)
+    torch.save({f"module.{k}": v for k, v in IFNet().state_dict().items()}, folder / "rife426.pth")
+    choices = PerVFILoadFlowModel.INPUT_TYPES()["required"]["checkpoint"][0]
+    assert "rife426.pth" in choices
+    assert weights.model_dirs("pervfi_flow")[0] == fake_comfyui.tmp / "models" / "pervfi_flow"
+    est, = run_node(PerVFILoadFlowModel, estimator="rife", checkpoint="rife426.pth")
+    est = rt.unwrap(est)
+    img = torch.rand(1, 3, 32, 48)
+    fflow, bflow = est(img, img)
+    assert fflow.shape == (1, 2, 32, 48) and torch.isfinite(fflow).all()
