@@ -5,7 +5,7 @@ embedded default weights.
 (pervfi_core/weights/manifest.py). They are outside the package, so package data cannot name them;
 this build step copies them into ``pervfi_core/_data/`` of the wheel, where an installed ``pervfi``
 finds them (the same lookup, second place). What is copied: the manifest, every file it lists as
-``embedded``, and the model card beside them. An editable install reads the checkout itself.
+``embedded``, and the model cards beside them. An editable install reads the checkout itself.
 """
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ def data_files() -> list[str]:
     doc = json.loads((ROOT / MANIFEST).read_text(encoding="utf-8"))
     embedded = [src["path"] for entry in doc.get("entries", []) for src in entry.get("sources", [])
                 if src.get("type") == "embedded"]
-    return [MANIFEST, *sorted(set(embedded)), "weights/MODEL_CARD.md"]
+    cards = sorted(f"weights/{p.name}" for p in (ROOT / "weights").glob("*.md"))  # a model card per embedded model
+    return [MANIFEST, *sorted(set(embedded)), *cards]
 
 
 class BuildWithData(build_py):

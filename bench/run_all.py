@@ -38,10 +38,15 @@ BENCHES = {
     "pipeline-v00": ("Official v00 (parity-fixture weights: same cost) through the pipeline, incl. a tiled 3840x2160 frame",
                      ["bench_pipeline.py", "--model", "../shared/fixtures/parity/weights/pervfi_v00.safetensors",
                       "--sizes", "448x256", "3840x2160", "--pairs", "1", "--no-warmup", "--threads", "2"], "stdout"),
+    "pipeline-own-flow": ("The τ-capable embedded model (pervfi-own-flow) through the pipeline",
+                          ["bench_pipeline.py", "--model", "pervfi-own-flow", "--sizes", "448x256", "1280x720",
+                           "--pairs", "2"], "stdout"),
     "default": ("Choosing the default engine: the offline engines on every registry clip",
                 ["bench_default.py"], "results/default.md"),
     "motion": ("Motion for the default engine: DIS presets against RIFE 4.25/4.26 on every registry clip",
                ["bench_motion.py"], "results/motion.md"),
+    "tau": ("τ sweep and flicker of the τ-capable embedded model on held-out clips",
+            ["bench_tau.py", "--weights", "weights/pervfi_own_flow.safetensors"], "results/tau.md"),
     "quality": ("Interpolation quality on real clips",
                 ["bench_quality.py"], "results/quality.md"),
     "training": ("The project's trained model against the training-free default",
@@ -52,7 +57,9 @@ BENCHES = {
             ["bench_ray.py"], "stdout"),
 }
 # sections written by hand from a run elsewhere (bench/device_check.sh needs a GPU) or a long run, kept as they are
-EXTERNAL = ("device", "soak")  # soak: bench/soak.py takes as long as its clip (20 minutes of video)
+# soak: bench/soak.py takes as long as its clip (20 minutes of video); comfyui: bench/comfyui_smoke.py needs a
+# ComfyUI checkout with its own environment
+EXTERNAL = ("device", "soak", "comfyui")
 QUICK = {"core": ["--sizes", "448x256", "--repeats", "1"], "core-malloc": ["--repeats", "1"], "flow": ["--pairs", "1"], "pipeline": ["--pairs", "2"],
          "quality": ["--triplets", "2"]}
 

@@ -42,3 +42,27 @@ def test_pervfi_own_adds_a_small_learned_correction_to_the_frame_it_was_trained_
     diff = (ours - base).abs()
     assert diff.max() > 1e-3  # trained: not the zero-initialised residual
     assert float(psnr(ours, base)) > 30  # a correction, not a different picture
+
+
+def test_the_embedded_flow_model_answers_tau_and_seed_offline():
+    """pervfi-own-flow (weights/PERVFI_OWN_FLOW.md): τ-capable without a download. τ = 0 is
+    deterministic, τ = 0.5 gives other frames, the same seed the same frames, another seed others."""
+    from pervfi_core import pipeline
+
+    entry = default_manifest().get("pervfi-own-flow")
+    path = weights.resolve("pervfi-own-flow", download=False)  # embedded: never downloaded
+    assert path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == entry.sha256
+    model = load_model("pervfi-own-flow")
+    assert model.stochastic and model.config["base"] == "training-free-trust"
+    img0, img1, fflow, bflow = _pair()
+
+    def frame(tau, seed):
+        return pipeline.interpolate_pair(img0, img1, [0.5], model, flows=(fflow, bflow), tau=tau, seeds=[seed])
+
+    at0 = frame(0.0, 0)
+    assert torch.equal(at0, frame(0.0, 1))  # τ = 0: the seed does not matter
+    sample = frame(0.5, 0)
+    assert torch.equal(sample, frame(0.5, 0)) and not torch.equal(sample, frame(0.5, 1))
+    assert (sample - at0).abs().mean() > 1e-3  # τ changes the frame, visibly
+    base = TrainingFreeVFI()(img0, img1, fflow, bflow, 0.5)  # its training base: the engine with motion trust
+    assert float(psnr(at0, base)) > 25 and (at0 - base).abs().max() > 1e-3  # trained: a correction of its base

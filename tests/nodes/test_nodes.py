@@ -147,6 +147,9 @@ def test_stochastic_model_tau_and_seed_change_only_the_new_frames(v00_blend):
     for other in (both[:, :, 48:], decode(0.3, 1)):
         assert torch.equal(other[0], frames[0]) and torch.equal(other[2], frames[1])  # inputs untouched
         assert float((other[1] - base[1]).abs().max()) > 1e-3  # the new frame follows τ / the seed
+    # noise: 'shared' (default) decodes every new frame with the seed; 'per-frame' output frame j with seed + j
+    per_frame, _, _ = run_node(PerVFIFlowDecode, blend=blend, model=model, tau=0.3, seed=0, noise="per-frame")
+    assert torch.equal(per_frame, decode(0.3, 1))  # the new frame is output frame 1
 
 
 # ---------------------------------------------------------------- bad input: clear errors
