@@ -142,8 +142,8 @@ def main(argv=None) -> int:
                 proc.wait(20)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    version = next((line.split(":", 1)[1].strip() for line in log_path.read_text().splitlines()
-                    if line.startswith("ComfyUI version")), "unknown")
+    version = next((line.split("ComfyUI version:", 1)[1].strip() for line in log_path.read_text().splitlines()
+                    if "ComfyUI version:" in line), "unknown")  # log lines carry a coloured level prefix
     lines = [f"# The pack in a real ComfyUI ({datetime.date.today()})", "",
              f"`python bench/comfyui_smoke.py --comfyui DIR` — ComfyUI {version}, `--cpu`, headless, only this pack "
              "enabled; every example workflow (API format) through `POST /prompt`.", "",

@@ -59,7 +59,7 @@ BENCHES = {
 # sections written by hand from a run elsewhere (bench/device_check.sh needs a GPU) or a long run, kept as they are
 # soak: bench/soak.py takes as long as its clip (20 minutes of video); comfyui: bench/comfyui_smoke.py needs a
 # ComfyUI checkout with its own environment
-EXTERNAL = ("device", "soak", "comfyui")
+EXTERNAL = ("device", "device-train", "soak", "comfyui")
 QUICK = {"core": ["--sizes", "448x256", "--repeats", "1"], "core-malloc": ["--repeats", "1"], "flow": ["--pairs", "1"], "pipeline": ["--pairs", "2"],
          "quality": ["--triplets", "2"]}
 
