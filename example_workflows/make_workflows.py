@@ -168,7 +168,7 @@ WORKFLOWS = {
     "pervfi_tau_comparison": [
         ("1", "LoadVideo", {"file": CLIP}, None),
         ("2", "GetVideoComponents", {"video": ("1", 0)}, None),
-        *loaders("pervfi-v00"),
+        *loaders("pervfi-own-flow"),
         ("5", "ImageFromBatch", {"image": ("2", 0), "batch_index": 0, "length": 2}, "First two frames"),
         ("6", "PerVFIFlowEstimation", {"frames": ("5", 0), "flow_model": ("4", 0)}, None),
         ("7", "PerVFIASBBlend", {"frames": ("5", 0), "flow": ("6", 0), "model": ("3", 0), "multiplier": 2,

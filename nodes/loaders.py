@@ -30,7 +30,8 @@ class PerVFILoadModel:
         "Loads a PerVFI generator. 'default' needs no download: the training-free engine (PerVFI's "
         "asymmetric blending on images, with motion trust; no weights, deterministic), the best measured "
         "offline. 'pervfi-own' is the project's own trained weights, shipped with the pack, about 15x "
-        "slower on a CPU and slightly lower in quality. 'pervfi-v00' is the "
+        "slower on a CPU and slightly lower in quality. 'pervfi-own-flow' is the project's own "
+        "normalizing-flow decoder, also shipped: τ and the seed act on it without any download. 'pervfi-v00' is the "
         "official stochastic model (τ matters), 'pervfi-vb' its fast deterministic variant; they "
         "are downloaded into models/pervfi on first use. Other files found in models/pervfi are listed too."
     )

@@ -26,7 +26,8 @@ from .video import CRF_RANGE
 ENGINE_HELP = (
     "blending engine: 'default' = 'training-free' (PerVFI's asymmetric blending applied to images, with "
     "motion trust: no weights, offline, deterministic, the best measured offline), 'pervfi-own' (the "
-    "project's own trained PerVFI weights, shipped; about 15x slower on a CPU), or a PerVFI checkpoint "
+    "project's own trained PerVFI weights, shipped; about 15x slower on a CPU), 'pervfi-own-flow' (the "
+    "project's own normalizing-flow decoder, shipped: tau/seed matter offline), or a PerVFI checkpoint "
     "id/path (pervfi-v00: official normalizing-flow generator, tau/seed matter; pervfi-vb: official fast "
     "deterministic decoder)"
 )
