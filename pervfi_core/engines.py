@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 # The default on every device: on the 7 registry clips measured (bench/results/default.md) the weight-free
 # engine with motion trust beats the project's trained pervfi-own in PSNR on every clip and in LPIPS on all
 # but one subset (within 0.0002 there), overall LPIPS-alex 0.0265 against 0.0382, at 1/15 of its CPU cost.
+# The τ-capable pervfi-own-flow comes within 0.0001 of it on four held-out clips but beats it on none
+# (bench/results/tau.md), so no embedded model earns the default on any device.
 DEFAULT_MODEL = "training-free"
 DEFAULT = "default"
 TRAINING_FREE = "training-free"
