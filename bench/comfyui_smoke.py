@@ -144,7 +144,7 @@ def main(argv=None) -> int:
                 proc.kill()
     version = next((line.split("ComfyUI version:", 1)[1].strip() for line in log_path.read_text().splitlines()
                     if "ComfyUI version:" in line), "unknown")  # log lines carry a coloured level prefix
-    lines = [f"# The pack in a real ComfyUI ({datetime.date.today()})", "",
+    lines = [f"## The pack in a real headless ComfyUI ({datetime.date.today()})", "",
              f"`python bench/comfyui_smoke.py --comfyui DIR` — ComfyUI {version}, `--cpu`, headless, only this pack "
              "enabled; every example workflow (API format) through `POST /prompt`.", "",
              f"Nodes listed with all their inputs: {'yes' if not problems else 'NO: ' + '; '.join(problems)}.",
