@@ -3,8 +3,10 @@ ECCV 2016): a weight-free motion estimator, about two orders of magnitude faster
 on a CPU.
 
 Frames are converted to 8-bit grayscale (OpenCV's RGB->gray weights) and each direction is
-computed separately with the ``PRESET_MEDIUM`` parameters. OpenCV is an optional dependency
-(``pip install opencv-python-headless``); it is imported when the estimator is built.
+computed separately with the ``PRESET_MEDIUM`` parameters (``preset="fine"``: medium down to full
+resolution with twice the variational refinement; measured in bench/results/motion.md, not better).
+OpenCV is an optional dependency (``pip install opencv-python-headless``); it is imported when the
+estimator is built.
 """
 from __future__ import annotations
 
@@ -43,9 +45,12 @@ class DISFlow(FlowEstimator):
         super().__init__(name=name)
         cv2 = import_cv2()
         presets = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-                   "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
+                   "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM, "fine": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
         self._cv2 = cv2
         self._dis = cv2.DISOpticalFlow_create(presets[preset])
+        if preset == "fine":  # medium, down to full resolution, with more variational refinement
+            self._dis.setFinestScale(0)
+            self._dis.setVariationalRefinementIterations(10)
 
     def _gray(self, frames: torch.Tensor) -> list[np.ndarray]:
         rgb = (frames.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()

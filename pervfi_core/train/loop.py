@@ -32,6 +32,7 @@ class TrainConfig:
     lr: float = 5e-4
     halve_every: int = 20_000
     mu: float = 0.2
+    anchor: float = 0.0  # weight of the τ = 0 L1 term (flow decoder; a project extension, see losses.py)
     seed: int = 0
     val_fraction: float = 0.05
     val_every: int = 200
@@ -176,7 +177,8 @@ def train(model, dataset: Dataset, cfg: TrainConfig, out_dir: str | Path, *, per
         batch = {k: v.to(device) for k, v in batch.items()}
         fl = flows(batch, batch["index"])
         with torch.autocast(device.type, enabled=cfg.amp, dtype=torch.bfloat16 if device.type == "cpu" else torch.float16):
-            loss, logs = pervfi_loss(model, batch, fl, perceptual=perceptual, mu=cfg.mu, generator=loss_rng)
+            loss, logs = pervfi_loss(model, batch, fl, perceptual=perceptual, mu=cfg.mu, generator=loss_rng,
+                                     anchor=cfg.anchor)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if distributed:

@@ -17,13 +17,16 @@ def _texture(h: int, w: int) -> torch.Tensor:
     return F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
 
 
-def test_dis_recovers_a_known_shift():
+@pytest.mark.parametrize("preset", ["medium", "fine"])
+def test_dis_recovers_a_known_shift(preset):
+    from pervfi_core.flow.dis import DISFlow
+
     big = _texture(112, 144)
     dx, dy = 3, -2
     img0 = big[..., 8:104, 8:136]
     img1 = big[..., 8 - dy : 104 - dy, 8 - dx : 136 - dx]
     # img1(y, x) = big(y + 8 - dy, x + 8 - dx) = img0(y - dy, x - dx): content moves by +(dx, dy)
-    fflow, bflow = build_estimator("dis")(img0, img1)
+    fflow, bflow = (build_estimator("dis") if preset == "medium" else DISFlow(preset=preset))(img0, img1)
     inner = (..., slice(12, -12), slice(12, -12))
     assert fflow.shape == (1, 2, 96, 128) and fflow.dtype == torch.float32
     assert (fflow[inner][:, 0] - dx).abs().mean() < 0.25 and (fflow[inner][:, 1] - dy).abs().mean() < 0.25

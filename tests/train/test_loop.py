@@ -98,3 +98,25 @@ def test_loss_nll_equals_the_analytic_value_of_an_identity_flow():
     nats = x[0].numel() / 2 * math.log(2 * math.pi) + 0.5 * (x**2).sum(dim=(1, 2, 3))
     expected = nats / (math.log(2) * 16 * 24) + 3 * math.log2(128)
     assert abs(logs["nll_bits"] - float(expected.mean())) < 1e-3
+
+
+def test_the_anchor_term_adds_the_l1_of_the_tau_zero_frame():
+    """The optional anchor (a project extension): loss + λ·L1(decode at τ = 0, gt), with gradients."""
+    ds = SyntheticTriplets(_photos(), length=2, size=(32, 32), max_shift=3.0)
+    batch = {k: torch.stack([ds[i][k] for i in range(2)]) for k in ("img0", "gt", "img1", "t")}
+    model = _model()
+    flows = _zero_flows(batch, None)
+
+    def loss(anchor):
+        return pervfi_loss(model, batch, flows, perceptual=None, generator=torch.Generator().manual_seed(5),
+                           anchor=anchor)
+
+    plain, logs0 = loss(0.0)
+    anchored, logs = loss(2.0)
+    with torch.no_grad():
+        l1 = float((model.decode(model.blend(batch["img0"], batch["img1"], *flows, batch["t"]), tau=0.0)
+                    - batch["gt"]).abs().mean())
+    assert "anchor_l1" not in logs0 and abs(logs["anchor_l1"] - l1) < 1e-6
+    assert abs(float(anchored) - float(plain) - 2.0 * l1) < 1e-4
+    anchored.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.condFLownet.parameters())
