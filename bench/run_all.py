@@ -43,7 +43,7 @@ BENCHES = {
                            "--pairs", "2"], "stdout"),
     "default": ("Choosing the default engine: the offline engines on every registry clip",
                 ["bench_default.py"], "results/default.md"),
-    "motion": ("Motion for the default engine: DIS presets against RIFE 4.25/4.26 on every registry clip",
+    "motion": ("Motion for the default engine: DIS presets, RIFE 4.25/4.26 and half-size GMFlow on every registry clip",
                ["bench_motion.py"], "results/motion.md"),
     "tau": ("τ sweep and flicker of the τ-capable embedded model on held-out clips",
             ["bench_tau.py", "--weights", "weights/pervfi_own_flow.safetensors"], "results/tau.md"),
