@@ -234,7 +234,7 @@ def register_model_folders() -> dict[str, list[Path]]:
         paths, exts = fp.folder_names_and_paths[kind]
         fp.folder_names_and_paths[kind] = (paths, set(exts) | set(MODEL_EXTENSIONS))
         dirs[kind] = [Path(p) for p in fp.get_folder_paths(kind)]
-    if c is not None:  # RIFE checkpoints users already keep for other frame-interpolation nodes: the 'rife' estimator reads them
+    if c is not None:  # RIFE checkpoints kept for other frame-interpolation nodes: the 'rife' estimator reads them
         dirs["pervfi_flow"] += [p for p in _frame_interpolation_dirs(c.folder_paths) if p not in dirs["pervfi_flow"]]
     for kind, paths in dirs.items():
         weights.register_model_dirs(kind, paths)

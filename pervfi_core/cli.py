@@ -235,8 +235,9 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     # Every option is checked before anything is loaded, by the same code the API and the nodes use
     # (pipeline/options.py, pipeline/schedule.py, video.check_output): a bad value costs a message, not a
     # run — on one machine and on a Ray cluster alike.
-    options = Options(tau=args.tau, seed=args.seed, noise=args.noise, scene_threshold=args.scene_threshold, batch_size=args.batch_size,
-                      flow_max_pixels=args.flow_max_pixels, blend_max_pixels=args.blend_max_pixels)
+    options = Options(tau=args.tau, seed=args.seed, noise=args.noise, scene_threshold=args.scene_threshold,
+                      batch_size=args.batch_size, flow_max_pixels=args.flow_max_pixels,
+                      blend_max_pixels=args.blend_max_pixels)
     if args.multiplier is not None:
         Retime(multiplier=args.multiplier)
     if args.input_fps is not None:

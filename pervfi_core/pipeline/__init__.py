@@ -46,8 +46,9 @@ from .stages import (
 )
 
 __all__ = [
-    "BLEND_MAX_PIXELS", "DEFAULT_BATCH", "DEFAULT_NOISE", "DEFAULT_SCENE_THRESHOLD", "DEFAULT_SEED", "DEFAULT_TAU", "FLOW_MAX_PIXELS",
-    "MAX_SEED", "NOISE_MODES", "TAU_RANGE", "Blends", "ExplicitTimesteps", "Hooks", "Options", "OutOfMemory", "PairBlend",
-    "PairFlows", "Retime", "Target", "TiledBlend", "as_schedule", "blend", "check_tau", "decode", "estimate_flow",
-    "flow_pair", "generate", "interpolate", "interpolate_pair", "is_out_of_memory", "make_options", "nearest_input",
+    "BLEND_MAX_PIXELS", "DEFAULT_BATCH", "DEFAULT_NOISE", "DEFAULT_SCENE_THRESHOLD", "DEFAULT_SEED", "DEFAULT_TAU",
+    "FLOW_MAX_PIXELS", "MAX_SEED", "NOISE_MODES", "TAU_RANGE", "Blends", "ExplicitTimesteps", "Hooks", "Options",
+    "OutOfMemory", "PairBlend", "PairFlows", "Retime", "Target", "TiledBlend", "as_schedule", "blend", "check_tau",
+    "decode", "estimate_flow", "flow_pair", "generate", "interpolate", "interpolate_pair", "is_out_of_memory",
+    "make_options", "nearest_input",
 ]

@@ -170,8 +170,8 @@ def run(args) -> int:
         model.load_state_dict(start.state_dict())
     cfg = TrainConfig(model_config=args.config, steps=args.steps, batch_size=args.batch, lr=args.lr,
                       halve_every=args.halve_every, mu=args.mu, anchor=args.anchor, seed=args.seed,
-                      val_every=args.val_every, ckpt_every=args.ckpt_every, workers=args.workers, amp=args.amp, device=args.device,
-                      flow_estimators=flow_names, time_limit_s=args.time_limit)
+                      val_every=args.val_every, ckpt_every=args.ckpt_every, workers=args.workers, amp=args.amp,
+                      device=args.device, flow_estimators=flow_names, time_limit_s=args.time_limit)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     data = _dataset(args, flow_names, synthetic)
