@@ -154,9 +154,9 @@ class Precomputed(Dataset):
     @classmethod
     def from_file(cls, path: str | Path) -> "Precomputed":
         """A table written earlier (a run's ``data_*.pt`` cache, or compacted by :func:`compact_items`)."""
-        self = cls.__new__(cls)
-        self.items = load_items(path)
-        return self
+        if not Path(path).is_file():
+            raise InputError(f"{path}: no such file of precomputed training items")
+        return cls(None, None, cache=path)  # the cache branch: nothing to compute
 
     def __init__(self, base: Dataset, flows, *, cache: str | Path | None = None):
         if cache is not None and Path(cache).is_file():

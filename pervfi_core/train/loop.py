@@ -208,10 +208,12 @@ def _out_of_time(cfg: TrainConfig, t0: float, distributed: bool, device: torch.d
     """Whether ``cfg.time_limit_s`` has passed; rank 0's clock decides for every rank."""
     if cfg.time_limit_s is None:
         return False
-    late = torch.tensor(float(time.perf_counter() - t0 >= cfg.time_limit_s), device=device)
-    if distributed:
-        torch.distributed.broadcast(late, 0)
-    return bool(late.item())
+    late = time.perf_counter() - t0 >= cfg.time_limit_s
+    if not distributed:  # no tensor, no device sync on the hot path
+        return late
+    flag = torch.tensor(float(late), device=device)
+    torch.distributed.broadcast(flag, 0)
+    return bool(flag.item())
 
 
 def _broadcast_state(model) -> None:
