@@ -61,6 +61,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--mu", type=float, default=0.2, help="weight of the perceptual term (paper: 0.2)")
     p.add_argument("--anchor", type=float, default=0.0,
                    help="flow decoder: weight of an L1 term on the τ = 0 frame (not in the paper; default 0)")
+    p.add_argument("--anchor-mu", type=float, default=0.0,
+                   help="with --anchor: add this weight times the perceptual distance of the τ = 0 frame to its "
+                   "L1 (default 0)")
     p.add_argument("--perceptual", choices=("lpips", "features", "none"), default="lpips",
                    help="VGG16 perceptual distance of the μ term")
     p.add_argument("--flows", default=None, help="comma list of frozen estimators chosen per item "
@@ -169,7 +172,8 @@ def run(args) -> int:
                              f"({model.config}); pass the config it was trained with")
         model.load_state_dict(start.state_dict())
     cfg = TrainConfig(model_config=args.config, steps=args.steps, batch_size=args.batch, lr=args.lr,
-                      halve_every=args.halve_every, mu=args.mu, anchor=args.anchor, seed=args.seed,
+                      halve_every=args.halve_every, mu=args.mu, anchor=args.anchor,
+                      anchor_mu=args.anchor_mu, seed=args.seed,
                       val_every=args.val_every, ckpt_every=args.ckpt_every, workers=args.workers, amp=args.amp,
                       device=args.device, flow_estimators=flow_names, time_limit_s=args.time_limit)
     Path(args.out).mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,7 @@ class TrainConfig:
     halve_every: int = 20_000
     mu: float = 0.2
     anchor: float = 0.0  # weight of the τ = 0 L1 term (flow decoder; a project extension, see losses.py)
+    anchor_mu: float = 0.0  # weight of the perceptual part inside that term
     seed: int = 0
     val_fraction: float = 0.05
     val_every: int = 200
@@ -178,7 +179,7 @@ def train(model, dataset: Dataset, cfg: TrainConfig, out_dir: str | Path, *, per
         fl = flows(batch, batch["index"])
         with torch.autocast(device.type, enabled=cfg.amp, dtype=torch.bfloat16 if device.type == "cpu" else torch.float16):
             loss, logs = pervfi_loss(model, batch, fl, perceptual=perceptual, mu=cfg.mu, generator=loss_rng,
-                                     anchor=cfg.anchor)
+                                     anchor=cfg.anchor, anchor_mu=cfg.anchor_mu)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if distributed:

@@ -120,3 +120,29 @@ def test_the_anchor_term_adds_the_l1_of_the_tau_zero_frame():
     assert abs(float(anchored.detach()) - float(plain.detach()) - 2.0 * l1) < 1e-4
     anchored.backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.condFLownet.parameters())
+
+
+def test_the_anchor_perceptual_part_adds_its_weighted_distance_of_the_tau_zero_frame():
+    """anchor_mu > 0: the anchor term becomes λ·(L1 + μ_a·perceptual) of the τ = 0 frame."""
+    ds = SyntheticTriplets(_photos(), length=2, size=(32, 32), max_shift=3.0)
+    batch = {k: torch.stack([ds[i][k] for i in range(2)]) for k in ("img0", "gt", "img1", "t")}
+    model = _model()
+    flows = _zero_flows(batch, None)
+    calls = []
+
+    def squared(pred, gt):  # a stand-in perceptual distance, (B,)
+        calls.append(pred.shape)
+        return (pred - gt).pow(2).mean(dim=(1, 2, 3))
+
+    def loss(anchor_mu):
+        return pervfi_loss(model, batch, flows, perceptual=squared, mu=0.0, anchor=2.0, anchor_mu=anchor_mu,
+                           generator=torch.Generator().manual_seed(5))
+
+    plain, logs0 = loss(0.0)
+    assert not calls and "anchor_perceptual" not in logs0  # μ = 0 and μ_a = 0: the distance is never called
+    weighted, logs = loss(3.0)
+    with torch.no_grad():
+        frame = model.decode(model.blend(batch["img0"], batch["img1"], *flows, batch["t"]), tau=0.0)
+        d = float((frame - batch["gt"]).pow(2).mean())
+    assert len(calls) == 1 and abs(logs["anchor_perceptual"] - d) < 1e-6
+    assert abs(float(weighted.detach()) - float(plain.detach()) - 2.0 * 3.0 * d) < 1e-4
