@@ -45,6 +45,8 @@ BENCHES = {
                 ["bench_default.py"], "results/default.md"),
     "motion": ("Motion for the default engine: DIS presets, RIFE 4.25/4.26 and half-size GMFlow on every registry clip",
                ["bench_motion.py"], "results/motion.md"),
+    "consistency": ("Forward-backward consistency as an occlusion cue in the default engine",
+                    ["bench_consistency.py"], "results/consistency.md"),
     "tau": ("τ sweep and flicker of the τ-capable embedded model on held-out clips",
             ["bench_tau.py", "--weights", "weights/pervfi_own_flow.safetensors"], "results/tau.md"),
     "quality": ("Interpolation quality on real clips",
