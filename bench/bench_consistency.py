@@ -43,30 +43,35 @@ def consistency(f_ab: torch.Tensor, f_ba: torch.Tensor) -> torch.Tensor:
 
 
 class Consistent(tf.TrainingFreeVFI):
-    """The shipped engine plus the consistency cues of the module doc (gamma = 0 and theta = 0: off)."""
+    """The shipped engine plus the consistency cues of the module doc (gamma = 0 and theta = 0: off).
+
+    Only the engine's two hooks change: ``_metric`` (the splatting metric) and ``_hole_mask`` (the
+    primary's holes); ``_asymmetric`` records which flows it is working on so the hooks find the reverse flow.
+    """
 
     def __init__(self, gamma: float = 0.0, theta: float = 0.0):
         super().__init__()
-        self.gamma, self.theta, self._c = gamma, theta, None
+        self.gamma, self.theta = gamma, theta
+
+    def _asymmetric(self, p, o, f_po, f_op, s):
+        self._reverse = {id(f_po): f_op, id(f_op): f_po}  # _metric is called with these very tensors
+        self._other = (f_op, f_po, s)
+        return super()._asymmetric(p, o, f_po, f_op, s)
 
     def _metric(self, a, b, flow_ab):
         z = super()._metric(a, b, flow_ab)
-        return (z - self.gamma * self._c).clamp(-20, 20) if self.gamma else z
+        if not self.gamma:
+            return z
+        return (z - self.gamma * consistency(flow_ab, self._reverse[id(flow_ab)])).clamp(-20, 20)
 
-    def _asymmetric(self, p, o, f_po, f_op, s):
-        c_p, c_o = consistency(f_po, f_op), consistency(f_op, f_po)
-        self._c = c_p
-        p_t = softsplat(p, s * f_po, self._metric(p, o, f_po), "soft-zeroeps")
-        mask = self._hole_mask(s * f_po)
-        f_ot = (1 - s) * f_op
-        self._c = c_o
-        flow_to_o = -softsplat(f_ot, f_ot, self._metric(o, p, f_op), "soft-zeroeps")
-        reached = (softsplat(torch.ones_like(f_ot[:, :1]), f_ot, None, "avg") > 0.5).to(f_ot.dtype)
-        o_t = tf._backward_warp_border(o, tf.fill_holes(flow_to_o, reached))
-        if self.theta:  # the other frame's own pixels, carried to t, join the hole mask
-            only_o = softsplat((c_o > self.theta).to(p.dtype), f_ot, None, "avg").clamp(0, 1)
-            mask = torch.maximum(mask, F.avg_pool2d(only_o, 5, stride=1, padding=2, count_include_pad=False))
-        return p_t * (1 - mask) + o_t * mask, mask
+    def _hole_mask(self, flow):
+        mask = super()._hole_mask(flow)
+        if not self.theta:
+            return mask
+        f_op, f_po, s = self._other  # the other frame's own pixels, carried to t, join the hole mask
+        seen_by_o_only = (consistency(f_op, f_po) > self.theta).to(flow.dtype)
+        only_o = softsplat(seen_by_o_only, (1 - s) * f_op, None, "avg").clamp(0, 1)
+        return torch.maximum(mask, F.avg_pool2d(only_o, 5, stride=1, padding=2, count_include_pad=False))
 
 
 VARIANTS = {"shipped": {}, "metric γ=0.1": dict(gamma=0.1), "metric γ=0.3": dict(gamma=0.3),
