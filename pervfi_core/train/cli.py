@@ -154,6 +154,9 @@ def run(args) -> int:
     for f in args.prepared:
         if not Path(f).is_file():
             raise InputError(f"--prepared {f}: no such file; make one with bench/prepare_device_items.py")
+    if args.anchor_mu > 0 and (args.anchor <= 0 or args.perceptual == "none"):
+        raise InputError("--anchor-mu weighs a perceptual part inside the anchor term: give --anchor λ > 0 and a "
+                         "--perceptual distance (not 'none')")
     synthetic = args.synthetic or not (args.clip or args.vimeo or args.prepared)
     default_flows = "dis,exact" if synthetic else "dis"
     flow_names = tuple(n.strip() for n in (args.flows or default_flows).split(",") if n.strip())
@@ -181,7 +184,7 @@ def run(args) -> int:
     data = _dataset(args, flow_names, synthetic)
     log.info("data ready: %d items in %.0f s", len(data), time.perf_counter() - start)
     perceptual = None
-    if args.perceptual != "none" and args.mu > 0:
+    if args.perceptual != "none" and (args.mu > 0 or args.anchor_mu > 0):  # either term may use it
         from .perceptual import VGGPerceptualLoss
 
         perceptual = VGGPerceptualLoss(kind=args.perceptual).to(args.device)

@@ -53,6 +53,10 @@ def test_bad_options_raise_input_errors(tmp_path):
         cli.main(["train", "--clip", str(tmp_path), "--flows", "exact", "--out", str(tmp_path)])
     with pytest.raises(InputError, match="besides 'exact'"):
         cli.main(["train", "--synthetic", "--clip", str(tmp_path), "--flows", "exact", "--out", str(tmp_path)])
+    with pytest.raises(InputError, match="--anchor-mu"):  # would be ignored without an anchor term
+        cli.main(["train", "--anchor-mu", "0.5", "--out", str(tmp_path)])
+    with pytest.raises(InputError, match="--anchor-mu"):
+        cli.main(["train", "--anchor", "10", "--anchor-mu", "0.5", "--perceptual", "none", "--out", str(tmp_path)])
     with pytest.raises(InputError, match="Vimeo-90K alone"):
         cli.main(["train", "--vimeo", str(tmp_path), "--clip", str(tmp_path), "--out", str(tmp_path)])
     with pytest.raises(InputError, match="config"):
