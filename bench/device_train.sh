@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# GPU training recipe: continue training the τ-capable embedded model on prepared items, in one short run.
+# GPU training recipe: train the wide τ-capable residual model (config residual-flow-wide) on prepared
+# items, in one short run.
 #
 #   bash bench/device_train.sh OUT          # on a GPU: --device cuda --amp, under 9 minutes, <= 8 files in OUT
 #   bash bench/device_train.sh --cpu OUT    # a few steps on the CPU: checks that the recipe works
 #
 # The GPU machine reaches no registry, so the items travel prepared (bench/prepare_device_items.py,
 # git-ignored, passed with carry). Environment: DEVICE_ITEMS (default bench/device_items.pt),
-# DEVICE_CONFIG (default residual-flow), DEVICE_INIT (default the shipped weights of that config,
-# weights/pervfi_own_flow.safetensors; "none" starts from scratch), DEVICE_TRAIN_S (training wall time,
+# DEVICE_CONFIG (default residual-flow-wide; residual-flow continues the shipped narrow model),
+# DEVICE_INIT (default: weights/pervfi_own_flow.safetensors for residual-flow, none otherwise: untrained,
+# a residual config already gives the training-free frame at τ = 0, which is all the shipped narrow
+# weights reach on held-out clips; "none" starts from scratch), DEVICE_TRAIN_S (training wall time,
 # default 420 s), PYTHON. OUT gets weights.safetensors, metrics.jsonl, environment.json, summary.md and
 # log.txt. Evaluate the weights here with bench/bench_training.py. Exit status: 0 trained and exported,
 # 2 usage / missing items, 124 over the time limit, else the training CLI's.
@@ -17,7 +20,7 @@ OUT=""
 for arg in "$@"; do
   case "$arg" in
     --cpu) CPU=1 ;;
-    -h|--help) sed -n 2,14p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,17p "$0"; exit 0 ;;
     *) OUT="$arg" ;;
   esac
 done
@@ -25,8 +28,10 @@ done
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PYTHON="${PYTHON:-python}"
 ITEMS="${DEVICE_ITEMS:-$ROOT/bench/device_items.pt}"
-CONFIG="${DEVICE_CONFIG:-residual-flow}"
-INIT="${DEVICE_INIT:-$ROOT/weights/pervfi_own_flow.safetensors}"
+CONFIG="${DEVICE_CONFIG:-residual-flow-wide}"
+SHIPPED="none"
+[ "$CONFIG" = "residual-flow" ] && SHIPPED="$ROOT/weights/pervfi_own_flow.safetensors"
+INIT="${DEVICE_INIT:-$SHIPPED}"
 [ -f "$ITEMS" ] || { echo "no prepared items at $ITEMS: run bench/prepare_device_items.py first" >&2; exit 2; }
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"

@@ -133,7 +133,7 @@ def _read_frames(path: Path, *, width: int | None = None) -> torch.Tensor:
             import cv2
 
             f = cv2.resize(f, (width, round(f.shape[0] * width / f.shape[1] / 2) * 2), interpolation=cv2.INTER_AREA)
-        return torch.from_numpy(np.ascontiguousarray(f)).permute(2, 0, 1).float() / 255
+        return torch.from_numpy(np.array(f)).permute(2, 0, 1).float() / 255  # a copy: decoded frames may be read-only
 
     frames = [prepare(f) for f in open_input(path)]
     if len(frames) < 3:

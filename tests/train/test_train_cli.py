@@ -149,14 +149,15 @@ def test_the_device_training_recipe_runs_on_a_cpu_and_brings_back_its_files(tmp_
 
     items = _prepared(tmp_path)
     out = tmp_path / "out"
-    env = {**os.environ, "PYTHON": sys.executable, "DEVICE_ITEMS": str(items), "DEVICE_CONFIG": "tiny",
-           "DEVICE_INIT": "none"}
+    env = {k: v for k, v in os.environ.items() if k not in ("DEVICE_CONFIG", "DEVICE_INIT")}
+    env.update(PYTHON=sys.executable, DEVICE_ITEMS=str(items))  # the recipe's own config and init
     run = subprocess.run(["bash", str(ROOT / "bench" / "device_train.sh"), "--cpu", str(out)], env=env,
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert sorted(p.name for p in out.iterdir()) == ["environment.json", "log.txt", "metrics.jsonl", "summary.md",
                                                      "weights.safetensors"]
-    assert load_model(str(out / "weights.safetensors")).config == build_model("tiny").config
+    assert load_model(str(out / "weights.safetensors")).config == build_model("residual-flow-wide").config
+    assert "config residual-flow-wide" in run.stdout and "init none" in run.stdout  # the wide one starts at its base
     assert "| 3 |" in (out / "summary.md").read_text()  # the --cpu run's 3 steps, validated at the end
     missing = subprocess.run(["bash", str(ROOT / "bench" / "device_train.sh"), "--cpu", str(out)],
                              env={**env, "DEVICE_ITEMS": str(tmp_path / "none.pt")}, capture_output=True, text=True)
