@@ -124,11 +124,13 @@ def main(argv=None) -> dict:
     p.add_argument("--opencv-doc", default=os.environ.get("PERVFI_OPENCV_DOC"))
     p.add_argument("--triplets", type=int, default=8)
     p.add_argument("--taus", type=float, nargs="+", default=list(TAUS))
-    p.add_argument("--flicker-pairs", type=int, default=12)
+    p.add_argument("--flicker-pairs", type=int, default=12, help="0 skips the flicker measurement")
     p.add_argument("--clips", nargs="+", default=list(HELD_OUT))
     p.add_argument("--out", type=Path, default=HERE / "results" / "tau.md")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
+    if args.flicker_pairs < 0 or args.triplets < 1:
+        p.error("--triplets must be at least 1 and --flicker-pairs at least 0")
     torch.set_num_threads(2)
     model, baseline = load_trained(args.weights), load_model("training-free")
     if not model.stochastic:
@@ -148,7 +150,7 @@ def main(argv=None) -> dict:
                  for m in results["sweep"][names[0]]}
         chosen = min(args.taus, key=lambda t: (round(means[f"tau={t:g}"], 5), t))
         results["chosen_tau"] = chosen
-        for name in names:
+        for name in names if args.flicker_pairs > 0 else ():
             results["flicker"][name] = flicker(heads[name], model, est, args.flicker_pairs, flicker_tau(chosen))
             print(f"{name}: flicker done", file=sys.stderr)
     lines = report(args, names, results, means)
@@ -182,6 +184,8 @@ def report(args, names, results, means) -> list[str]:
             lines.append(f"| {c} | {m} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['lpips_alex']:.4f} | "
                          f"{r['lpips_vgg']:.4f} | {r['dists']:.4f} |")
     fl = results["flicker"]
+    if not fl:  # --flicker-pairs 0
+        return lines
     cols = [k for k in fl[names[0]] if k != "static_fraction"]
     lines += ["", f"## Flicker: consecutive outputs in static regions ({args.flicker_pairs} pairs per clip)", "",
               "Mean |o_k+1 − o_k| in 8-bit levels where both pairs' DIS flows are under "
