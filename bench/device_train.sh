@@ -12,7 +12,7 @@
 # a residual config already gives the training-free frame at τ = 0, which is all the shipped narrow
 # weights reach on held-out clips; "none" starts from scratch), DEVICE_TRAIN_S (training wall time,
 # default 420 s), PYTHON. OUT gets weights.safetensors, metrics.jsonl, environment.json, summary.md and
-# log.txt. Evaluate the weights here with bench/bench_training.py. Exit status: 0 trained and exported,
+# log.txt. Evaluate the weights here with bench/bench_tau.py --weights. Exit status: 0 trained and exported,
 # 2 usage / missing items, 124 over the time limit, else the training CLI's.
 set -u
 CPU=""
