@@ -20,7 +20,7 @@ OUT=""
 for arg in "$@"; do
   case "$arg" in
     --cpu) CPU=1 ;;
-    -h|--help) sed -n 2,17p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,16p "$0"; exit 0 ;;
     *) OUT="$arg" ;;
   esac
 done

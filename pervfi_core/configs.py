@@ -39,7 +39,7 @@ CONFIGS: dict[str, tuple[str, dict]] = {
     # the τ-capable embedded model: the flow decoder (Eq. 10-17) models the residual to today's
     # training-free engine (motion trust on)
     "residual-flow": ("flow", dict(_COMPACT_FLOW, base="training-free-trust")),
-    # the same residual model about 3x wider (2.4 M parameters, under 10 MB exported), for GPU budgets
+    # the same residual model wider, with about 3x the parameters (2.4 M, under 10 MB exported), for GPUs
     # (bench/device_train.sh); untrained it too gives exactly the training-free frame at τ = 0
     "residual-flow-wide": ("flow", dict(encoder_channels=(24, 32, 48), metric_rows=(16, 24, 32, 48),
                                         dcn_groups=(3, 4, 4), n_flows=6, flow_hidden=48, fuse_width=32,
