@@ -150,9 +150,10 @@ def main(argv=None) -> dict:
                  for m in results["sweep"][names[0]]}
         chosen = min(args.taus, key=lambda t: (round(means[f"tau={t:g}"], 5), t))
         results["chosen_tau"] = chosen
-        for name in names if args.flicker_pairs > 0 else ():
-            results["flicker"][name] = flicker(heads[name], model, est, args.flicker_pairs, flicker_tau(chosen))
-            print(f"{name}: flicker done", file=sys.stderr)
+        if args.flicker_pairs > 0:
+            for name in names:
+                results["flicker"][name] = flicker(heads[name], model, est, args.flicker_pairs, flicker_tau(chosen))
+                print(f"{name}: flicker done", file=sys.stderr)
     lines = report(args, names, results, means)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
