@@ -28,7 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, as in the other benches
 
 from pervfi_core.cache import cache_dir, fetch_pypi_file  # noqa: E402
-from pervfi_core.engines import load_estimator, load_model  # noqa: E402
+from pervfi_core.engines import load_estimator, load_engine  # noqa: E402
 from pervfi_core.metrics import LPIPS, psnr  # noqa: E402
 from pervfi_core.training_free import TrainingFreeVFI  # noqa: E402
 from pervfi_core.video import open_input  # noqa: E402
@@ -45,9 +45,9 @@ def methods() -> dict:
         return lambda a, b, f, g: e.decode(e.blend(a, b, f, g, 0.5))
 
     return {
-        "training-free (the default)": engine(load_model("training-free")),
+        "training-free (the default)": engine(load_engine("training-free")),
         "training-free without motion trust": engine(TrainingFreeVFI(trust_gain=0)),
-        "pervfi-own": engine(load_model("pervfi-own")),
+        "pervfi-own": engine(load_engine("pervfi-own")),
         "frame averaging": lambda a, b, f, g: 0.5 * (a + b),
     }
 

@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from pervfi_core.errors import PerVFIError  # noqa: E402
-from pervfi_core.flow import build_estimator  # noqa: E402
+from pervfi_core.engines import load_estimator  # noqa: E402
 from pervfi_core.train.data import read_image, registry_photos  # noqa: E402
 from pervfi_core.train.synthetic import random_scene, synthetic_triplet  # noqa: E402
 
@@ -50,7 +50,7 @@ def epe(flow: torch.Tensor, truth: torch.Tensor) -> float:
 def run(spec: str, pairs, device: str) -> dict[str, object]:
     name, _, side = spec.partition("@")
     try:
-        est = build_estimator(name, device=device)
+        est = load_estimator(name, device=device)
     except PerVFIError as err:
         return {"estimator": spec, "status": f"unavailable: {str(err).splitlines()[0][:90]}"}
     if side:

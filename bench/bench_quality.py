@@ -34,10 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, as
 from pervfi_core import pipeline  # noqa: E402
 from pervfi_core.cache import cache_dir, fetch_pypi_file
 from pervfi_core.errors import PerVFIError
-from pervfi_core.flow import build_estimator
+from pervfi_core.engines import load_estimator
 from pervfi_core.metrics import DISTS, LPIPS, psnr, ssim
 from pervfi_core.metrics.flolpips import FloLPIPSApprox
-from pervfi_core.engines import load_model
+from pervfi_core.engines import load_engine
 from pervfi_core.video import VideoReader
 
 import anchors
@@ -61,14 +61,14 @@ class Method:
 
 def _engine(spec: str | None):
     def build(args) -> Interp:
-        model = load_model(spec, device=args.device)
+        model = load_engine(spec, device=args.device)
         return lambda i0, i1, flows, t: pipeline.interpolate_pair(i0, i1, [t], model, flows=flows)
 
     return build
 
 
 def _symmetric(args) -> Interp:
-    alpha = load_model("training-free").alpha  # the training-free engine's metric scale: a like-for-like ablation
+    alpha = load_engine("training-free").alpha  # the training-free engine's metric scale: a like-for-like ablation
     return functools.partial(anchors.symmetric_splat, alpha=alpha)
 
 
@@ -76,7 +76,7 @@ def _pervfi_official(args) -> Interp:
     from pervfi_core import weights
 
     weights.resolve("pervfi-v00", download=False)  # raises when the official weights are not here
-    model = load_model("pervfi-v00", device=args.device)
+    model = load_engine("pervfi-v00", device=args.device)
     return lambda i0, i1, flows, t: pipeline.interpolate_pair(i0, i1, [t], model, flows=flows, tau=0.3)
 
 
@@ -183,7 +183,7 @@ def main(argv=None) -> None:
     torch.manual_seed(0)
 
     methods, skipped = build_methods(args)
-    est = build_estimator(args.flow, device=args.device)
+    est = load_estimator(args.flow, device=args.device)
     flow_fn = CachedFlow(est)
     alex = LPIPS(net="alex")
     metrics = {"alex": alex, "vgg": LPIPS(net="vgg"), "dists": DISTS(), "flolpips": FloLPIPSApprox(flow=flow_fn, lpips=alex)}

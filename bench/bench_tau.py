@@ -36,7 +36,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from pervfi_core.engines import load_estimator, load_model  # noqa: E402
+from pervfi_core import build_engine  # noqa: E402
+from pervfi_core.engines import load_engine, load_estimator  # noqa: E402
 from pervfi_core.metrics import DISTS, LPIPS, psnr, ssim  # noqa: E402
 
 from bench_default import clips as find_clips, read  # noqa: E402
@@ -50,12 +51,10 @@ STATIC_PX = 0.5
 def load_trained(path: str):
     """An exported file through the engine loader, or a training checkpoint (``last.pt``) rebuilt from its config."""
     if not path.endswith(".pt"):
-        return load_model(path)
-    from pervfi_core.configs import build_model
-
+        return load_engine(path)
     state = torch.load(path, map_location="cpu", weights_only=True)
-    model = build_model(state["config"]["model_config"])
-    model.load_state_dict(state["model"])
+    model = build_engine(state["config"]["model_config"])
+    model.network.load_state_dict(state["model"])
     print(f"{path}: training checkpoint at step {state['step']}", file=sys.stderr)
     return model.eval()
 
@@ -132,7 +131,7 @@ def main(argv=None) -> dict:
     if args.flicker_pairs < 0 or args.triplets < 1:
         p.error("--triplets must be at least 1 and --flicker-pairs at least 0")
     torch.set_num_threads(2)
-    model, baseline = load_trained(args.weights), load_model("training-free")
+    model, baseline = load_trained(args.weights), load_engine("training-free")
     if not model.stochastic:
         raise SystemExit(f"{args.weights}: a deterministic decoder; the τ sweep needs a flow decoder")
     est, score = load_estimator("dis"), Scorer()

@@ -25,9 +25,9 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from pervfi_core import pipeline  # noqa: E402
-from pervfi_core.flow import build_estimator  # noqa: E402
+from pervfi_core.engines import load_estimator  # noqa: E402
 from pervfi_core.metrics import LPIPS, psnr  # noqa: E402
-from pervfi_core.engines import load_model  # noqa: E402
+from pervfi_core.engines import load_engine  # noqa: E402
 
 from bench_quality import CLIPS, load_triplets  # noqa: E402
 
@@ -62,14 +62,14 @@ def main(argv=None) -> dict:
     p.add_argument("--json", help="also write the results as JSON here")
     args = p.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    default = load_model("training-free")
-    trained = load_model(args.weights)
+    default = load_engine("training-free")
+    trained = load_engine(args.weights)
     methods = {"training-free": lambda a, b, f: pipeline.interpolate_pair(a, b, [0.5], default, flows=f)}
     for tau in args.taus if trained.stochastic else (0.0,):  # a deterministic decoder ignores tau
         name = f"trained, tau={tau}" if trained.stochastic else f"trained ({trained.config.get('decoder')})"
         methods[name] = (lambda tau: lambda a, b, f: pipeline.interpolate_pair(
             a, b, [0.5], trained, flows=f, tau=tau, seeds=[0]))(tau)
-    estimator = build_estimator(args.flow)
+    estimator = load_estimator(args.flow)
     results = {}
     for clip in args.clips:
         results[clip] = evaluate(methods, load_triplets(clip, args.triplets, tuple(args.size)), estimator)

@@ -53,11 +53,11 @@ _LOADED: dict = {}
 
 def load_engine(name: str, device: torch.device, dtype=torch.float32):
     """The engine ``name`` (:data:`ENGINES`) as the loader builds it, once per device and dtype."""
-    from pervfi_core.engines import load_model
+    from pervfi_core.engines import load_engine
 
     key = (name, str(device), dtype)
     if key not in _LOADED:
-        _LOADED[key] = load_model(str(ENGINES[name]), device=device, dtype=dtype)
+        _LOADED[key] = load_engine(str(ENGINES[name]), device=device, dtype=dtype)
     return _LOADED[key]
 
 

@@ -49,12 +49,12 @@ def _inputs(h: int, w: int):
 
 
 def engine(spec: str):
-    from pervfi_core.engines import load_model
+    from pervfi_core.engines import load_engine
 
     official = {"v00": "pervfi_v00", "vb": "pervfi_vb"}
     if spec in official:
-        return load_model(str(PARITY_WEIGHTS / f"{official[spec]}.safetensors"))
-    return load_model(spec)
+        return load_engine(str(PARITY_WEIGHTS / f"{official[spec]}.safetensors"))
+    return load_engine(spec)
 
 
 def estimator(name: str):

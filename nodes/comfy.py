@@ -278,7 +278,7 @@ def hooks(total_pairs: int | None = None, label: str = "PerVFI", *, model=None):
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     """Loader dtype choice -> torch dtype (the core's rule). For ``auto`` ComfyUI says which half type is
     fast on ``device``: bfloat16 first (float32's range: softmax-splatting weights are exponentials),
-    then float16, else float32. The normalizing-flow decoder stays float32 either way (engines.load_model)."""
+    then float16, else float32. The normalizing-flow decoder stays float32 either way (engines.load_engine)."""
     c = _comfy()
     half = None
     if name == "auto" and c is not None:

@@ -19,7 +19,7 @@ DTYPES = ("auto", *engines.DTYPES)
 def checkpoint_choices(kind: str) -> list[str]:
     """The loader dropdown of ``kind`` (``pervfi`` or ``pervfi_flow``): the core's catalog, the same the CLI offers."""
     comfy.register_model_folders()  # files added to the model folders show up after a refresh
-    return engines.model_choices() if kind == "pervfi" else engines.estimator_checkpoints()
+    return engines.engine_choices() if kind == "pervfi" else engines.estimator_checkpoints()
 
 
 class PerVFILoadModel:
@@ -60,7 +60,7 @@ class PerVFILoadModel:
     def load(self, checkpoint, dtype):
         comfy.register_model_folders()
         # loaded where models wait (ComfyUI's offload device); the model manager moves it for each run
-        model = engines.load_model(checkpoint, device=comfy.offload_device(),
+        model = engines.load_engine(checkpoint, device=comfy.offload_device(),
                                    dtype=comfy.resolve_dtype(dtype, comfy.torch_device()),
                                    progress=comfy.download_progress(f"PerVFI {checkpoint}"),
                                    estimator_option="'Load PerVFI Flow Estimator'")
@@ -86,7 +86,7 @@ class PerVFILoadFlowModel:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "estimator": (list(engines.ESTIMATORS), {
+            "estimator": (list(engines.estimator_choices()), {
                 "default": "auto",
                 "tooltip": "auto: fastest good choice for this device (no download). dis: OpenCV DIS (CPU, "
                            "no weights). rife: pretrained RIFE 4.25/4.26 run once at t = 0.5 (better motion than "

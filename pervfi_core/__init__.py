@@ -16,8 +16,5 @@ from .allocator import tune_malloc  # noqa: F401
 __version__ = "0.1.0"
 
 
-def build_model(config: str = "v00", **overrides):
-    """Build a PerVFI model (``"v00"`` or ``"vb"``, or a project config); see :mod:`pervfi_core.configs`."""
-    from .configs import build_model as _build
-
-    return _build(config, **overrides)
+from .configs import build_model  # noqa: E402,F401  (the network of a config: "v00", "vb", or the project's own)
+from .pervfi_engine import build_engine  # noqa: E402,F401  (the same behind the engine contract)

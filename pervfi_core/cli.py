@@ -16,21 +16,22 @@ import sys
 import threading
 import time
 
+from . import weights
+from .engines import DEFAULT_ENGINE
 from .errors import PerVFIError
+from .flow.registry import AUTO, AUTO_DESCRIPTION, ESTIMATORS
+from .registry import ENGINES
 from .pipeline.options import BLEND_MAX_PIXELS, DEFAULT_BATCH, DEFAULT_NOISE, DEFAULT_SCENE_THRESHOLD, DEFAULT_SEED, \
     DEFAULT_TAU, FLOW_MAX_PIXELS, NOISE_MODES
 from .pipeline.schedule import MAX_RATE_RATIO, MULTIPLIER_RANGE
 from .video import CRF_RANGE
 
 
-ENGINE_HELP = (
-    "blending engine: 'default' = 'training-free' (PerVFI's asymmetric blending applied to images, with "
-    "motion trust: no weights, offline, deterministic, the best measured offline), 'pervfi-own' (the "
-    "project's own trained PerVFI weights, shipped; about 15x slower on a CPU), 'pervfi-own-flow' (the "
-    "project's own normalizing-flow decoder, shipped: tau/seed matter offline), or a PerVFI checkpoint "
-    "id/path (pervfi-v00: official normalizing-flow generator, tau/seed matter; pervfi-vb: official fast "
-    "deterministic decoder)"
-)
+def engine_help() -> str:
+    """``--engine``'s help, from the registry and the manifest (nothing to keep in step by hand)."""
+    downloads = [e.id for e in weights.default_manifest().entries if e.kind == "pervfi" and e.available]
+    return (f"frame-making engine (default: {DEFAULT_ENGINE}): {ENGINES.help()}; or a manifest id "
+            f"({', '.join(downloads)}: fetched and verified on first use unless shipped) or a checkpoint path")
 
 
 class ProgressBar:
@@ -192,10 +193,10 @@ def add_interpolate(sub) -> argparse.ArgumentParser:
                    help="latents of successive new frames: 'shared' (the default) decodes every one from the seed's "
                         "latent, steady in static regions; 'per-frame' draws frame j from seed+j (independent "
                         "samples, which flicker at tau > 0)")
-    p.add_argument("--model", default="default", help=ENGINE_HELP)
-    p.add_argument("--flow", default="auto",
-                   help="motion estimator: auto (GMFlow on a GPU, OpenCV DIS on a CPU), dis, gmflow, gmflow-refine, "
-                        "raft, raft-small, or a checkpoint id/path (default auto)")
+    p.add_argument("--engine", "--model", dest="engine", metavar="ENGINE", default="default", help=engine_help())
+    p.add_argument("--flow", default=AUTO,
+                   help=f"optical-flow estimator (default auto): {AUTO}: {AUTO_DESCRIPTION}; {ESTIMATORS.help()}; "
+                        "or a checkpoint id/path")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"],
                    help="compute precision (default auto = float32)")
@@ -217,7 +218,7 @@ def add_interpolate(sub) -> argparse.ArgumentParser:
                    help=f"video quality, lower is better (x264 CRF {CRF_RANGE[0]}..{CRF_RANGE[1]}, default 16)")
     p.add_argument("--overwrite", "-y", action="store_true", help="replace an existing output")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    from .distributed import cli as distributed_cli  # --ray, --segment-frames, --batch (no Ray imported here)
+    from .distributed import cli as distributed_cli  # --ray, --segment-frames, --inputs (no Ray imported here)
 
     distributed_cli.add_arguments(p)
     p.set_defaults(func=cmd_interpolate)
@@ -226,7 +227,7 @@ def add_interpolate(sub) -> argparse.ArgumentParser:
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
     from .distributed import cli as distributed_cli
-    from .engines import load_estimator, load_model, pick_device, pick_dtype
+    from .engines import load_estimator, load_engine, pick_device, pick_dtype
     from .pipeline import Hooks, Options
     from .pipeline.loop import RunReport, interpolate_file
     from .pipeline.schedule import Retime, check_rate
@@ -242,7 +243,7 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
         Retime(multiplier=args.multiplier)
     if args.input_fps is not None:
         check_rate("input fps", args.input_fps)
-    if distributed_cli.wants(args):  # --ray (segments on a Ray cluster) or --batch (many inputs)
+    if distributed_cli.wants(args):  # --ray (segments on a Ray cluster) or --inputs (many inputs)
         return distributed_cli.run(args, options)
     check_output(args.output, input_path=args.input, overwrite=args.overwrite, crf=args.crf)
     reader = open_input(args.input, fps=args.input_fps)  # missing/unreadable input: fail fast
@@ -251,7 +252,7 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
         Retime(fps_out=args.fps, fps_in=reader.info.fps)  # the target rate against the input's
     device = pick_device(args.device)
     dtype = pick_dtype(args.dtype, device)
-    model = load_model(args.model, device=device, dtype=dtype)
+    model = load_engine(args.engine, device=device, dtype=dtype)
     estimator = load_estimator(args.flow, device=device)
     report = RunReport()
     bar = None if args.quiet else ProgressBar(report=report)

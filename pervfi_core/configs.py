@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 
 from .errors import InputError
+from .model import PerVFI
+from .training_free import TrainingFreeVFI
 
 META_MODEL_CONFIG = "pervfi_model_config"
 META_CONFIG_NAME = "pervfi_config_name"
@@ -50,17 +52,32 @@ CONFIGS: dict[str, tuple[str, dict]] = {
 }
 ALIASES = {"pervfi-v00": "v00", "pervfi-vb": "vb"}  # the weights-manifest architecture ids
 
+#: Residual bases (``base=`` in a config): keyword arguments of the training-free engine whose frame the
+#: decoder corrects. "training-free" is the engine as pervfi-own was trained on it, before motion trust;
+#: "training-free-trust" is today's engine (motion trust on, the training-free frames).
+BASES = {"training-free": dict(trust_gain=0.0), "training-free-trust": {}}
+
+
+def network(**config) -> PerVFI:
+    """:class:`PerVFI` from a full config (``base`` a name of :data:`BASES`, composed as an engine), in eval
+    mode; ``network.config`` keeps the base's name so that the config travels with the weights."""
+    base = config.pop("base", None)
+    if base is not None and base not in BASES:
+        raise InputError(f"base: expected None or one of {tuple(BASES)}, got {base!r}")
+    model = PerVFI(**config, base=None if base is None else TrainingFreeVFI(**BASES[base]))
+    if base is not None:  # only then: official configs keep exactly the official config keys
+        model.config["base"] = base
+    return model.eval()
+
 
 def build_model(config: str = "v00", **overrides):
     """A PerVFI model with random weights, in eval mode, for ``config`` (a name of :data:`CONFIGS` or an
     alias of :data:`ALIASES`); keyword ``overrides`` (see :class:`~pervfi_core.model.PerVFI`) on top."""
-    from .model import PerVFI
-
     name = ALIASES.get(config, config)
     if name not in CONFIGS:
         raise InputError(f"config: expected one of {(*CONFIGS, *ALIASES)}, got {config!r}")
     decoder, base = CONFIGS[name]
-    return PerVFI(decoder=decoder, **{**base, **overrides}).eval()
+    return network(decoder=decoder, **{**base, **overrides})
 
 
 def config_metadata(model, name: str) -> dict[str, str]:
@@ -72,9 +89,7 @@ def config_metadata(model, name: str) -> dict[str, str]:
 
 def model_from_metadata(metadata: dict[str, str]):
     """Rebuild the (untrained) model described by :func:`config_metadata`'s metadata."""
-    from .model import PerVFI
-
     if META_MODEL_CONFIG not in metadata:
         raise InputError(f"weights metadata has no {META_MODEL_CONFIG!r}: not a file written by pervfi_core.train")
     cfg = json.loads(metadata[META_MODEL_CONFIG])
-    return PerVFI(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}).eval()
+    return network(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()})

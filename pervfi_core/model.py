@@ -10,11 +10,14 @@ decoder (vb). Changing τ or the seed re-runs only this.
 
 Submodule names are the official key prefixes, so official checkpoints load strictly:
 ``featurePyramid``, ``deformableAlign``, ``attentionMerge``, ``multiscaleFuse`` and ``condFLownet``
-(v00) or ``generator`` (vb).
+(v00) or ``generator`` (vb). This module is the network only: how it is run as an engine (name, memory,
+τ handling) is :mod:`pervfi_core.pervfi_engine`; :data:`ARCHITECTURE` recognises its checkpoints and
+reads its constructor arguments from tensor shapes.
 """
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -23,76 +26,14 @@ from torch import nn
 
 from .asb import AttentionMerge, DeformableAlign, FeaturePyramid, forward_warp
 from .checks import as_timesteps, check_flow, check_image, check_same_shape
-from .engines import EngineInfo
-from .errors import ArchitectureMismatchError, InputError, WeightsError
+from .engine import DEFAULT_TAU, Blend
+from .errors import InputError
 from .generator import CondFlowNet, MultiscaleFuse, VBDecoder
-from .ops.padding import Padding, padding_for
-from .weights.layout import detect
+from .ops.padding import padding_for
+from .specs import Architecture, shape_of
 
 SIZE_MULTIPLE = 8  # three 2x levels in the generator (and the pyramid's 1/4 level)
 DECODERS = {"flow": "condFLownet", "vb": "generator"}  # decoder kind -> official key prefix
-
-
-#: Residual bases (``PerVFI(base=...)``): keyword arguments of the training-free engine the decoder
-#: corrects. "training-free" is the engine as pervfi-own was trained on it, before motion trust;
-#: "training-free-trust" is today's engine (motion trust on, the default engine's frames).
-BASES = {"training-free": dict(trust_gain=0.0), "training-free-trust": {}}
-
-
-@dataclass
-class Blend:
-    """Output of an engine's ``blend``, input of its ``decode`` (reusable for many τ / seeds).
-
-    For :class:`PerVFI` the conditions of the generator; for the training-free engine
-    (:mod:`pervfi_core.training_free`) ``conds`` = [the blended image (B, 3, H, W) in [0, 1]] and
-    ``masks`` = [its fill mask], with no padding.
-
-    conds: the fused conditions c, finest first, on the padded grid of size (Hp, Wp):
-        [(B, 35, Hp/2, Wp/2), (B, 64, Hp/4, Wp/4), (B, 96, Hp/8, Wp/8)] for the official models.
-    masks: ADM's quasi-binary masks M̃ in [0, 1) (1 = take frame 1), finest first, on the padded grid:
-        [(B, 1, Hp, Wp), (B, 1, Hp/2, Wp/2), (B, 1, Hp/4, Wp/4)].
-    size: (H, W) of the input frames; padding: what was added at the right and bottom (Hp, Wp).
-    base: for models built with ``base="training-free"``, the training-free frame (B, 3, Hp, Wp) in
-        [-1, 1] that the decoder's output is added to; None otherwise.
-    """
-
-    conds: list[torch.Tensor]
-    masks: list[torch.Tensor]
-    size: tuple[int, int]
-    padding: Padding
-    base: torch.Tensor | None = None
-
-    @property
-    def batch(self) -> int:
-        return self.conds[0].shape[0]
-
-    @property
-    def device(self) -> torch.device:
-        return self.conds[0].device
-
-    @property
-    def padded_size(self) -> tuple[int, int]:
-        return self.size[0] + self.padding.top + self.padding.bottom, self.size[1] + self.padding.left + self.padding.right
-
-    def mask(self) -> torch.Tensor:
-        """The finest mask cropped to the input size, (B, 1, H, W) in [0, 1)."""
-        return self.padding.crop(self.masks[0])
-
-    def to(self, device=None, dtype=None) -> "Blend":
-        """A copy with every tensor on ``device`` / in ``dtype`` (e.g. to park blends on the CPU)."""
-        move = lambda x: x.to(device=device, dtype=dtype)  # noqa: E731
-        return replace(self, conds=[move(c) for c in self.conds], masks=[move(m) for m in self.masks],
-                       base=None if self.base is None else move(self.base))
-
-    def select(self, start: int, stop: int) -> "Blend":
-        """The blends of samples ``start:stop`` of the batch (views, no copy)."""
-        cut = lambda x: x[start:stop]  # noqa: E731
-        return replace(self, conds=[cut(c) for c in self.conds], masks=[cut(m) for m in self.masks],
-                       base=None if self.base is None else cut(self.base))
-
-    def nbytes(self) -> int:
-        extra = () if self.base is None else (self.base,)
-        return sum(x.numel() * x.element_size() for x in (*self.conds, *self.masks, *extra))
 
 
 class PerVFI(nn.Module):
@@ -106,31 +47,26 @@ class PerVFI(nn.Module):
         dcn_groups: deformable offset groups per level l0, l1, l2 (each divides its level's channels).
         n_flows: flow steps K per block of the normalizing flow; flow_hidden: its coupling width.
         fuse_width: stem and bottleneck width of the fusion; fuse_branches: its HRNet branch widths.
-        base: ``None`` (official) or a name of :data:`BASES`: a project extension for small models trained
-            on little compute. The decoder then models the residual to the training-free engine's
-            frame (:mod:`pervfi_core.training_free`, no parameters) computed from the same frames and
-            flows: I_t = B + G⁻¹(z; c) (v00) or B + generator(c) (vb). For the flow this is a
-            translation of x, so its log-det and the NLL (Eq. 11-12) are unchanged. The vb tail starts
-            at zero, so an untrained model returns exactly the training-free frame.
+        base: ``None`` (official) or an engine whose frame the decoder corrects (a project extension for
+            small models trained on little compute; :mod:`pervfi_core.configs` builds it): the decoder then
+            models the residual to that frame, computed from the same frames and flows: I_t = B + G⁻¹(z; c)
+            (v00) or B + generator(c) (vb). For the flow this is a translation of x, so its log-det and the
+            NLL (Eq. 11-12) are unchanged. The vb tail starts at zero, so an untrained model returns exactly
+            the base frame.
     """
 
     def __init__(self, *, decoder: str = "flow", encoder_channels: Sequence[int] = (32, 64, 96),
                  metric_rows: Sequence[int] = (16, 32, 64, 96), dcn_groups: Sequence[int] = (7, 8, 8),
                  n_flows: int = 16, flow_hidden: int = 64, fuse_width: int = 64,
-                 fuse_branches: Sequence[int] = (32, 64, 96), base: str | None = None):
+                 fuse_branches: Sequence[int] = (32, 64, 96), base: nn.Module | None = None):
         super().__init__()
         if decoder not in DECODERS:
             raise InputError(f"decoder: expected one of {tuple(DECODERS)}, got {decoder!r}")
-        if base is not None and base not in BASES:
-            raise InputError(f"base: expected None or one of {tuple(BASES)}, got {base!r}")
         self.decoder = decoder
         self.config = dict(decoder=decoder, encoder_channels=tuple(encoder_channels), metric_rows=tuple(metric_rows),
                            dcn_groups=tuple(dcn_groups), n_flows=n_flows, flow_hidden=flow_hidden,
                            fuse_width=fuse_width, fuse_branches=tuple(fuse_branches))
-        if base is not None:  # only then: official configs keep exactly the official config keys
-            self.config["base"] = base
-        self.base = base
-        self.info = EngineInfo(id=self.arch, architecture=self.arch, config=dict(self.config))  # loaders refine it
+        self.base = base  # parameter-free: no state-dict keys of its own
         self.featurePyramid = FeaturePyramid(channels=tuple(encoder_channels), metric_rows=tuple(metric_rows))
         levels = self.featurePyramid.level_channels
         self.deformableAlign = DeformableAlign(channels=levels, groups=tuple(dcn_groups))
@@ -152,20 +88,6 @@ class PerVFI(nn.Module):
         return "pervfi-v00" if self.decoder == "flow" else "pervfi-vb"
 
     @property
-    def stochastic(self) -> bool:
-        """True when τ and the seed change the output (the normalizing-flow decoder)."""
-        return self.decoder == "flow"
-
-    @property
-    def name(self) -> str:
-        """What reports call this engine: the manifest id or file it was loaded from, else its architecture."""
-        return self.info.id
-
-    @property
-    def size_multiple(self) -> int:
-        return SIZE_MULTIPLE
-
-    @property
     def device(self) -> torch.device:
         """Where blend() computes (the decoder may differ only in dtype)."""
         return self._param().device
@@ -174,19 +96,6 @@ class PerVFI(nn.Module):
     def dtype(self) -> torch.dtype:
         """The float type blend() computes in (:meth:`set_blend_dtype`)."""
         return self._param().dtype
-
-    # Pixels (batch x H x W) per blend+decode call that the pipeline tiles larger frames down to: the
-    # official v00 peaks at about 4.6 GB for 1280x720 in float32 on a CPU (bench/bench_core.py), mostly
-    # the fusion's 256-channel full-resolution blocks, so 1024x576 tiles plus motion context keep a
-    # 3840x2160 frame well under 8 GB.
-    max_pixels = 1024 * 576
-
-    @property
-    def memory_per_pixel(self) -> int:
-        """Working bytes per pixel of one blend + decode call (measured; :data:`pervfi_core.engines.MEMORY_PER_PIXEL`)."""
-        from .engines import memory_per_pixel
-
-        return memory_per_pixel(self.arch, self.config)
 
     def _param(self) -> torch.Tensor:
         """A parameter of the blending stage: its device and dtype are where blend() computes."""
@@ -220,16 +129,12 @@ class PerVFI(nn.Module):
         del enc1
         blended, masks = self.attentionMerge(warped.features, aligned, warped.holes)  # Eq. (7)-(9)
         del warped, aligned
-        base = None
+        frame = None
         if self.base is not None:
-            from .training_free import TrainingFreeVFI
-
             with torch.no_grad():  # parameter-free: nothing to learn through it; on the unpadded frames
-                engine = TrainingFreeVFI(**BASES[self.base]).to(img0.device)
-                base = engine(*(x.float() for x in (*images, *flows)), t)
-                base = base.to(img0.dtype) * 2 - 1
-            base = padding.apply(base, fill="replicate")
-        return Blend(conds=self.multiscaleFuse(blended), masks=masks, size=size, padding=padding, base=base)
+                inputs = (x.float() for x in (*images, *flows))
+                frame = padding.apply(self.base.decode(self.base.blend(*inputs, t)).to(img0.dtype), fill="replicate")
+        return Blend(conds=self.multiscaleFuse(blended), masks=masks, size=size, padding=padding, frame=frame)
 
     def _prepare(self, img0, img1, fflow, bflow, t):
         check_image("img0", img0)
@@ -250,7 +155,7 @@ class PerVFI(nn.Module):
         self._require_flow("z_shapes")
         return self.condFLownet.z_shapes(blend.batch, *blend.padded_size)
 
-    def sample_z(self, blend: Blend, tau: float = 0.3, seed: int = 0) -> list[torch.Tensor]:
+    def sample_z(self, blend: Blend, tau: float = DEFAULT_TAU, seed: int = 0) -> list[torch.Tensor]:
         """z ~ N(0, τ²) from a private generator seeded with ``seed`` on the blend's device (the global
         RNG is untouched). On CPU, seed S gives the official latents drawn after torch.manual_seed(S):
         randn of the three shapes in order, each times τ."""
@@ -258,7 +163,7 @@ class PerVFI(nn.Module):
         return [torch.randn(shape, generator=generator, device=blend.device, dtype=torch.float32) * tau
                 for shape in self.z_shapes(blend)]
 
-    def decode(self, blend: Blend, tau: float = 0.3, seed: int = 0, z: Sequence[torch.Tensor] | None = None
+    def decode(self, blend: Blend, tau: float = DEFAULT_TAU, seed: int = 0, z: Sequence[torch.Tensor] | None = None
                ) -> torch.Tensor:
         """Frames at time t, (B, 3, H, W) clamped to [0, 1]. v00: z given explicitly (shapes of
         :meth:`z_shapes`, already scaled by τ) or drawn by :meth:`sample_z` on the model's device (a
@@ -274,8 +179,8 @@ class PerVFI(nn.Module):
             if [tuple(x.shape) for x in zs] != shapes:
                 raise InputError(f"z: expected latents of shapes {shapes}, got {[tuple(x.shape) for x in zs]}")
             y = self.condFLownet.decode(conds, [x.to(conds[0]) for x in zs])
-        if blend.base is not None:
-            y = y + blend.base
+        if blend.frame is not None:
+            y = y + (blend.frame * 2 - 1)
         return blend.padding.crop(((y + 1) / 2).clamp(0, 1))
 
     def encode(self, blend: Blend, gt: torch.Tensor, *, standardize: bool = True):
@@ -293,8 +198,8 @@ class PerVFI(nn.Module):
         ref = self._decoder_param()
         blend = blend.to(device=ref.device, dtype=ref.dtype)
         x = blend.padding.apply(gt.to(blend.conds[0]), fill="replicate") * 2 - 1
-        if blend.base is not None:
-            x = x - blend.base  # a translation: no log-det term
+        if blend.frame is not None:
+            x = x - (blend.frame * 2 - 1)  # a translation: no log-det term
         log_p, logdet, zs = self.condFLownet.encode(x, blend.conds, standardize=standardize)
         height, width = blend.padded_size
         return -(log_p + logdet) / (math.log(2) * height * width), zs
@@ -303,27 +208,43 @@ class PerVFI(nn.Module):
         if self.decoder != "flow":
             raise InputError(f"{what} needs the normalizing-flow model (v00); this model is {self.arch}")
 
-    def forward(self, img0, img1, fflow, bflow, t=0.5, *, tau: float = 0.3, seed: int = 0) -> torch.Tensor:
+    def forward(self, img0, img1, fflow, bflow, t=0.5, *, tau: float = DEFAULT_TAU, seed: int = 0) -> torch.Tensor:
         """blend then decode: frames (B, 3, H, W) in [0, 1] at time t."""
         return self.decode(self.blend(img0, img1, fflow, bflow, t), tau=tau, seed=seed)
 
-    # -- weights -------------------------------------------------------------------------------
-    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        """Official key names (no ``module.`` prefix). A checkpoint of the other decoder, or of another
-        network, raises :class:`ArchitectureMismatchError` naming both architectures."""
-        try:
-            found = detect(state_dict)[0]
-        except WeightsError as exc:
-            found = f"not a PerVFI checkpoint ({exc})"
-        if found != self.arch:
-            raise ArchitectureMismatchError(
-                f"checkpoint is {found}, but this model is {self.arch}; build the model that matches the "
-                f"checkpoint (build_model({'vb' if found == 'pervfi-vb' else 'v00'!r})) or pick the other file"
-            )
-        try:
-            return super().load_state_dict(state_dict, strict=strict, assign=assign)
-        except RuntimeError as exc:
-            raise ArchitectureMismatchError(
-                f"checkpoint is a {found} with a different configuration than this model "
-                f"({self.config}): {exc}"
-            ) from None
+
+# ------------------------------------------------------------------------------ checkpoints
+def _count(keys, pattern: str) -> int:
+    rx = re.compile(pattern)
+    return len({m.group(1) for k in keys if (m := rx.match(k))})
+
+
+def _is_pervfi(sd) -> bool:
+    return "featurePyramid.netEncode.netOne.0.weight" in sd
+
+
+def config_from_shapes(sd) -> dict:
+    """:class:`PerVFI`'s keyword arguments read from a state dict's tensor shapes (``base`` is not in
+    the weights: the training CLI's metadata carries it)."""
+    shape = lambda key: shape_of(sd[key])  # noqa: E731
+    flow = any(k.startswith("condFLownet.") for k in sd)
+    rows = _count(sd, r"featurePyramid\.netSoftmetric\.(\d+)x0 - \1x1\.")
+    cfg = dict(
+        decoder="flow" if flow else "vb",
+        encoder_channels=tuple(shape(f"featurePyramid.netEncode.net{n}.0.weight")[0] for n in ("One", "Two", "Thr")),
+        metric_rows=tuple(shape(f"featurePyramid.netSoftmetric.{r}x0 - {r}x1.netMain.1.weight")[0] for r in range(rows)),
+        dcn_groups=tuple(shape(f"deformableAlign.deform_conv.l{lv}.conv_offset.weight")[0] // 27 for lv in range(3)),
+        fuse_width=shape("multiscaleFuse.stems.0.0.weight")[0],
+        fuse_branches=tuple(shape(f"multiscaleFuse.final_layers.{i}.weight")[1] for i in range(3)),
+    )
+    if flow:
+        cfg.update(n_flows=_count(sd, r"condFLownet\.blocks\.0\.flows\.(\d+)\."),
+                   flow_hidden=shape("condFLownet.blocks.0.flows.0.coupling.affine.tail.0.weight")[0])
+    return cfg
+
+
+#: The two official layouts: v00 (normalizing-flow decoder) and vb (deterministic decoder).
+ARCHITECTURE_V00 = Architecture("pervfi-v00", lambda sd: _is_pervfi(sd) and any(k.startswith("condFLownet.") for k in sd),
+                                config_from_shapes)
+ARCHITECTURE_VB = Architecture("pervfi-vb", lambda sd: _is_pervfi(sd) and "generator.tail.weight" in sd,
+                               config_from_shapes)

@@ -51,28 +51,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import as_timesteps, check_flow, check_image, check_same_shape
-from .engines import MEMORY_PER_PIXEL, EngineInfo
+from .checks import as_timesteps, check_same_shape
+from .engine import DEFAULT_TAU, Blend, EngineInfo
 from .errors import InputError
-from .model import Blend
 from .ops.holes import fill_holes
 from .ops.padding import padding_for
 from .ops.softsplat import softsplat
+from .ops.warp import backward_warp
+from .specs import EngineSpec
 
 
 PRIMARY_CHOICES = ("nearer", "frame0")
+#: Bytes per pixel of one blend + decode call, float32: the peak of live tensor bytes (torch profiler,
+#: bench/memory_per_pixel.py), the same at 256x448 and 512x896.
+MEMORY_PER_PIXEL = 186
 
 
-def _backward_warp_border(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-    """Sample ``x`` (B,C,H,W) at (p + flow); sampling positions clamped into the image (border replicate)."""
-    from .ops.warp import backward_warp
-
-    h, w = x.shape[-2:]
-    gy, gx = torch.meshgrid(torch.arange(h, device=x.device, dtype=flow.dtype),
-                            torch.arange(w, device=x.device, dtype=flow.dtype), indexing="ij")
-    fx = (gx + flow[:, 0]).clamp(0, w - 1) - gx
-    fy = (gy + flow[:, 1]).clamp(0, h - 1) - gy
-    return backward_warp(x, torch.stack([fx, fy], dim=1))
+def _border_warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    return backward_warp(x, flow, padding="border")
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -98,9 +94,10 @@ class TrainingFreeVFI(nn.Module):
 
     name = "training-free"
     stochastic = False
+    needs_motion = True
     size_multiple = 1
     max_pixels = None  # a few hundred bytes per pixel: no budget of its own beyond the pipeline's
-    memory_per_pixel = MEMORY_PER_PIXEL[name]  # measured (pervfi_core.engines)
+    memory_per_pixel = MEMORY_PER_PIXEL  # measured (bench/memory_per_pixel.py)
     dtype = torch.float32  # computes in the frames' dtype; float32 is what the pipeline hands it
 
     def __init__(self, *, primary: str = "nearer", alpha: float = 5.0, min_density: float = 0.5, dilate: int = 2,
@@ -124,7 +121,7 @@ class TrainingFreeVFI(nn.Module):
 
     def _metric(self, a: torch.Tensor, b: torch.Tensor, flow_ab: torch.Tensor) -> torch.Tensor:
         """Softmax-splatting weight log: -alpha · brightness-constancy error, (B,1,H,W), clipped."""
-        err = (a - _backward_warp_border(b, flow_ab)).abs().mean(1, keepdim=True)
+        err = (a - _border_warp(b, flow_ab)).abs().mean(1, keepdim=True)
         return (-self.alpha * err).clamp(-20, 20)
 
     def _hole_mask(self, flow: torch.Tensor) -> torch.Tensor:
@@ -145,7 +142,7 @@ class TrainingFreeVFI(nn.Module):
         f_ot = (1 - s) * f_op  # other frame -> time t
         flow_to_o = -softsplat(f_ot, f_ot, self._metric(o, p, f_op), "soft-zeroeps")
         reached = (softsplat(torch.ones_like(f_ot[:, :1]), f_ot, None, "avg") > 0.5).to(f_ot.dtype)
-        o_t = _backward_warp_border(o, fill_holes(flow_to_o, reached))
+        o_t = _border_warp(o, fill_holes(flow_to_o, reached))
         return p_t * (1 - mask) + o_t * mask, mask  # Eq. (9)
 
     def motion_trust(self, img0, img1, fflow, bflow) -> torch.Tensor:
@@ -155,18 +152,19 @@ class TrainingFreeVFI(nn.Module):
             return F.avg_pool2d(err, 2 * r + 1, stride=1, padding=r, count_include_pad=False) if r > 0 else err
 
         mean_abs = lambda a, b: (a - b).abs().mean(1, keepdim=True)  # noqa: E731
-        e_flow = local(0.5 * (mean_abs(img0, _backward_warp_border(img1, fflow))
-                              + mean_abs(img1, _backward_warp_border(img0, bflow))))
+        e_flow = local(0.5 * (mean_abs(img0, _border_warp(img1, fflow))
+                              + mean_abs(img1, _border_warp(img0, bflow))))
         e_zero = local(mean_abs(img0, img1))
         return (self.trust_gain * (e_zero - e_flow) / (e_zero + 1e-3)).clamp(0, 1)
 
     def blend(self, img0, img1, fflow, bflow, t) -> Blend:
-        """Images (B,3,H,W) in [0,1], flows (B,2,H,W) in px (F0->1 on frame 0, F1->0 on frame 1), t float or (B,)."""
-        check_image("img0", img0)
-        check_image("img1", img1)
+        """Images (B,3,H,W) in [0,1], flows (B,2,H,W) in px (F0->1 on frame 0, F1->0 on frame 1), t float or
+        (B,). Shapes are checked here (free); values (finite, in range) once by the pipeline's entry."""
         check_same_shape("img0", img0, "img1", img1)
-        check_flow("fflow", fflow, img0)
-        check_flow("bflow", bflow, img1)
+        for name, flow in (("fflow", fflow), ("bflow", bflow)):
+            if flow.shape != (img0.shape[0], 2, *img0.shape[2:]):
+                raise InputError(f"{name}: expected shape {(img0.shape[0], 2, *img0.shape[2:])} to match the frames, "
+                                 f"got {tuple(flow.shape)}")
         t = as_timesteps(t, img0.shape[0], device=img0.device, dtype=img0.dtype).view(-1, 1, 1, 1)
         swap = (t > 0.5) if self.primary == "nearer" else torch.zeros_like(t, dtype=torch.bool)
         # Per sample: primary = frame 1 where swapped; s = distance from the primary.
@@ -181,13 +179,13 @@ class TrainingFreeVFI(nn.Module):
             trust = self.motion_trust(img0, img1, fflow, bflow)
             image = trust * image + (1 - trust) * ((1 - t) * img0 + t * img1)
         size = tuple(img0.shape[-2:])  # no padding: the image-space engine takes any size
-        return Blend(conds=[image.clamp(0, 1)], masks=[mask], size=size, padding=padding_for(size, 1))
+        return Blend(conds=[], masks=[mask], size=size, padding=padding_for(size, 1), frame=image.clamp(0, 1))
 
-    def decode(self, b: Blend, tau: float = 0.3, seed: int | None = 0, z=None) -> torch.Tensor:
+    def decode(self, b: Blend, tau: float = DEFAULT_TAU, seed: int | None = 0, z=None) -> torch.Tensor:
         """(B,3,H,W) in [0,1]; deterministic (``tau``, ``seed``, ``z`` accepted for interface parity)."""
-        if not isinstance(b, Blend):
+        if not isinstance(b, Blend) or b.frame is None:
             raise InputError(f"decode: expected the Blend returned by blend(), got {type(b).__name__}")
-        return b.conds[0].clamp(0, 1)
+        return b.frame.clamp(0, 1)
 
     def forward(self, img0, img1, fflow, bflow, t) -> torch.Tensor:
         return self.decode(self.blend(img0, img1, fflow, bflow, t))
@@ -195,3 +193,11 @@ class TrainingFreeVFI(nn.Module):
     def extra_repr(self) -> str:
         return (f"primary={self.primary!r}, alpha={self.alpha}, min_density={self.min_density}, dilate={self.dilate}, "
                 f"soften={self.soften}, sharpen={self.sharpen}, trust_gain={self.trust_gain}")
+
+
+def _build(state_dict=None, metadata=None) -> TrainingFreeVFI:
+    return TrainingFreeVFI().eval()
+
+
+SPEC = EngineSpec("training-free", "PerVFI's asymmetric blending on images, no weights; fast on a CPU", _build,
+                  memory_per_pixel=lambda config: MEMORY_PER_PIXEL)

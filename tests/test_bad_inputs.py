@@ -186,7 +186,7 @@ CASES = [
     ("model-text-file", ["{src}/clip.mp4", "{out}", "--model", "{src}/notes.safetensors"], 2,
      "not a checkpoint", None),
     ("model-missing", ["{src}/clip.mp4", "{out}", "--model", "{src}/nothing.pth"], 2, "not found", None),
-    ("flow-unknown", ["{src}/clip.mp4", "{out}", *TF, "--flow", "farneback"], 2, "'farneback' not found", None),
+    ("flow-unknown", ["{src}/clip.mp4", "{out}", *TF, "--flow", "farneback"], 2, "unknown motion estimator 'farneback'", None),
     ("flow-is-a-generator", ["{src}/clip.mp4", "{out}", *TF, "--flow", str(OWN_WEIGHTS)], 2, "go to --model", None),
     ("device-unknown", ["{src}/clip.mp4", "{out}", "--device", "tpu"], 2, "--device: expected auto, cpu", None),
     ("device-absent-gpu", ["{src}/clip.mp4", "{out}", "--device", "cuda:9"], 2, "--device", None),

@@ -6,7 +6,8 @@ import torch
 
 from pervfi_core import build_model
 from pervfi_core.errors import ArchitectureMismatchError, InputError
-from pervfi_core.model import PerVFI
+from pervfi_core.model import SIZE_MULTIPLE, PerVFI
+from pervfi_core.pervfi_engine import PerVFIEngine, build as build_from_weights
 
 SMALL = dict(encoder_channels=(8, 16, 24), metric_rows=(16, 16, 16, 16), dcn_groups=(1, 2, 2), n_flows=2,
              flow_hidden=16, fuse_width=16, fuse_branches=(8, 16, 24))
@@ -32,8 +33,11 @@ def _inputs(batch=2, height=20, width=30, seed=1):
 
 
 def test_properties_and_submodule_names(v00, vb):
-    assert isinstance(v00, PerVFI) and v00.stochastic and not vb.stochastic
-    assert v00.size_multiple == 8 and (v00.arch, vb.arch) == ("pervfi-v00", "pervfi-vb")
+    assert isinstance(v00, PerVFI) and (v00.decoder, vb.decoder) == ("flow", "vb")
+    assert SIZE_MULTIPLE == 8 and (v00.arch, vb.arch) == ("pervfi-v00", "pervfi-vb")
+    engine = PerVFIEngine(v00)  # the engine properties live in the adapter, not in the paper's network
+    assert engine.stochastic and not PerVFIEngine(vb).stochastic and engine.size_multiple == 8
+    assert not hasattr(v00, "stochastic") and not hasattr(v00, "info")
     prefixes = {k.split(".")[0] for k in v00.state_dict()}
     assert prefixes == {"featurePyramid", "deformableAlign", "attentionMerge", "multiscaleFuse", "condFLownet"}
     assert "generator" in {k.split(".")[0] for k in vb.state_dict()}
@@ -139,15 +143,19 @@ def test_bad_inputs_raise(v00, case):
 
 
 def test_wrong_architecture_raises(v00, vb):
-    with pytest.raises(ArchitectureMismatchError, match="pervfi-vb.*pervfi-v00"):
-        v00.load_state_dict(vb.state_dict())
-    with pytest.raises(ArchitectureMismatchError, match="pervfi-v00.*pervfi-vb"):
-        vb.load_state_dict(v00.state_dict())
-    with pytest.raises(ArchitectureMismatchError, match="not a PerVFI checkpoint"):
-        v00.load_state_dict({"fnet.conv1.weight": torch.zeros(1)})
-    with pytest.raises(ArchitectureMismatchError, match="different configuration"):
-        build_model("v00", **{**SMALL, "n_flows": 3}).load_state_dict(v00.state_dict())
-    v00.load_state_dict(v00.state_dict())  # the right one loads
+    """The spec builds the network the weights describe (decoder and widths read from the shapes); a config
+    carried in metadata that does not fit the weights is refused naming the configuration."""
+    from pervfi_core.configs import config_metadata
+    from pervfi_core.errors import WeightsError
+    from pervfi_core.registry import detect
+
+    assert build_from_weights(vb.state_dict()).network.arch == "pervfi-vb"
+    assert build_from_weights(v00.state_dict()).network.config == v00.config
+    other = build_model("v00", **{**SMALL, "n_flows": 3})
+    with pytest.raises(ArchitectureMismatchError, match="do not fit.*n_flows"):
+        build_from_weights(v00.state_dict(), config_metadata(other, "mine"))
+    with pytest.raises(WeightsError, match="unrecognised"):
+        detect({"encoder.weight": torch.zeros(1)})
 
 
 def test_unknown_config_raises():
@@ -170,7 +178,7 @@ def test_training_free_base_starts_at_the_training_free_frame_and_round_trips():
         expected = TrainingFreeVFI(trust_gain=0)(img0, img1, fflow, bflow, t)  # the base residual models train on
         torch.testing.assert_close(vb(img0, img1, fflow, bflow, t), expected, atol=1e-6, rtol=0)
         blend = flow.blend(img0, img1, fflow, bflow, t)
-        assert blend.base is not None and blend.nbytes() > build_model("v00", **SMALL).blend(
+        assert blend.frame is not None and blend.nbytes() > build_model("v00", **SMALL).blend(
             img0, img1, fflow, bflow, t).nbytes()
         gt = img0 * 0.5 + img1 * 0.5
         _, zs = flow.encode(blend, gt)
@@ -184,7 +192,7 @@ def test_residual_flow_configs_start_at_the_motion_trust_frame_and_export_under_
     """The τ-capable residual configs, the shipped narrow one and the wide one bench/device_train.sh
     trains: untrained, τ = 0 gives the training-free engine's frame (motion trust on), so training
     starts from today's default; the exported weights stay under the 10 MB a shipped file may take."""
-    from pervfi_core.model import BASES
+    from pervfi_core.configs import BASES
     from pervfi_core.train.cli import export
     from pervfi_core.training_free import TrainingFreeVFI
 

@@ -81,3 +81,63 @@ def test_root_entry_only_reexports():
     tree = ast.parse((ROOT / "__init__.py").read_text())
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
     assert all(isinstance(c.func, ast.Attribute) and c.func.attr in ("dirname", "abspath", "append") for c in calls)
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _core_graph() -> dict[str, set[str]]:
+    """Module -> core modules it imports, function-local imports included (an import that only dodges a circle
+    at import time is still a circle)."""
+    modules = {_module_name(p): p for p in _sources(CORE)}
+    graph = {}
+    for name, path in modules.items():
+        targets = set()
+        for imported in _imports(path):
+            while imported and imported not in modules:  # "pkg.mod.Name" -> "pkg.mod"
+                imported = imported.rpartition(".")[0]
+            if imported and imported != name and not name.startswith(imported + "."):
+                targets.add(imported)  # (a package is always imported before its modules: not an edge back)
+        graph[name] = targets
+    return graph
+
+
+def test_no_import_circle_in_the_core():
+    graph = _core_graph()
+    index, low, stack, on_stack, circles = {}, {}, [], set(), []
+
+    def visit(v):  # Tarjan's strongly connected components
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                circles.append(sorted(component))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    assert circles == []
+
+
+def test_the_engine_contract_stands_on_the_floor():
+    """engine.py (the contract) and specs.py (registry entries) import no network, loader or pipeline."""
+    floor = {"pervfi_core.errors", "pervfi_core.ops.padding"}
+    for name in ("engine", "specs"):
+        core = {n for n in _core_graph()[f"pervfi_core.{name}"]}
+        assert core <= floor, f"pervfi_core/{name}.py imports {sorted(core - floor)}"

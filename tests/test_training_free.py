@@ -45,11 +45,11 @@ def test_endpoints_and_interface():
     assert torch.allclose(eng.decode(eng.blend(img0, img1, zero, zero, 1.0)), img1, atol=1e-6)
     assert torch.equal(eng.decode(b, tau=0.9, seed=5), eng.decode(b, tau=0.1, seed=1))  # deterministic
     moved = b.to(dtype=torch.float64)
-    assert moved.conds[0].dtype == torch.float64
+    assert moved.frame.dtype == torch.float64
     # batch with mixed t picks the primary per sample
     both = eng.blend(torch.cat([img0, img0]), torch.cat([img1, img1]), zero.repeat(2, 1, 1, 1),
                      zero.repeat(2, 1, 1, 1), torch.tensor([0.0, 1.0]))
-    assert torch.allclose(both.conds[0][0], img0[0], atol=1e-6) and torch.allclose(both.conds[0][1], img1[0], atol=1e-6)
+    assert torch.allclose(both.frame[0], img0[0], atol=1e-6) and torch.allclose(both.frame[1], img1[0], atol=1e-6)
 
 
 def test_holes_are_filled_from_the_other_frame():
@@ -76,8 +76,8 @@ def test_sharpening_is_an_unsharp_mask_of_the_warped_result():
 
     img0, img1 = _texture(seed=4), _texture(seed=5)
     f = torch.full((1, 2, 32, 48), 0.5)
-    plain = TrainingFreeVFI(sharpen=0.0, trust_gain=0).blend(img0, img1, f, -f, 0.5).conds[0]
-    sharp = TrainingFreeVFI(sharpen=0.5, sharpen_sigma=0.7, trust_gain=0).blend(img0, img1, f, -f, 0.5).conds[0]
+    plain = TrainingFreeVFI(sharpen=0.0, trust_gain=0).blend(img0, img1, f, -f, 0.5).frame
+    sharp = TrainingFreeVFI(sharpen=0.5, sharpen_sigma=0.7, trust_gain=0).blend(img0, img1, f, -f, 0.5).frame
     assert torch.allclose(sharp, (plain + 0.5 * (plain - gaussian_blur(plain, 0.7))).clamp(0, 1), atol=1e-6)
     blurred = gaussian_blur(torch.rand(1, 3, 16, 16), 1.0)
     assert torch.allclose(gaussian_blur(torch.ones(1, 3, 8, 8), 0.7), torch.ones(1, 3, 8, 8), atol=1e-6)
@@ -119,7 +119,7 @@ def dropped_frames_run():
     """Drop every other frame of the bundled clip (frames 12-24, where the bunny climbs out; left
     256 columns, where it is), interpolate them back with the default (auto motion = DIS on a CPU,
     training-free engine) and return (interpolated, averaged, repeated, dropped originals)."""
-    from pervfi_core.flow import build_estimator
+    from pervfi_core.engines import load_estimator
     from pervfi_core.pipeline import interpolate
     from pervfi_core.pipeline import Hooks
     from pervfi_core.pipeline.loop import to_tensor
@@ -127,7 +127,7 @@ def dropped_frames_run():
 
     frames = torch.stack([to_tensor(f, Hooks())[0, :, :, :256] for k, f in enumerate(open_input(SAMPLE)) if 12 <= k <= 24])
     kept, dropped = frames[::2], frames[1::2]
-    out = interpolate(kept, TrainingFreeVFI(), build_estimator("auto"), 2)
+    out = interpolate(kept, TrainingFreeVFI(), load_estimator("auto"), 2)
     assert torch.equal(out[::2], kept)
     return out[1::2], (kept[:-1] + kept[1:]) / 2, kept[:-1], dropped
 
@@ -168,12 +168,12 @@ def test_motion_trust_gives_the_frame_average_where_no_motion_explains_the_pair_
     wrong = torch.full((1, 2, 32, 48), 1.5)  # a flow error (what DIS gives on noise)
     engine = TrainingFreeVFI()
     assert float(engine.motion_trust(img0, img1, wrong, -wrong).max()) == 0.0
-    out = engine.blend(img0, img1, wrong, -wrong, 0.25).conds[0]
+    out = engine.blend(img0, img1, wrong, -wrong, 0.25).frame
     assert torch.allclose(out, (0.75 * img0 + 0.25 * img1).clamp(0, 1), atol=1e-6)
     shifted = torch.roll(img0, shifts=2, dims=-1)  # a real 2 px motion: the flow explains it
     f = torch.zeros(1, 2, 32, 48)
     f[:, 0] = 2.0
     trust = engine.motion_trust(img0, shifted, f, -f)[..., 8:-8, 8:-8]
     assert float(trust.min()) == 1.0
-    off = TrainingFreeVFI(trust_gain=0).blend(img0, img1, wrong, -wrong, 0.25).conds[0]
+    off = TrainingFreeVFI(trust_gain=0).blend(img0, img1, wrong, -wrong, 0.25).frame
     assert not torch.allclose(off, out, atol=1e-3)  # 0 turns it off

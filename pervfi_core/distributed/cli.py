@@ -1,4 +1,4 @@
-"""The command line's distributed part: ``interpolate ... --ray [auto|local|ADDRESS]`` and ``--batch``.
+"""The command line's distributed part: ``interpolate ... --ray [auto|local|ADDRESS]`` and ``--inputs``.
 
 ``pervfi_core/cli.py`` adds these options to ``interpolate`` (:func:`add_arguments`) and hands a run
 that uses them to :func:`run`. Nothing here imports Ray until a run asks for it.
@@ -57,18 +57,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--job-dir", default=None, metavar="DIR",
                    help="where finished segments are kept until the output is written (default: "
                         ".<output name>.pervfi-job beside the output; on a filesystem every node shares)")
-    g.add_argument("--batch", action="store_true",
+    g.add_argument("--inputs", action="store_true",
                    help="INPUT is a folder of videos or a text file listing inputs (one per line), OUTPUT a "
                         "folder that receives one output per input")
+    g.add_argument("--batch", dest="inputs", action="store_true", help=argparse.SUPPRESS)  # its former name
     g.add_argument("--out-ext", default=".mp4", metavar="EXT",
-                   help="with --batch: container of each output (.mp4 .mkv .mov .webm .avi), or 'frames' for "
+                   help="with --inputs: container of each output (.mp4 .mkv .mov .webm .avi), or 'frames' for "
                         "folders of PNG frames (default .mp4)")
 
 
 def wants(args: argparse.Namespace) -> bool:
     """Whether an ``interpolate`` run is distributed or a batch (then :func:`run` does it)."""
     return getattr(args, "ray", None) is not None or any(
-        getattr(args, name, None) not in (None, False) for name in ("batch", "segment_frames", "job_dir"))
+        getattr(args, name, None) not in (None, False) for name in ("inputs", "segment_frames", "job_dir"))
 
 
 def batch_inputs(source) -> list[Path]:
@@ -80,21 +81,21 @@ def batch_inputs(source) -> list[Path]:
     if source.is_dir():
         videos = sorted(f for f in source.iterdir() if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS)
         if not videos:
-            raise InputError(f"--batch: no videos ({', '.join(VIDEO_EXTENSIONS)}) in {source}; a folder of frames "
-                             "is one input: run it without --batch")
+            raise InputError(f"--inputs: no videos ({', '.join(VIDEO_EXTENSIONS)}) in {source}; a folder of frames "
+                             "is one input: run it without --inputs")
         return videos
     if not source.is_file():
-        raise InputError(f"--batch: {source} not found (expected a folder of videos or a list file)")
+        raise InputError(f"--inputs: {source} not found (expected a folder of videos or a list file)")
     if source.suffix.lower() not in LIST_SUFFIXES:
-        raise InputError(f"--batch: {source} is not a list ({', '.join(LIST_SUFFIXES)}: one video or frame folder "
-                         "per line) nor a folder of videos; for one video run without --batch")
+        raise InputError(f"--inputs: {source} is not a list ({', '.join(LIST_SUFFIXES)}: one video or frame folder "
+                         "per line) nor a folder of videos; for one video run without --inputs")
     lines = [line.strip() for line in source.read_text().splitlines()]
     paths = [(source.parent / line) for line in lines if line and not line.startswith("#")]
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
-        raise InputError(f"--batch: {len(missing)} input(s) listed in {source} not found, e.g. {missing[0]}")
+        raise InputError(f"--inputs: {len(missing)} input(s) listed in {source} not found, e.g. {missing[0]}")
     if not paths:
-        raise InputError(f"--batch: {source} lists no inputs")
+        raise InputError(f"--inputs: {source} lists no inputs")
     return paths
 
 
@@ -107,18 +108,18 @@ def batch_outputs(inputs: list[Path], out_dir, ext: str) -> list[Path]:
         raise InputError(f"--out-ext: expected one of {', '.join(VIDEO_EXTENSIONS)} or 'frames', got {ext!r}")
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"--batch: output {out_dir} is a file; give a folder for the outputs")
+        raise InputError(f"--inputs: output {out_dir} is a file; give a folder for the outputs")
     outputs = [out_dir / f"{p.stem if p.suffix.lower() in VIDEO_EXTENSIONS else p.name}{ext}" for p in inputs]
     seen: dict[Path, Path] = {}
     for source, out in zip(inputs, outputs):
         if out in seen:
-            raise InputError(f"--batch: {seen[out]} and {source} would both be written to {out}; rename one")
+            raise InputError(f"--inputs: {seen[out]} and {source} would both be written to {out}; rename one")
         seen[out] = source
     return outputs
 
 
 def run(args: argparse.Namespace, options) -> int:
-    """Run an ``interpolate`` command that has ``--ray`` or ``--batch`` with its checked
+    """Run an ``interpolate`` command that has ``--ray`` or ``--inputs`` with its checked
     :class:`~pervfi_core.pipeline.Options` (pervfi_core/cli.py checks every option first, as for one
     process); prints progress and the summary."""
     from ..pipeline.schedule import check_rate
@@ -129,14 +130,14 @@ def run(args: argparse.Namespace, options) -> int:
         check_rate("fps", args.fps)
     if args.ray is None and (args.segment_frames is not None or args.job_dir is not None):
         raise InputError("--segment-frames and --job-dir need --ray (segments are how a Ray cluster shares the work)")
-    if args.batch:
+    if args.inputs:
         inputs = batch_inputs(args.input)
         requests = [(i, o, None) for i, o in zip(inputs, batch_outputs(inputs, args.output, args.out_ext))]
     else:
         requests = [(args.input, args.output, args.job_dir)]
     if args.job_dir is not None and len(requests) > 1:
-        raise InputError("--job-dir names the folder of one output; with --batch every output gets its own")
-    settings = Settings(engine=EngineSpec(args.model, args.flow, args.device, args.dtype, args.task_cpus),
+        raise InputError("--job-dir names the folder of one output; with --inputs every output gets its own")
+    settings = Settings(engine=EngineSpec(args.engine, args.flow, args.device, args.dtype, args.task_cpus),
                         options=options, multiplier=args.multiplier, fps=args.fps, input_fps=args.input_fps,
                         segment_frames=args.segment_frames, max_retries=args.max_retries, crf=args.crf,
                         overwrite=args.overwrite)
@@ -181,7 +182,7 @@ def _run_on_ray(requests, settings, *, address: str, quiet: bool):
 
 def _run_here(requests, settings, *, quiet: bool):
     """A batch without Ray: the inputs one after another in this process, the engine loaded once."""
-    from ..engines import load_estimator, load_model, pick_device, pick_dtype
+    from ..engines import load_estimator, load_engine, pick_device, pick_dtype
     from ..pipeline import Hooks
     from ..pipeline.loop import interpolate_file
     from .driver import JobSummary, check_request
@@ -191,7 +192,7 @@ def _run_here(requests, settings, *, quiet: bool):
     e = settings.engine
     device = pick_device(e.device)
     dtype = pick_dtype(e.dtype, device)
-    model, estimator = load_model(e.model, device=device, dtype=dtype), load_estimator(e.flow, device=device)
+    model, estimator = load_engine(e.model, device=device, dtype=dtype), load_estimator(e.flow, device=device)
     summaries = []
     for k, (source, output, _) in enumerate(requests):
         if not quiet:

@@ -80,14 +80,14 @@ def engines_for(spec: EngineSpec):
         import torch
 
         from ..allocator import tune_malloc
-        from ..engines import load_estimator, load_model, pick_device, pick_dtype
+        from ..engines import load_estimator, load_engine, pick_device, pick_dtype
 
         tune_malloc()  # a worker process is ours, as the CLI's is (allocator.py)
         torch.set_num_threads(max(1, spec.threads))
         device = pick_device(spec.device)
         dtype = pick_dtype(spec.dtype, device)
         _ENGINES.clear()  # one engine per process: a new job's engine replaces the old one
-        _ENGINES[spec] = (load_model(spec.model, device=device, dtype=dtype),
+        _ENGINES[spec] = (load_engine(spec.model, device=device, dtype=dtype),
                           load_estimator(spec.flow, device=device), device, dtype)
     return _ENGINES[spec]
 

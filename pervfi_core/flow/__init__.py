@@ -1,13 +1,10 @@
-"""Motion estimators: F0->1 and F1->0 for PerVFI (RAFT, GMFlow, OpenCV DIS, ``auto``).
+"""Motion estimators: F0->1 and F1->0 for PerVFI (OpenCV DIS, RIFE's IFNet, GMFlow, RAFT).
 
-``build_estimator(name, weights=None, device=None)`` -> ``est``; ``fflow, bflow = est(img0, img1)``.
-See :mod:`.registry` for the names and :mod:`.base` for the call contract. Importing this package
-loads no weights and registers nothing.
+``fflow, bflow = est(img0, img1)`` (:mod:`.base` has the call contract). :mod:`.registry` lists them;
+``pervfi_core.engines.load_estimator(name)`` loads one with its weights, ``build_estimator(name,
+weights=state_dict)`` builds one from weights already in memory. Importing this package loads no weights.
 """
 from .base import FlowEstimator, NetworkEstimator, check_frames
-from .registry import EstimatorRegistry, EstimatorSpec, build_estimator, default_registry
+from .registry import AUTO, ESTIMATORS, build_estimator
 
-__all__ = [
-    "EstimatorRegistry", "EstimatorSpec", "FlowEstimator", "NetworkEstimator", "build_estimator",
-    "check_frames", "default_registry",
-]
+__all__ = ["AUTO", "ESTIMATORS", "FlowEstimator", "NetworkEstimator", "build_estimator", "check_frames"]

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..errors import PerVFIError
+from ..specs import EstimatorSpec
 from .base import FlowEstimator
 
 
@@ -71,3 +72,7 @@ class DISFlow(FlowEstimator):
         fflow = torch.stack([self._flow(a, b) for a, b in zip(g0, g1)])
         bflow = torch.stack([self._flow(b, a) for a, b in zip(g0, g1)])
         return fflow, bflow
+
+
+# Runs on the CPU: nothing on the device (memory 0).
+SPEC = EstimatorSpec("dis", "OpenCV DIS, weight-free, fast on a CPU", lambda state_dict=None: DISFlow(), memory=(0, 0.0))

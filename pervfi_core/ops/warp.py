@@ -43,13 +43,17 @@ def backward_warp(x: torch.Tensor, flow: torch.Tensor, *, padding: str = "zeros"
     out_dtype = x.dtype
     work = torch.promote_types(x.dtype, torch.float32)
     x, flow = x.to(work), flow.to(work)
+    if padding == "border":  # clamp the sampling positions into the image (pixel units), then sample
+        gy, gx = torch.meshgrid(torch.arange(height, device=x.device, dtype=flow.dtype),
+                                torch.arange(width, device=x.device, dtype=flow.dtype), indexing="ij")
+        flow = torch.stack([(gx + flow[:, 0]).clamp(0, width - 1) - gx, (gy + flow[:, 1]).clamp(0, height - 1) - gy], 1)
     base_x = torch.linspace(-1.0, 1.0, width, device=flow.device, dtype=flow.dtype).view(1, 1, width)
     base_y = torch.linspace(-1.0, 1.0, height, device=flow.device, dtype=flow.dtype).view(1, height, 1)
     # A 1-pixel axis has a single sample position whatever the offset; avoid dividing by zero.
     grid_x = base_x + flow[:, 0] / (max(width - 1, 1) / 2.0)
     grid_y = base_y + flow[:, 1] / (max(height - 1, 1) / 2.0)
     grid = torch.stack([grid_x, grid_y], dim=-1)  # (N, H, W, 2), last axis (x, y)
-    out = F.grid_sample(x, grid, mode="bilinear", padding_mode=padding, align_corners=True)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
     return out.to(out_dtype)
 
 

@@ -26,6 +26,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..configs import build_model, config_metadata
+from ..engines import load_engine
+from ..weights.io import write_safetensors
 from ..errors import InputError
 
 log = logging.getLogger(__name__)
@@ -142,7 +145,6 @@ def _read_frames(path: Path, *, width: int | None = None) -> torch.Tensor:
 
 
 def run(args) -> int:
-    from ..configs import build_model
     from .loop import TrainConfig, train
 
     if args.patch % 8:
@@ -167,13 +169,11 @@ def run(args) -> int:
     torch.manual_seed(args.seed)
     model = build_model(args.config)
     if args.init:
-        from ..engines import load_model
-
-        start = load_model(args.init)
+        start = load_engine(args.init)
         if start.config != model.config:
             raise InputError(f"--init {args.init}: its config {start.config} is not --config {args.config} "
                              f"({model.config}); pass the config it was trained with")
-        model.load_state_dict(start.state_dict())
+        model.load_state_dict(start.network.state_dict())
     cfg = TrainConfig(model_config=args.config, steps=args.steps, batch_size=args.batch, lr=args.lr,
                       halve_every=args.halve_every, mu=args.mu, anchor=args.anchor,
                       anchor_mu=args.anchor_mu, seed=args.seed,
@@ -211,9 +211,6 @@ def run(args) -> int:
 
 def export(model, config_name: str, dest: str | Path, *, extra: dict | None = None) -> Path:
     """Write ``model``'s weights as safetensors with the metadata that rebuilds it (see configs)."""
-    from ..configs import config_metadata
-    from ..weights.io import write_safetensors
-
     sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     meta = {**config_metadata(model, config_name), **{k: json.dumps(v, sort_keys=True) for k, v in (extra or {}).items()}}
     return write_safetensors(sd, Path(dest), meta)

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
+from ..engines import load_estimator
 from .losses import pervfi_loss
 
 log = logging.getLogger(__name__)
@@ -54,10 +55,8 @@ class FlowProvider:
     """
 
     def __init__(self, names: tuple[str, ...], *, seed: int, device: str):
-        from ..flow import build_estimator
-
         self.names, self.seed = tuple(names), seed
-        self.estimators = {n: build_estimator(n, device=device) for n in self.names if n != "exact"}
+        self.estimators = {n: load_estimator(n, device=device) for n in self.names if n != "exact"}
 
     @torch.no_grad()
     def __call__(self, batch: dict, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

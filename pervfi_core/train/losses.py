@@ -62,7 +62,7 @@ def pervfi_loss(model, batch: dict, flows: tuple[torch.Tensor, torch.Tensor], *,
     fflow, bflow = flows
     blend = model.blend(batch["img0"], batch["img1"], fflow, bflow, batch["t"])
     logs: dict[str, float] = {}
-    if model.stochastic:
+    if model.decoder == "flow":  # the normalizing flow: NLL (Eq. 11-12); the vb decoder: L1
         nll, zs = model.encode(blend, dequantize(batch["gt"], generator).clamp(0, 1))
         loss = nll.mean()
         logs["nll_bits"] = float(dequantized_nll_bits(nll.detach()).mean())

@@ -42,7 +42,8 @@ from .checkpoint import (
     resolve,
 )
 from .fetch import clear_model_dirs, find_local, list_downloadable, list_local, model_dirs, register_model_dirs
-from .layout import ARCHITECTURES, canonicalize, detect
+from ..registry import ARCHITECTURES, detect
+from .layout import canonicalize
 from .manifest import KINDS, Entry, Manifest, default_manifest
 
 __all__ = [

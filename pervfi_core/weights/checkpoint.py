@@ -16,7 +16,8 @@ import torch
 from ..errors import ArchitectureMismatchError, WeightsError
 from .fetch import fetch_entry, find_local, model_dirs
 from .io import read_raw, sha256_file, write_safetensors
-from .layout import ARCHITECTURES, canonicalize, detect, layout_fingerprint as _fingerprint
+from ..registry import ARCHITECTURES, detect
+from .layout import canonicalize, layout_fingerprint as _fingerprint
 from .manifest import Entry, Manifest, default_manifest
 
 logger = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ def layout_fingerprint(state_dict: Mapping[str, Any]) -> str:
 
 
 def detect_architecture(state_dict: Mapping[str, Any]) -> str:
-    """Architecture id (one of :data:`ARCHITECTURES`) from key names; raises WeightsError if unknown."""
+    """Architecture id (see :data:`pervfi_core.registry.ARCHITECTURES`) from key names; raises WeightsError if unknown."""
     return detect(canonicalize(state_dict)[0])[0]
 
 
@@ -157,8 +158,8 @@ def check_layout(sd: Mapping[str, Any], *, arch: str | None = None, entry: Entry
     """
     manifest = manifest or default_manifest()
     wanted = manifest.architecture_of(arch) if arch is not None else None
-    if wanted is not None and wanted not in ARCHITECTURES:
-        raise WeightsError(f"unknown architecture {arch!r}; expected one of {', '.join(ARCHITECTURES)}")
+    if wanted is not None and wanted not in (a.id for a in ARCHITECTURES):
+        raise WeightsError(f"unknown architecture {arch!r}; expected one of {', '.join(a.id for a in ARCHITECTURES)}")
     try:
         detected, config = detect(sd)
     except WeightsError as err:
@@ -181,7 +182,7 @@ def check_layout(sd: Mapping[str, Any], *, arch: str | None = None, entry: Entry
         expected, what = entry.layout_fingerprint, f"the published layout of {entry.id}"
     elif stored:
         expected, what = stored, "the fingerprint stored in the file's metadata (was it modified?)"
-    elif any(config == c for c, _ in published) and not info.official:
+    elif config and any(json.loads(json.dumps(config)) == c for c, _ in published) and not info.official:  # tuples as lists; a fixed layout (no config) is left to the strict load
         expected, what = published[0][1], f"the published {detected} layout (same hyperparameters)"
     else:
         expected, what = fp, ""

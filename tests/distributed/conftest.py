@@ -73,7 +73,7 @@ def reference(tmp_path_factory):
     """``reference(clip, multiplier=2, fps=None)`` -> PNG folder of the single-process run (cached)."""
     import torch
 
-    from pervfi_core.engines import load_estimator, load_model
+    from pervfi_core.engines import load_estimator, load_engine
     from pervfi_core.pipeline.loop import interpolate_file
 
     cache: dict = {}
@@ -86,7 +86,7 @@ def reference(tmp_path_factory):
             threads = torch.get_num_threads()
             torch.set_num_threads(1)  # 2 cores shared: one thread is far faster than two contending ones
             try:
-                interpolate_file(clip, out, load_model(ENGINE), load_estimator("auto"), multiplier=multiplier, fps=fps)
+                interpolate_file(clip, out, load_engine(ENGINE), load_estimator("auto"), multiplier=multiplier, fps=fps)
             finally:
                 torch.set_num_threads(threads)
             cache[key] = out

@@ -4,24 +4,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pervfi_core import build_model, weights
-from pervfi_core.engines import (
-    DEFAULT,
-    TRAINING_FREE,
-    Engine,
-    EngineInfo,
-    estimator_checkpoints,
-    load_estimator,
-    load_model,
-    model_choices,
-)
+from pervfi_core import build_engine, weights
+from pervfi_core.engine import Blend, Engine, EngineInfo
+from pervfi_core.engines import DEFAULT, engine_choices, estimator_checkpoints, load_engine, load_estimator
 from pervfi_core.errors import ArchitectureMismatchError
-from pervfi_core.model import Blend
+
+TRAINING_FREE = "training-free"
 
 
 @pytest.mark.parametrize("spec", [DEFAULT, TRAINING_FREE])
 def test_engines_implement_the_contract(spec, device):
-    engine = load_model(spec, device=device)
+    engine = load_engine(spec, device=device)
     assert isinstance(engine, Engine) and isinstance(engine.info, EngineInfo)
     assert engine.device.type == device.type and engine.dtype == torch.float32
     assert engine.stochastic is False and engine.size_multiple in (1, 8)
@@ -34,18 +27,18 @@ def test_engines_implement_the_contract(spec, device):
 
 
 def test_the_descriptor_says_what_was_loaded():
-    info = load_model("pervfi-own").info
+    info = load_engine("pervfi-own").info
     entry = weights.default_manifest().get("pervfi-own")
     assert info.id == "pervfi-own" and info.architecture == "pervfi-vb" and info.sha256 == entry.sha256
     assert info.source.endswith(entry.filename) and info.trained_step == 1400
     assert info.config["base"] == "training-free"
-    built = build_model("vb")  # built in memory: named after its architecture, no file
+    built = build_engine("vb")  # built in memory: named after its architecture, no file
     assert built.name == "pervfi-vb" and built.info.source is None and built.max_pixels == 1024 * 576
-    assert load_model(TRAINING_FREE).info.architecture == TRAINING_FREE
+    assert load_engine(TRAINING_FREE).info.architecture == TRAINING_FREE
 
 
 def test_one_catalog_for_the_cli_and_the_loader_nodes():
-    choices = model_choices()
+    choices = engine_choices()
     assert choices[:2] == [DEFAULT, TRAINING_FREE] and {"pervfi-own", "pervfi-v00", "pervfi-vb"} <= set(choices)
     assert estimator_checkpoints()[0] == DEFAULT and "raft-sintel" in estimator_checkpoints()
 
@@ -61,4 +54,4 @@ def test_estimator_checkpoints_must_match_the_estimator(tmp_path):
     with pytest.raises(ArchitectureMismatchError, match="not raft"):
         load_estimator("raft", checkpoint=str(path))
     with pytest.raises(ArchitectureMismatchError, match="belong in --flow"):
-        load_model(str(path))
+        load_engine(str(path))

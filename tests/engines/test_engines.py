@@ -8,7 +8,8 @@ import torch
 from pervfi_core import weights
 from pervfi_core.metrics import psnr
 from pervfi_core.model import PerVFI
-from pervfi_core.engines import DEFAULT_MODEL, load_model
+from pervfi_core.pervfi_engine import PerVFIEngine
+from pervfi_core.engines import DEFAULT_ENGINE, load_engine
 from pervfi_core.training_free import TrainingFreeVFI
 from pervfi_core.weights.manifest import default_manifest
 
@@ -24,20 +25,21 @@ def _pair(height=48, width=64):
 
 
 def test_default_is_the_training_free_engine_and_the_trained_model_loads_offline():
-    assert isinstance(load_model(None), TrainingFreeVFI) and DEFAULT_MODEL == "training-free"
-    assert isinstance(load_model("default"), TrainingFreeVFI) and load_model(None).trust_gain > 0
+    assert isinstance(load_engine(None), TrainingFreeVFI) and DEFAULT_ENGINE == "training-free"
+    assert isinstance(load_engine("default"), TrainingFreeVFI) and load_engine(None).trust_gain > 0
     entry = default_manifest().get("pervfi-own")
     path = weights.resolve("pervfi-own", download=False)  # embedded: never downloaded
     assert path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == entry.sha256
-    model = load_model("pervfi-own")
-    assert isinstance(model, PerVFI) and model.name == "pervfi-own" and not model.training
+    model = load_engine("pervfi-own")
+    assert isinstance(model, PerVFIEngine) and isinstance(model.network, PerVFI) and model.name == "pervfi-own"
+    assert not model.training
     assert model.config["base"] == "training-free" and not model.stochastic
 
 
 def test_pervfi_own_adds_a_small_learned_correction_to_the_frame_it_was_trained_on():
     img0, img1, fflow, bflow = _pair()
     with torch.no_grad():
-        ours = load_model("pervfi-own")(img0, img1, fflow, bflow, 0.5)
+        ours = load_engine("pervfi-own")(img0, img1, fflow, bflow, 0.5)
         base = TrainingFreeVFI(trust_gain=0)(img0, img1, fflow, bflow, 0.5)  # its training base: no motion trust
     diff = (ours - base).abs()
     assert diff.max() > 1e-3  # trained: not the zero-initialised residual
@@ -52,7 +54,7 @@ def test_the_embedded_flow_model_answers_tau_and_seed_offline():
     entry = default_manifest().get("pervfi-own-flow")
     path = weights.resolve("pervfi-own-flow", download=False)  # embedded: never downloaded
     assert path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == entry.sha256
-    model = load_model("pervfi-own-flow")
+    model = load_engine("pervfi-own-flow")
     assert model.stochastic and model.config["base"] == "training-free-trust"
     img0, img1, fflow, bflow = _pair()
 

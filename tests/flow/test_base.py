@@ -4,6 +4,7 @@ import torch
 from torch import nn
 
 from pervfi_core.errors import InputError
+from pervfi_core.engines import load_estimator
 from pervfi_core.flow import build_estimator
 from pervfi_core.flow.base import NetworkEstimator
 
@@ -97,7 +98,7 @@ def test_gmflow_estimator_matches_official_infer_on_124x180(parity_dir, load_par
     """The official infer(): x255, centred zero padding to 16 ((6,6,2,2) -> 128x192), two calls, crop."""
     ref = load_parity("gmflow_outputs")
     inp = load_parity("flow_inputs")
-    est = build_estimator("gmflow", weights=parity_dir / "weights" / "gmflow.pth")
+    est = load_estimator("gmflow", checkpoint=str(parity_dir / "weights" / "gmflow.pth"))
     assert est.name == "gmflow"
     fflow, bflow = est(inp["img0"][..., :124, :180], inp["img1"][..., :124, :180])
     torch.testing.assert_close(fflow, ref["infer124x180.fflow"], atol=2e-2, rtol=0)
@@ -107,7 +108,7 @@ def test_gmflow_estimator_matches_official_infer_on_124x180(parity_dir, load_par
 def test_raft_small_estimator_matches_official_infer_on_124x180(parity_dir, load_parity):
     ref = load_parity("raft_small_outputs")
     inp = load_parity("flow_inputs")
-    est = build_estimator("raft-small", weights=parity_dir / "weights" / "raft_small.pth")
+    est = load_estimator("raft-small", checkpoint=str(parity_dir / "weights" / "raft_small.pth"))
     fflow, bflow = est(inp["img0"][..., :124, :180], inp["img1"][..., :124, :180])
     torch.testing.assert_close(fflow, ref["infer124x180.fflow"], atol=1e-3, rtol=0)
     torch.testing.assert_close(bflow, ref["infer124x180.bflow"], atol=1e-3, rtol=0)

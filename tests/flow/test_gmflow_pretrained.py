@@ -5,14 +5,14 @@ Needs the package index (or the files already in the cache); skips with the reas
 import pytest
 
 from pervfi_core.errors import PerVFIError
-from pervfi_core.flow import build_estimator
+from pervfi_core.engines import load_estimator
 from pervfi_core.flow.gmflow_estimator import refine_splits
 
 
 @pytest.fixture(scope="module")
 def estimator():
     try:
-        return build_estimator("gmflow-refine")
+        return load_estimator("gmflow-refine")
     except PerVFIError as err:
         pytest.skip(f"pretrained GMFlow weights unavailable: {err}")
 

@@ -94,4 +94,4 @@ def test_the_normalizing_flow_decoder_stays_float32_in_half_precision(fake_comfy
     shutil.copy(parity_dir / "weights" / "pervfi_v00.safetensors", folder / "v00.safetensors")
     model, = run_node(PerVFILoadModel, checkpoint="v00.safetensors", dtype="auto")
     engine = rt.unwrap(model)
-    assert engine.dtype == torch.bfloat16 and next(engine.condFLownet.parameters()).dtype == torch.float32
+    assert engine.dtype == torch.bfloat16 and next(engine.network.condFLownet.parameters()).dtype == torch.float32

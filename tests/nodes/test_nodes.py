@@ -124,10 +124,10 @@ def v00_blend(clip, default_models, parity_dir):
     """The official v00 architecture with the parity fixtures' random weights, on two 48x27 frames."""
     from safetensors.torch import load_file
 
-    from pervfi_core import build_model
+    from pervfi_core import build_engine
 
-    model = build_model("v00")
-    model.load_state_dict(load_file(str(parity_dir / "weights" / "pervfi_v00.safetensors")))
+    model = build_engine("v00")
+    model.network.load_state_dict(load_file(str(parity_dir / "weights" / "pervfi_v00.safetensors")))
     frames = torch.nn.functional.interpolate(clip[:2].permute(0, 3, 1, 2), size=(27, 48), mode="area")
     frames = frames.permute(0, 2, 3, 1).contiguous()
     flow, = run_node(PerVFIFlowEstimation, frames=frames, flow_model=default_models[1])
@@ -245,7 +245,7 @@ def test_model_folders_are_registered_and_listed(fake_comfyui, parity_dir):
     assert "pervfi-own" in choices  # embedded in the pack: always available
     model, = run_node(PerVFILoadModel, checkpoint="my_vb.safetensors", dtype="float32")
     model = rt.unwrap(model)  # inside ComfyUI the engine travels in a ModelPatcher
-    assert model.arch == "pervfi-vb" and not model.stochastic
+    assert model.info.architecture == "pervfi-vb" and not model.stochastic
 
 
 def test_out_of_memory_goes_through_the_host_hooks(clip, fake_comfyui):

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import json
 
-from pervfi_core import build_model
-from pervfi_core.engines import ESTIMATOR_MEMORY, MEMORY_PER_PIXEL, estimator_memory, load_model
+from pervfi_core import build_engine
+from pervfi_core.engines import ESTIMATOR_MEMORY, MEMORY_PER_PIXEL, estimator_memory, load_engine
+from pervfi_core.pervfi_engine import COMPACT_VB_BYTES_PER_PIXEL
 from pervfi_core.pipeline import Hooks, Options, Retime
 from pervfi_core.pipeline.memory import call_pixels, memory_required, new_frames_per_pair
 from pervfi_core.pipeline.report import run_report, to_json
@@ -12,12 +13,12 @@ from testkit.clips import LinearBlend, SeededNoise, ZeroFlow
 
 
 def test_engines_carry_their_measured_figure():
-    assert build_model("v00").memory_per_pixel == MEMORY_PER_PIXEL["pervfi-v00"]
-    assert build_model("vb").memory_per_pixel == MEMORY_PER_PIXEL["pervfi-vb"]
-    assert build_model("residual-vb").memory_per_pixel == MEMORY_PER_PIXEL["pervfi-own"]  # compact widths
-    assert load_model("pervfi-own").memory_per_pixel == MEMORY_PER_PIXEL["pervfi-own"]
-    assert load_model("training-free").memory_per_pixel == MEMORY_PER_PIXEL["training-free"]
-    assert MEMORY_PER_PIXEL["training-free"] < MEMORY_PER_PIXEL["pervfi-own"] < MEMORY_PER_PIXEL["pervfi-v00"]
+    assert build_engine("v00").memory_per_pixel == MEMORY_PER_PIXEL["pervfi-v00"]
+    assert build_engine("vb").memory_per_pixel == MEMORY_PER_PIXEL["pervfi-vb"]
+    assert build_engine("residual-vb").memory_per_pixel == COMPACT_VB_BYTES_PER_PIXEL  # compact widths
+    assert load_engine("pervfi-own").memory_per_pixel == COMPACT_VB_BYTES_PER_PIXEL
+    assert load_engine("training-free").memory_per_pixel == MEMORY_PER_PIXEL["training-free"]
+    assert MEMORY_PER_PIXEL["training-free"] < COMPACT_VB_BYTES_PER_PIXEL < MEMORY_PER_PIXEL["pervfi-v00"]
 
 
 def test_the_estimate_follows_the_frame_size_and_the_tile_plan():

@@ -129,19 +129,19 @@ def _moving_frames(n=3, h=37, w=53):
 
 @pytest.mark.parametrize("engine", ["training-free", "vb"])
 def test_odd_sizes_with_real_engines(engine):
-    from pervfi_core import build_model
-    from pervfi_core.flow import build_estimator
+    from pervfi_core import build_engine
+    from pervfi_core.engines import load_estimator
     from pervfi_core.training_free import TrainingFreeVFI
 
     x = _moving_frames()
-    model = TrainingFreeVFI() if engine == "training-free" else build_model("vb")
-    out = pipeline.interpolate(x, model, build_estimator("auto"), 2)
+    model = TrainingFreeVFI() if engine == "training-free" else build_engine("vb")
+    out = pipeline.interpolate(x, model, load_estimator("auto"), 2)
     assert out.shape == (5, 3, 37, 53) and torch.equal(out[::2], x)
     assert bool(((out >= 0) & (out <= 1)).all())
 
 
 def test_stochastic_model_seeds_are_per_frame_and_stages_match_fused():
-    from pervfi_core import build_model
+    from pervfi_core import build_engine
 
     class Seeded(LinearBlend):
         stochastic = True
@@ -168,7 +168,7 @@ def test_stochastic_model_seeds_are_per_frame_and_stages_match_fused():
     assert fake.seeds == [7, 7, 7, 7] and not torch.equal(shared, a)
     # the real v00 model (random weights): stages and the fused path agree, inputs untouched
     torch.manual_seed(0)
-    model = build_model("v00")
+    model = build_engine("v00")
     x = x[:2]
     split = pipeline.decode(x, pipeline.blend(x, pipeline.estimate_flow(x, est), model, 2), model, tau=0.5, seed=7)
     fused = pipeline.interpolate(x, model, est, 2, tau=0.5, seed=7)
@@ -189,12 +189,12 @@ def test_blends_are_parked_on_the_park_device():
 def test_frames_above_the_budget_are_blended_in_tiles_and_decode_like_the_fused_path(engine):
     """The split stages (the nodes) tile large frames like the fused path (same frames; cores of at
     most the budget plus context); for a local engine the stitched frame equals the untiled one."""
-    from pervfi_core import build_model
+    from pervfi_core import build_engine
     from pervfi_core.training_free import TrainingFreeVFI
 
     x = _moving_frames(2, 100, 140)
     torch.manual_seed(0)
-    model = TrainingFreeVFI() if engine == "training-free" else build_model("v00")
+    model = TrainingFreeVFI() if engine == "training-free" else build_engine("v00")
     est = ZeroFlow()
     flows = pipeline.estimate_flow(x, est)
     budget = 64 * 64  # smaller than one frame: 2 x 3 tiles of 64 px (MIN_TILE) + context

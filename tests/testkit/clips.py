@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pervfi_core.engines import EngineInfo
+from pervfi_core.engine import EngineInfo
 from pervfi_core.model import Blend
 from pervfi_core.ops.padding import padding_for
 

@@ -9,7 +9,7 @@ import torch
 from pervfi_core.errors import InputError
 from pervfi_core.train import cli
 from pervfi_core.configs import CONFIGS, build_model, config_metadata, model_from_metadata
-from pervfi_core.engines import load_model
+from pervfi_core.engines import load_engine
 
 
 def _frame_folder(path, n=6, size=(40, 48)):
@@ -31,10 +31,10 @@ def test_train_cli_on_a_clip_writes_checkpoint_metrics_and_loadable_weights(tmp_
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines] == [1, 2] and "val_psnr" in lines[-1]
     assert torch.load(out / "last.pt", weights_only=True)["step"] == 2
-    model = load_model(str(dest))
+    model = load_engine(str(dest))
     assert model.config == build_model("tiny").config
     trained = torch.load(out / "last.pt", weights_only=True)["model"]
-    assert all(torch.equal(v, trained[k]) for k, v in model.state_dict().items())
+    assert all(torch.equal(v, trained[k]) for k, v in model.network.state_dict().items())
 
 
 def test_metadata_rebuilds_every_named_config():
@@ -81,7 +81,7 @@ def test_synthetic_and_clips_train_together_and_the_weights_load_in_the_pipeline
     with safe_open(str(dest), framework="pt") as f:
         direct = model_from_metadata(dict(f.metadata()))
     direct.load_state_dict(load_file(str(dest)))
-    via_pipeline = load_model(str(dest))
+    via_pipeline = load_engine(str(dest))
     assert via_pipeline.config == direct.config and via_pipeline.config["base"] == "training-free"
     g = torch.Generator().manual_seed(0)
     img0, img1 = torch.rand(1, 3, 24, 32, generator=g), torch.rand(1, 3, 24, 32, generator=g)
@@ -98,7 +98,7 @@ def test_init_starts_from_exported_weights_of_the_same_config(tmp_path):
     second = tmp_path / "b.safetensors"  # lr 0: the fine-tuned weights are exactly the initial ones
     assert cli.main(["train", *common, "--config", "tiny", "--lr", "0", "--seed", "5", "--init", str(first),
                      "--out", str(tmp_path / "b"), "--export", str(second)]) == 0
-    a, b = load_model(str(first)).state_dict(), load_model(str(second)).state_dict()
+    a, b = load_engine(str(first)).network.state_dict(), load_engine(str(second)).network.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(InputError, match="--init"):
         cli.main(["train", *common, "--config", "compact", "--init", str(first), "--out", str(tmp_path / "c")])
@@ -156,7 +156,7 @@ def test_the_device_training_recipe_runs_on_a_cpu_and_brings_back_its_files(tmp_
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert sorted(p.name for p in out.iterdir()) == ["environment.json", "log.txt", "metrics.jsonl", "summary.md",
                                                      "weights.safetensors"]
-    assert load_model(str(out / "weights.safetensors")).config == build_model("residual-flow-wide").config
+    assert load_engine(str(out / "weights.safetensors")).config == build_model("residual-flow-wide").config
     assert "config residual-flow-wide" in run.stdout and "init none" in run.stdout  # the wide one starts at its base
     assert "| 3 |" in (out / "summary.md").read_text()  # the --cpu run's 3 steps, validated at the end
     missing = subprocess.run(["bash", str(ROOT / "bench" / "device_train.sh"), "--cpu", str(out)],

@@ -43,6 +43,19 @@ def tiny_raft_small() -> dict[str, torch.Tensor]:
     return {k: torch.randn(s, generator=g) for k, s in shapes.items()}
 
 
+def own_state_dict() -> dict[str, torch.Tensor]:
+    """A project-trained-style checkpoint: PerVFI v00 at the smallest config (not a published layout)."""
+    from pervfi_core import build_model
+
+    torch.manual_seed(7)
+    return {k: v.contiguous() for k, v in build_model("tiny").state_dict().items()}
+
+
+@pytest.fixture(scope="session")
+def own_sd() -> dict[str, torch.Tensor]:
+    return own_state_dict()
+
+
 def entry_dict(id_: str, filename: str, sd: dict | None, sources: list, **extra) -> dict:
     """A manifest entry (JSON form) for test files."""
     d = {

@@ -31,12 +31,22 @@ def test_list_shows_every_entry(capsys):
     assert "local:" in own and "weights" in own  # embedded in the repository, never downloaded
 
 
-def test_verify_reports_architecture_and_ok(capsys, tmp_path, tiny_sd):
+def test_verify_reports_architecture_and_ok(capsys, tmp_path):
+    from pervfi_core.flow.raft import RAFT
+
     path = tmp_path / "mine.pth"
-    torch.save({f"module.{k}": v for k, v in tiny_sd.items()}, path)
+    torch.save({f"module.{k}": v for k, v in RAFT(small=True).state_dict().items()}, path)
     code, out = run(capsys, "verify", str(path))
     assert code == 0
     assert "architecture raft-small" in out and "container module-prefix" in out and "layout: OK" in out
+
+
+def test_verify_refuses_a_published_architecture_with_other_shapes(capsys, tmp_path, tiny_sd):
+    """RAFT-small's constructor has no widths to vary: other shapes cannot be loaded, so they are a mismatch."""
+    path = tmp_path / "mine.pth"
+    torch.save(tiny_sd, path)
+    code, out = run(capsys, "verify", str(path))
+    assert code == 1 and "architecture raft-small" in out and "layout: MISMATCH" in out
 
 
 def test_verify_reports_mismatch(capsys, tmp_path, tiny_sd):
@@ -60,15 +70,15 @@ def test_verify_official_file_against_its_manifest_entry(capsys, parity_dir, tmp
     assert code == 1 and "MISMATCH" in out
 
 
-def test_convert_writes_safetensors(capsys, tmp_path, tiny_sd):
+def test_convert_writes_safetensors(capsys, tmp_path, own_sd):
     src = tmp_path / "mine.pth"
-    torch.save({"model": tiny_sd}, src)
+    torch.save({"model": own_sd}, src)
     out_path = tmp_path / "converted.safetensors"
     code, out = run(capsys, "convert", str(src), "--out", str(out_path))
     assert code == 0 and str(out_path) in out
     with safe_open(str(out_path), framework="pt") as f:
-        assert f.metadata()["pervfi_architecture"] == "raft-small"
-        assert sorted(f.keys()) == sorted(tiny_sd)
+        assert f.metadata()["pervfi_architecture"] == "pervfi-v00"
+        assert sorted(f.keys()) == sorted(own_sd)
 
 
 def test_convert_and_fetch_errors_exit_nonzero(capsys, tmp_path, tiny_sd):

