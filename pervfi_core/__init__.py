@@ -10,11 +10,8 @@ from .errors import (  # noqa: F401
     UnsafeCheckpointError,
     WeightsError,
 )
-
 from .allocator import tune_malloc  # noqa: F401
+from .configs import build_model  # noqa: F401  (the network of a config: "v00", "vb", or the project's own)
+from .pervfi_engine import build_engine  # noqa: F401  (the same behind the engine contract)
 
 __version__ = "0.1.0"
-
-
-from .configs import build_model  # noqa: E402,F401  (the network of a config: "v00", "vb", or the project's own)
-from .pervfi_engine import build_engine  # noqa: E402,F401  (the same behind the engine contract)

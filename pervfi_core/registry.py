@@ -37,11 +37,3 @@ def detect(sd: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     raise WeightsError(f"unrecognised checkpoint: its {len(sd)} keys (e.g. {sample}) match none of the known "
                        f"architectures {', '.join(a.id for a in ARCHITECTURES)}")
 
-
-def spec_of(architecture: str):
-    """The engine or estimator spec of an architecture id."""
-    for spec in (*ENGINES, *ESTIMATORS):
-        if spec.architecture is not None and spec.architecture.id == architecture:
-            return spec
-    raise WeightsError(f"unknown architecture {architecture!r}; expected one of "
-                       f"{', '.join(a.id for a in ARCHITECTURES)}")

@@ -11,7 +11,7 @@ import torch
 
 from pervfi_core import weights
 from pervfi_core.errors import ArchitectureMismatchError, WeightsError
-from pervfi_core.registry import detect, spec_of
+from pervfi_core.registry import detect
 from pervfi_core.weights.layout import canonicalize, layout_fingerprint
 from pervfi_core.weights.manifest import Manifest, default_manifest
 
