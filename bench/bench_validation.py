@@ -84,8 +84,8 @@ class Methods:
 
     def __init__(self, groups: list[Group]):
         self.trunk = RIFETrunk(load_estimator("rife").network)
-        self.fns = {AVERAGE: lambda a, b, k: {AVERAGE: 0.5 * (a + b)},
-                    RIFE: lambda a, b, k: {RIFE: rife_frame(self.trunk(a, b, 0.5)).clamp(0, 1)}}
+        self.fns = {AVERAGE: lambda a, b, k, one=False: {AVERAGE: 0.5 * (a + b)},
+                    RIFE: lambda a, b, k, one=False: {RIFE: rife_frame(self.trunk(a, b, 0.5)).clamp(0, 1)}}
         for g in groups:
             self.fns[" ".join(d[0] for d in g.decodes)] = self._engine_fn(g)
 
@@ -94,11 +94,11 @@ class Methods:
         engine = load_engine(g.engine)
         est = None if not getattr(engine, "needs_motion", True) else load_estimator(g.flow)
 
-        def run(a, b, k):
+        def run(a, b, k, one=False):  # one: only the first spec's decode (what one output frame costs)
             f, bw = est(a, b) if est is not None else (None, None)
             blend = engine.blend(a, b, f, bw, 0.5)
             return {label: engine.decode(blend, tau=tau, seed=k if seed is None else seed).clamp(0, 1)
-                    for label, tau, seed in g.decodes}
+                    for label, tau, seed in g.decodes[:1 if one else None]}
 
         return run
 
@@ -139,8 +139,8 @@ def time_side_by_side(methods: Methods, img0, img1, size: tuple[int, int], repea
     a, b = (F.interpolate(x, size=(size[1], size[0]), mode="area") for x in (img0, img1))
     out = {}
     for key, fn in methods.fns.items():
-        fn(a, b, 0)  # warm-up
-        runs = [timed(fn, a, b, 0)[1:] for _ in range(repeats)]
+        fn(a, b, 0, True)  # warm-up
+        runs = [timed(fn, a, b, 0, True)[1:] for _ in range(repeats)]
         out[key] = tuple(float(np.median([r[i] for r in runs])) for i in (0, 1))
     return out
 
@@ -158,6 +158,7 @@ def main(argv=None) -> dict | None:
     p.add_argument("--time-size", default="448x256")
     p.add_argument("--time-repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--time-only", action="store_true", help="only the side-by-side timing (printed)")
     p.add_argument("--light-taus", action="store_true",
                    help="τ > 0 rows get PSNR, LPIPS-alex and DISTS only (SSIM and LPIPS-vgg: '–'), a third of the cost")
     p.add_argument("--out", type=Path, default=HERE / "results" / "validation.md")
@@ -169,8 +170,15 @@ def main(argv=None) -> dict | None:
         return None
     torch.set_num_threads(args.threads)
     groups = parse_specs(args.engines)
-    methods, score = Methods(groups), Scorer()
-    items = triplets(args.validation, args.limit)
+    methods, items = Methods(groups), triplets(args.validation, args.limit)
+    w, h = (int(v) for v in args.time_size.split("x"))
+    if args.time_only:  # the side-by-side timing alone, on the first triplet (printed, no file written)
+        i0, i1 = (read_png(args.validation / items[0]["path"] / f"{n}.png") for n in ("frame0", "frame1"))
+        side = time_side_by_side(methods, i0, i1, (w, h), args.time_repeats)
+        for key, (wall, cpu) in side.items():
+            print(f"| {key.split(' ')[0]} | {wall:.3f} | {cpu:.3f} | {cpu / side[RIFE][1]:.2f}x |")
+        return {"side_by_side": side}
+    score = Scorer()
     scores: dict[str, list[dict]] = {label: [] for label in methods.labels()}
     seconds: dict[str, list[tuple[float, float]]] = {key: [] for key in methods.fns}
     first = None
@@ -187,7 +195,6 @@ def main(argv=None) -> dict | None:
                 scores[label].append({**score(y, full=full), "set": item["set"], "class": item["motion_class"],
                                       "name": item["name"]})
         print(f"{k + 1}/{len(items)} {item['set']}/{item['name']}", file=sys.stderr)
-    w, h = (int(v) for v in args.time_size.split("x"))
     side = time_side_by_side(methods, *first, (w, h), args.time_repeats)
     results = {"scores": scores, "seconds": {k: np.mean(v, axis=0).tolist() for k, v in seconds.items()},
                "side_by_side": side, "time_size": args.time_size, "n": len(items)}
@@ -225,7 +232,9 @@ def report(args, results) -> list[str]:
     lines += _table("## Overall", scores, None)
     lines += _table("## Per motion class", scores, "class")
     lines += _table("## Per set", scores, "set")
-    lines += [f"## Seconds per frame (estimator + blend + one decode; {args.threads} threads)", "",
+    lines += [f"## Seconds per frame ({args.threads} threads)", "",
+              "Over the set: estimator + blend + every decode of the row (an engine with several τ decodes them all "
+              f"from one blend); at {args.time_size}: estimator + blend + one decode, median of {args.time_repeats}.", "",
               f"| method | wall s/frame (set) | CPU s/frame (set) | wall s ({args.time_size}) | CPU s ({args.time_size}) |"
               f" CPU vs RIFE ({args.time_size}) |", "|---|---|---|---|---|---|"]
     for key in secs:
