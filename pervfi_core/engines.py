@@ -17,7 +17,7 @@ import torch
 from . import weights
 from .devices import DTYPES, pick_device, pick_dtype  # noqa: F401  (re-exported: the hosts' one import)
 from .engine import EngineInfo
-from .errors import ArchitectureMismatchError, InputError, PerVFIError
+from .errors import ArchitectureMismatchError, InputError, PerVFIError, WeightsError
 from .flow.dis import import_cv2
 from .flow.registry import AUTO, CPU_MAX_SIDE, ESTIMATORS, build_estimator
 from .registry import ENGINES, detect
@@ -25,8 +25,12 @@ from .registry import ENGINES, detect
 logger = logging.getLogger(__name__)
 
 DEFAULT = "default"
-#: The default engine on every device (BENCHMARKS.md, "Choosing the default").
-DEFAULT_ENGINE = "training-free"
+#: The default engine on every device (BENCHMARKS.md, "Choosing the default"): pervfi-rife measured best of the
+#: product's engines on the real footage of ../shared/validation (bench/results/validation.md). Its RIFE trunk is
+#: fetched on first use; when it cannot be, the default says so in one line and falls back to FALLBACK_ENGINE.
+DEFAULT_ENGINE = "pervfi-rife"
+#: The best engine without weights.
+FALLBACK_ENGINE = "training-free"
 
 #: Working bytes per pixel of each registered engine at its official/default width (float32, measured).
 MEMORY_PER_PIXEL = {s.name: s.memory_per_pixel({}) for s in ENGINES}
@@ -75,6 +79,14 @@ def load_engine(name: str | None = None, *, device=None, dtype: torch.dtype = to
     configuration (:mod:`pervfi_core.configs`). A ``dtype`` other than float32 is applied where the engine
     allows it (``set_dtype``). Motion-estimator weights raise :class:`ArchitectureMismatchError` pointing
     to ``estimator_option``, where they belong."""
+    if name in (None, DEFAULT) and DEFAULT_ENGINE != FALLBACK_ENGINE:
+        try:
+            return load_engine(DEFAULT_ENGINE, device=device, dtype=dtype, progress=progress,
+                               estimator_option=estimator_option)
+        except WeightsError as err:  # e.g. its first-use fetch failed: say so once, run the best engine without weights
+            logger.warning("the default engine %s could not load its weights (%s); using %s instead",
+                           DEFAULT_ENGINE, err, FALLBACK_ENGINE)
+            name = FALLBACK_ENGINE
     name = DEFAULT_ENGINE if name in (None, DEFAULT) else name
     if name in ENGINES and ENGINES.get(name).architecture is None:
         engine = ENGINES.get(name).build()
@@ -86,7 +98,10 @@ def load_engine(name: str | None = None, *, device=None, dtype: torch.dtype = to
             raise ArchitectureMismatchError(
                 f"{name}: this checkpoint is a {arch!r} network, not an engine ({', '.join(ENGINES.names())}); "
                 f"motion-estimator weights belong in {estimator_option}")
-        engine = ENGINES.get(arch).build(loaded.state_dict, loaded.metadata)
+        spec = ENGINES.get(arch)
+        extra = {} if spec.estimator is None else {"estimator": load_estimator(
+            spec.estimator, checkpoint=_users_copy(spec.estimator), progress=progress)}
+        engine = spec.build(loaded.state_dict, loaded.metadata, **extra)
         entry = weights.default_manifest().get(loaded.info.manifest_id) if loaded.info.manifest_id else None
         step = loaded.metadata.get("trained_steps")  # written by the training CLI's export
         engine.info = EngineInfo(id=loaded.info.manifest_id or str(name), architecture=arch,
@@ -98,6 +113,16 @@ def load_engine(name: str | None = None, *, device=None, dtype: torch.dtype = to
     if dtype != torch.float32 and hasattr(engine, "set_dtype"):
         engine.set_dtype(dtype)
     return engine
+
+
+#: Published estimator weights that hosts keep under their own names (ComfyUI's models/frame_interpolation is a
+#: pervfi_flow folder there), newest first: an engine built on that estimator uses them before fetching.
+USER_COPIES = {"rife": ("rife426.pth", "rife425.pth")}
+
+
+def _users_copy(name: str) -> str | None:
+    local = {n.rsplit("/", 1)[-1]: n for n in weights.list_local("pervfi_flow")}
+    return next((local[f] for f in USER_COPIES.get(name, ()) if f in local), None)
 
 
 def _auto(device: torch.device) -> tuple[str, int | None]:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import pervfi_engine, training_free
+from .pervfi_rife import engine as pervfi_rife
 from .errors import WeightsError
 from .flow.registry import ESTIMATORS
 from .specs import Registry
@@ -18,6 +19,7 @@ ENGINES = Registry("engine", [
     training_free.SPEC,
     pervfi_engine.V00,
     pervfi_engine.VB,
+    pervfi_rife.SPEC,
 ])
 
 #: Every architecture a checkpoint can be recognised as, engines first.

@@ -39,7 +39,9 @@ class Architecture:
 @dataclass(frozen=True)
 class EngineSpec:
     """An engine kind. ``build(state_dict, metadata) -> engine`` (CPU, eval mode; ``state_dict`` None for
-    an engine without weights); ``memory_per_pixel(config) -> bytes`` (measured, float32)."""
+    an engine without weights); ``memory_per_pixel(config) -> bytes`` (measured, float32). ``estimator``: a
+    registered motion estimator the engine is built on (its weights fetched by the loader), handed to
+    ``build`` as ``estimator=``."""
 
     name: str
     description: str
@@ -47,6 +49,7 @@ class EngineSpec:
     memory_per_pixel: Callable[[Mapping[str, Any]], int]
     architecture: Architecture | None = None
     default_weights: str | None = None
+    estimator: str | None = None
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ def test_x2_video_with_audio(tmp_path, clip, capsys):
     assert info.fps == 48 and info.audio_codec == "aac"
     frames = list(VideoReader(out))
     assert len(frames) == 9  # (5 - 1) * 2 + 1
-    assert "engine: training-free" in err and "5 -> 9 frames" in err
+    assert "engine: pervfi-rife" in err and "5 -> 9 frames" in err  # the default engine
     assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]  # no temporary files left
 
 
@@ -111,7 +111,7 @@ def test_ctrl_c_stops_cleanly_without_output(tmp_path, clip, capsys, monkeypatch
 def test_help_names_the_default_engine_and_weights_subcommand():
     proc = subprocess.run([sys.executable, "-m", "pervfi_core", "interpolate", "--help"], capture_output=True,
                           text=True, cwd=ROOT)
-    assert proc.returncode == 0 and "training-free" in proc.stdout and "--multiplier" in proc.stdout
+    assert proc.returncode == 0 and "(default: pervfi-rife)" in proc.stdout and "--multiplier" in proc.stdout
     proc = subprocess.run([sys.executable, "-m", "pervfi_core", "--help"], capture_output=True, text=True, cwd=ROOT)
     assert "weights" in proc.stdout
 

@@ -98,7 +98,9 @@ class _Block(nn.Module):
 
 class IFNet(nn.Module):
     """RIFE 4.25/4.26's IFNet (inference part). ``forward(img0, img1, t)`` on frames in [0, 1] whose
-    sides are multiples of 64 -> (flows (B, 4, H, W): F_t->0 then F_t->1 in px, mask (B, 1, H, W))."""
+    sides are multiples of 64, ``t`` a float or (B,) -> (flows (B, 4, H, W): F_t->0 then F_t->1 in px,
+    mask (B, 1, H, W): RIFE's weight of warped frame 0); ``features=True`` appends the last block's
+    8 feature channels (B, 8, H, W) (what :mod:`pervfi_core.pervfi_rife.trunk` conditions on)."""
 
     def __init__(self):
         super().__init__()
@@ -108,9 +110,9 @@ class IFNet(nn.Module):
             self.add_module(f"block{i}", _Block(first if i == 0 else later, c))
         self.encode = _Head()
 
-    def forward(self, img0, img1, t: float = 0.5):
+    def forward(self, img0, img1, t: float | torch.Tensor = 0.5, *, features: bool = False):
         b, _, h, w = img0.shape
-        tmap = img0.new_full((b, 1, h, w), float(t))
+        tmap = (t.to(img0).view(-1, 1, 1, 1) if torch.is_tensor(t) else img0.new_tensor(float(t))).expand(b, 1, h, w)
         f0, f1 = self.encode(img0), self.encode(img1)
         flow = mask = feat = None
         for i, scale in enumerate(SCALES):
@@ -123,7 +125,7 @@ class IFNet(nn.Module):
             delta, mask, feat = block(torch.cat([w0[:, :3], w1[:, :3], w0[:, 3:], w1[:, 3:], tmap, mask, feat], 1),
                                       flow, scale)
             flow = flow + delta
-        return flow, torch.sigmoid(mask)
+        return (flow, torch.sigmoid(mask), feat) if features else (flow, torch.sigmoid(mask))
 
 
 class RIFEEstimator(FlowEstimator):

@@ -51,12 +51,24 @@ class DISTS(nn.Module):
         check_image("y", y)
         check_same_shape("x", x, "y", y)
         feats = self.features(torch.cat([x, y], dim=0))  # one pass over both: (2B, C, h, w)
+        return self._distance(*zip(*(f.chunk(2, dim=0) for f in feats)))
+
+    def reference(self, y: torch.Tensor) -> list[torch.Tensor]:
+        """The features of a reference (1, 3, H, W), computed once for :meth:`against`."""
+        check_image("y", y)
+        return self.features(y)
+
+    def against(self, x: torch.Tensor, reference: list[torch.Tensor]) -> torch.Tensor:
+        """``forward(x, y)`` with y's :meth:`reference` features (B,): many candidates, one reference pass."""
+        check_image("x", x)
+        return self._distance(self.features(x), reference)
+
+    def _distance(self, feats_x, feats_y) -> torch.Tensor:
         w_sum = self.alpha.sum() + self.beta.sum()
         alphas = torch.split(self.alpha / w_sum, self.chns, dim=1)
         betas = torch.split(self.beta / w_sum, self.chns, dim=1)
-        score = x.new_zeros(x.shape[0])
-        for f, a, b in zip(feats, alphas, betas):
-            fx, fy = f.chunk(2, dim=0)
+        score = feats_x[0].new_zeros(feats_x[0].shape[0])
+        for fx, fy, a, b in zip(feats_x, feats_y, alphas, betas):
             mx, my = fx.mean((2, 3), keepdim=True), fy.mean((2, 3), keepdim=True)
             vx = (fx - mx).pow(2).mean((2, 3), keepdim=True)
             vy = (fy - my).pow(2).mean((2, 3), keepdim=True)

@@ -47,17 +47,27 @@ class LPIPS(nn.Module):
         self.register_buffer("scale", torch.tensor(_SCALE).view(1, 3, 1, 1), persistent=False)
         self.eval().requires_grad_(False)
 
+    def _features(self, im: torch.Tensor) -> list[torch.Tensor]:
+        """Unit-normalised activations φ̂_l of images (B, 3, H, W) in [0, 1]."""
+        return [unit_normalize(f) for f in self.net(((im * 2 - 1) - self.shift) / self.scale)]
+
+    def _maps(self, fx: list[torch.Tensor], fy: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [lin((a - b).pow(2)) for lin, a, b in zip(self.lins, fx, fy)]  # Eq. (1), inner term
+
     def layer_maps(self, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
         """Per-layer distance maps ``w_l · (φ̂_l(x) − φ̂_l(y))²``, each (B, 1, h_l, w_l)."""
-        def prep(im):
-            return ((im * 2 - 1) - self.shift) / self.scale
+        feats = self._features(torch.cat([x, y], dim=0))  # one pass over both: (2B, C_l, h_l, w_l)
+        return self._maps(*zip(*(f.chunk(2, dim=0) for f in feats)))
 
-        feats = self.net(prep(torch.cat([x, y], dim=0)))  # one pass over both: (2B, C_l, h_l, w_l)
-        maps = []
-        for lin, f in zip(self.lins, feats):
-            a, b = f.chunk(2, dim=0)
-            maps.append(lin((unit_normalize(a) - unit_normalize(b)).pow(2)))  # Eq. (1), inner term
-        return maps
+    def reference(self, y: torch.Tensor) -> list[torch.Tensor]:
+        """The features of a reference (1, 3, H, W), computed once for :meth:`against`."""
+        check_image("y", y)
+        return self._features(y)
+
+    def against(self, x: torch.Tensor, reference: list[torch.Tensor]) -> torch.Tensor:
+        """``forward(x, y)`` with y's :meth:`reference` features (B,): many candidates, one reference pass."""
+        check_image("x", x)
+        return sum(m.mean(dim=(1, 2, 3)) for m in self._maps(self._features(x), reference))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, *, spatial: bool = False) -> torch.Tensor:
         """``x``, ``y`` (B, 3, H, W) in [0, 1] -> (B,) distances, or a (B, 1, H, W) map if ``spatial``.

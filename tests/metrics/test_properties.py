@@ -161,3 +161,10 @@ def test_lpips_rejects_bad_input(lpips_alex):
         lpips_alex(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 48))
     with pytest.raises(InputError):
         lpips_alex(torch.rand(1, 1, 32, 32), torch.rand(1, 1, 32, 32))
+
+
+@pytest.mark.parametrize("which", ["lpips_alex", "dists"])
+def test_a_cached_reference_gives_the_same_distances(which, request):
+    metric = request.getfixturevalue(which)
+    x, y = _noisy(_smooth_image(batch=3), 0.05), _smooth_image(seed=2)
+    torch.testing.assert_close(metric.against(x, metric.reference(y)), metric(x, y.expand_as(x)), atol=1e-6, rtol=1e-5)

@@ -102,7 +102,8 @@ def test_explicit_timesteps_override_the_multiplier(clip, default_models):
 
 
 def test_deterministic_model_ignores_tau_and_seed(clip, default_models):
-    model, flow_model = default_models
+    model, = run_node(PerVFILoadModel, checkpoint="training-free", dtype="float32")  # the default is τ-capable
+    flow_model = default_models[1]
     _, blend, _, out = _staged(clip[:2], model, flow_model)
     other, _, _ = run_node(PerVFIFlowDecode, blend=blend, model=model, tau=1.0, seed=7)
     assert torch.equal(out, other)

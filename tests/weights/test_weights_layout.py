@@ -125,7 +125,8 @@ def test_detected_hyperparameters_of_official_architectures(parity_dir):
     assert (gm["num_scales"], gm["upsample_factor"], gm["num_transformer_layers"]) == (1, 8, 6)
 
 
-@pytest.mark.parametrize("entry_id", ["pervfi-own", "pervfi-own-flow", "pervfi-v00", "raft-small", "gmflow-pypi"])
+@pytest.mark.parametrize("entry_id", ["pervfi-own", "pervfi-own-flow", "pervfi-v00", "raft-small", "gmflow-pypi",
+                                      "pervfi-rife"])
 def test_the_config_read_from_shapes_builds_the_same_layout(entry_id):
     """What detect() reads is what the network's constructor takes: rebuilt from it, the layout is the same."""
     entry = default_manifest().get(entry_id)
@@ -133,7 +134,8 @@ def test_the_config_read_from_shapes_builds_the_same_layout(entry_id):
         net = _build(entry.architecture)
     arch, config = detect(net.state_dict() if entry_id not in ("pervfi-own", "pervfi-own-flow") else _own(entry))
     with torch.device("meta"):
-        rebuilt = {"pervfi-v00": _pervfi, "pervfi-vb": _pervfi}.get(arch, lambda **c: _rebuild(arch, c))(**config)
+        rebuilt = {"pervfi-v00": _pervfi, "pervfi-vb": _pervfi, "pervfi-rife": _head}.get(
+            arch, lambda **c: _rebuild(arch, c))(**config)
     assert layout_fingerprint(rebuilt.state_dict()) == entry.layout_fingerprint
 
 
@@ -149,6 +151,12 @@ def _pervfi(**config):
     return PerVFI(**config)
 
 
+def _head(**config):
+    from pervfi_core.pervfi_rife.engine import Head
+
+    return Head(**config)
+
+
 def _rebuild(arch, config):
     from pervfi_core.flow.gmflow import GMFlow
     from pervfi_core.flow.raft import RAFT
@@ -159,7 +167,7 @@ def _rebuild(arch, config):
 def test_all_architectures_have_distinct_fingerprints():
     fps = [e.layout_fingerprint for e in default_manifest().entries if e.layout_fingerprint]
     archs = [e.architecture for e in default_manifest().entries if e.layout_fingerprint]
-    assert len(set(fps)) == len(fps) == 9  # pervfi-own (-flow) are a pervfi-vb (-v00) of other configurations
+    assert len(set(fps)) == len(fps) == 10  # pervfi-own (-flow) are a pervfi-vb (-v00) of other configurations
     assert set(archs) == set(ARCH_IDS)
 
 
@@ -214,6 +222,9 @@ def _build(arch: str):
         if arch == "rife":
             from pervfi_core.flow.rife import IFNet
             return IFNet()
+        if arch == "pervfi-rife":  # the embedded head, from its default hyperparameters
+            from pervfi_core.pervfi_rife.engine import Head
+            return Head()
         try:
             from pervfi_core.flow.gmflow import build_gmflow
         except ImportError as err:

@@ -1,0 +1,75 @@
+"""The motion trunk of pervfi-rife: RIFE 4.25/4.26's IFNet run at the target time t, frozen.
+
+PerVFI (paper §3.1) starts from flows of a pretrained estimator. Here the estimator is RIFE's IFNet
+(:mod:`pervfi_core.flow.rife`, the project's own code for the published 4.25/4.26 layout), run at t
+itself: it gives the intermediate flows F_t->0, F_t->1 directly (no splatting needed), its own blend
+mask and the last block's features. Backward-warping both frames along them gives the two frames at
+time t that the asymmetric blend (:mod:`.blend`) combines; RIFE's own frame is
+``w0·m + w1·(1 − m)`` (:func:`rife_frame`), the full synthesis of RIFE 4.25 (the benchmarks' anchor).
+
+Frames are padded (replicated borders) to a multiple of 64 px (the coarsest block works at 1/64) and
+every output is cropped back.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..flow.rife import IFNet
+from ..ops.warp import backward_warp
+
+MULTIPLE = 64
+
+
+@dataclass
+class TrunkOutput:
+    """What the trunk gives for one batch, all on the input grid (B, ·, H, W).
+
+    warped0/warped1: frames 0 and 1 backward-warped to time t, (B, 3, H, W) in [0, 1];
+    flow_t0/flow_t1: F_t->0, F_t->1 in px (channel 0 = x); mask: RIFE's weight of warped0, (B, 1, H, W)
+    in (0, 1); features: the last IFNet block's 8 feature channels (B, 8, H, W), unbounded.
+    """
+
+    warped0: torch.Tensor
+    warped1: torch.Tensor
+    flow_t0: torch.Tensor
+    flow_t1: torch.Tensor
+    mask: torch.Tensor
+    features: torch.Tensor
+
+    def map(self, fn) -> "TrunkOutput":
+        """A copy with ``fn`` applied to every tensor (move, cast, crop, select)."""
+        return TrunkOutput(**{f.name: fn(getattr(self, f.name)) for f in fields(self)})
+
+
+def rife_frame(out: TrunkOutput) -> torch.Tensor:
+    """RIFE 4.25/4.26's own interpolated frame (B, 3, H, W): its mask blends both warped frames."""
+    return out.warped0 * out.mask + out.warped1 * (1 - out.mask)
+
+
+class RIFETrunk(nn.Module):
+    """Frozen IFNet at time t. ``forward(img0, img1, t)``: frames (B, 3, H, W) in [0, 1], t a float or
+    (B,) -> :class:`TrunkOutput` on the input grid. Always in eval mode, no gradients to its weights."""
+
+    def __init__(self, network: IFNet):
+        super().__init__()
+        self.network = network.eval().requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.network.eval()
+        return self
+
+    def forward(self, img0: torch.Tensor, img1: torch.Tensor, t: float | torch.Tensor = 0.5) -> TrunkOutput:
+        h, w = img0.shape[-2:]
+        pad = (0, -w % MULTIPLE, 0, -h % MULTIPLE)
+        x0, x1 = (F.pad(x, pad, mode="replicate") for x in (img0, img1))
+        flows, mask, feat = self.network(x0, x1, t, features=True)
+        flow_t0, flow_t1 = flows[:, :2], flows[:, 2:4]
+        out = TrunkOutput(warped0=backward_warp(x0, flow_t0, padding="border"),
+                          warped1=backward_warp(x1, flow_t1, padding="border"),
+                          flow_t0=flow_t0, flow_t1=flow_t1, mask=mask, features=feat)
+        return out.map(lambda x: x[..., :h, :w])
