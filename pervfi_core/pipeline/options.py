@@ -9,9 +9,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields, replace
 
+from ..engine import DEFAULT_TAU  # noqa: F401  (re-exported: the options and the CLI read it here)
 from ..errors import InputError
 
-DEFAULT_TAU = 0.3  # the paper's sampling temperature (§4.1)
 TAU_RANGE = (0.0, 1.0)  # 0: the most probable frame; 1: samples of the full learned distribution
 DEFAULT_SEED = 0
 MAX_SEED = 2 ** 64 - 1  # torch.Generator seeds are unsigned 64-bit; per-frame noise: frame j uses (seed + j) mod 2**64
