@@ -20,6 +20,7 @@ frames repeat the nearer input frame) and the tiling plan and out-of-memory poli
 """
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass, field, replace
@@ -34,7 +35,7 @@ from .hooks import Hooks
 from .options import FLOW_MAX_PIXELS, Options, make_options
 from .scenes import is_cut
 from .schedule import Target, as_schedule
-from .tiling import crops, margin, paste_cores, plan, run_adaptive, run_batched, run_tiled, tile_boxes
+from .tiling import margin, over_tiles, paste_cores, plan, run_adaptive, run_batched, run_tiled
 
 logger = logging.getLogger(__name__)
 
@@ -190,16 +191,14 @@ def blend(frames: torch.Tensor, flows: PairFlows, model, timesteps=2, *, options
             out.items.append(PairBlend(i, new, None))
         elif new:
             inputs = [a, b, hooks.place(flows.forward[i:i + 1]), hooks.place(flows.backward[i:i + 1])]
-            context = margin(inputs[2], inputs[3])
+            context = functools.cache(lambda: margin(inputs[2], inputs[3]))  # a device sync: asked only when tiling
 
             def work(start: int, stop: int, tile: int | None) -> list:
                 ts = [float(tg.t) for tg in new[start:stop]]
+                step = lambda parts: hooks.park(_blend_crops(model, parts, ts))  # noqa: E731
                 if tile is None:
-                    return [PairBlend(i, new[start:stop], hooks.park(_blend_crops(model, inputs, ts)))]
-                tiles = []
-                for outer, inner in tile_boxes(h, w, tile, context):
-                    hooks.check_interrupt()
-                    tiles.append((outer, inner, hooks.park(_blend_crops(model, crops(inputs, outer), ts))))
+                    return [PairBlend(i, new[start:stop], step(inputs))]
+                tiles = list(over_tiles(step, inputs, tile=tile, margin=context(), hooks=hooks))
                 return [PairBlend(i, new[start:stop], TiledBlend((h, w), tiles))]
 
             out.items.extend(run_adaptive(work, len(new), work_plan, max(h, w), hooks))
@@ -269,7 +268,7 @@ def interpolate_pair(img0: torch.Tensor, img1: torch.Tensor, ts: Sequence[float]
     h, w = img0.shape[-2:]
     work_plan = plan(model, h, w, min(opts.batch_size, len(ts)), opts.blend_max_pixels, hooks)
     inputs = [img0, img1, fflow, bflow]
-    context = margin(fflow, bflow)
+    context = functools.cache(lambda: margin(fflow, bflow))  # a device sync: asked only when tiling
 
     def work(start: int, stop: int, tile: int | None) -> list:
         hooks.check_interrupt()
@@ -279,7 +278,7 @@ def interpolate_pair(img0: torch.Tensor, img1: torch.Tensor, ts: Sequence[float]
             with torch.no_grad():
                 return model.decode(b, tau=opts.tau, seed=seeds[start])
 
-        return [step(inputs) if tile is None else run_tiled(step, inputs, tile=tile, margin=context, hooks=hooks)]
+        return [step(inputs) if tile is None else run_tiled(step, inputs, tile=tile, margin=context(), hooks=hooks)]
 
     return torch.cat(run_adaptive(work, len(ts), work_plan, max(h, w), hooks))
 
