@@ -17,6 +17,11 @@ Two ways through, with the same frames out:
 
 Both use the scene-cut rule of :func:`.scenes.is_cut` (a pair across a cut is never blended; its new
 frames repeat the nearer input frame) and the tiling plan and out-of-memory policy of :mod:`.tiling`.
+
+Inputs are checked once, at the public entry: every frame (one pass, one device sync for the whole
+clip; :func:`generate` checks each frame of its stream as it arrives) and the flows given to
+:func:`blend`. The per-pair work then runs inside :func:`~pervfi_core.checks.trusted`, where the scene
+test, the estimator and the engine skip their own value scans and syncs.
 """
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import torch
 import torch.nn.functional as F
 
-from ..checks import check_image
+from ..checks import MAX_FRAME_VALUE, check_image, trusted
 from ..errors import InputError
 from .hooks import Hooks
 from .options import FLOW_MAX_PIXELS, Options, make_options
@@ -114,7 +119,8 @@ def nearest_input(target: Target) -> int:
 
 
 def _check_frames(frames) -> None:
-    check_image("frames", frames)
+    """The entry check of a clip: (N,3,H,W) float, N >= 2, finite, in about [0, 1] (one pass, one sync)."""
+    check_image("frames", frames, max_value=MAX_FRAME_VALUE)
     if frames.shape[0] < 2:
         raise InputError(f"frames: need at least 2 frames to interpolate, got {frames.shape[0]}")
 
@@ -151,7 +157,8 @@ def estimate_flow(frames: torch.Tensor, estimator, *, options: Options | None = 
         hooks.report(stop, n_pairs)
         return [(hooks.park(fwd), hooks.park(bwd))]
 
-    parts = run_batched(run, n_pairs, batch_size, hooks)
+    with trusted():
+        parts = run_batched(run, n_pairs, batch_size, hooks)
     return PairFlows(torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]))
 
 
@@ -176,9 +183,18 @@ def blend(frames: torch.Tensor, flows: PairFlows, model, timesteps=2, *, options
     opts, hooks = make_options(options, **overrides), hooks or Hooks()
     schedule = as_schedule(timesteps)
     n = frames.shape[0]
-    if flows.forward.shape[0] != n - 1 or flows.forward.shape[2:] != frames.shape[2:]:
-        raise InputError(f"flows: expected {n - 1} pairs of {tuple(frames.shape[2:])} flows for {n} frames, "
-                         f"got {tuple(flows.forward.shape)}; were they computed for these frames?")
+    for name, f in (("forward", flows.forward), ("backward", flows.backward)):
+        if f.shape[0] != n - 1 or f.shape[2:] != frames.shape[2:]:
+            raise InputError(f"flows: expected {n - 1} pairs of {tuple(frames.shape[2:])} flows for {n} frames, "
+                             f"got {tuple(f.shape)}; were they computed for these frames?")
+        check_image(f"flows.{name}", f, channels=2)
+    with trusted():
+        return _blend_pairs(frames, flows, model, schedule, opts, hooks)
+
+
+def _blend_pairs(frames: torch.Tensor, flows: PairFlows, model, schedule, opts: Options, hooks: Hooks) -> Blends:
+    """:func:`blend` after its entry checks."""
+    n = frames.shape[0]
     out = Blends(n, schedule, log=hooks.log)
     h, w = frames.shape[2:]
     work_plan = plan(model, h, w, opts.batch_size, opts.blend_max_pixels, hooks)
@@ -298,7 +314,8 @@ def generate(frames: Iterable, model, estimator, schedule, *, place: Callable[[o
     their indices and hence the seeds of new frames are those of one run over the whole clip; ``final``
     says whether this part ends the clip (only then the output frame on the last input is emitted).
     Parts that overlap by one input frame concatenate to exactly the whole run.
-    Raises InputError for fewer than 2 frames (after consuming them).
+    Raises InputError for fewer than 2 frames (after consuming them), or for a frame that is not
+    (1,3,H,W) in about [0, 1] (each frame is checked once, as it arrives).
     """
     opts, hooks = make_options(options), hooks or Hooks()
     prev = prev_t = None
@@ -306,21 +323,25 @@ def generate(frames: Iterable, model, estimator, schedule, *, place: Callable[[o
     for frame in frames:
         hooks.check_interrupt()
         cur_t = place(frame)
+        check_image(f"frame {first_frame + n}", cur_t, max_value=MAX_FRAME_VALUE)  # no value scan when trusted
         if prev is not None:
             i = first_frame + n - 1
             targets = schedule.targets_in_pair(i)
             new = [tg for tg in targets if not tg.is_input]
             if targets and targets[0].is_input:
                 yield targets[0], prev, False
-            if new and is_cut(prev_t, cur_t, threshold=opts.scene_threshold):
+            with trusted():  # checked on arrival; no yield inside the scope
+                cut = bool(new) and is_cut(prev_t, cur_t, threshold=opts.scene_threshold)
+            if cut:
                 if cuts is not None:
                     cuts.append(i)
                 logger.info("scene cut between input frames %d and %d: repeating frames instead of blending", i, i + 1)
                 for tg in new:
                     yield tg, prev if nearest_input(tg) == i else frame, False
             elif new:
-                ys = interpolate_pair(prev_t, cur_t, [float(tg.t) for tg in new], model, estimator,
-                                      seeds=[opts.seed_for(tg.index) for tg in new], options=opts, hooks=hooks)
+                with trusted():
+                    ys = interpolate_pair(prev_t, cur_t, [float(tg.t) for tg in new], model, estimator,
+                                          seeds=[opts.seed_for(tg.index) for tg in new], options=opts, hooks=hooks)
                 for k, tg in enumerate(new):
                     yield tg, ys[k:k + 1], True
             hooks.report(n, total_pairs)
@@ -346,8 +367,9 @@ def interpolate(frames: torch.Tensor, model, estimator, timesteps=2, *, options:
     opts, hooks = make_options(options, **overrides), hooks or Hooks()
     n = frames.shape[0]
     park = hooks.park_device or frames.device
-    out = [value.to(device=park, dtype=frames.dtype) if is_new else value
-           for _, value, is_new in generate((frames[i:i + 1] for i in range(n)), model, estimator,
-                                            as_schedule(timesteps), place=hooks.place, options=opts, hooks=hooks,
-                                            total_pairs=n - 1, cuts=cuts, first_frame=first_frame, final=final)]
+    with trusted():  # all frames checked above; generate() runs to its end inside the scope
+        out = [value.to(device=park, dtype=frames.dtype) if is_new else value
+               for _, value, is_new in generate((frames[i:i + 1] for i in range(n)), model, estimator,
+                                                as_schedule(timesteps), place=hooks.place, options=opts, hooks=hooks,
+                                                total_pairs=n - 1, cuts=cuts, first_frame=first_frame, final=final)]
     return torch.cat([x.to(park) for x in out])
