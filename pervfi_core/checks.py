@@ -33,9 +33,9 @@ def trusted():
         _TRUSTED.reset(token)
 
 
-def check_image(name: str, x, *, channels: int = 3, max_value: float | None = None) -> None:
+def check_image(name: str, x, *, channels: int = 3, max_value: float | None = None, finite: bool = True) -> None:
     """``x`` must be a float tensor ``(B, channels, H, W)`` with B >= 1 and finite values (at most
-    ``max_value``, e.g. :data:`MAX_FRAME_VALUE`, where given)."""
+    ``max_value``, e.g. :data:`MAX_FRAME_VALUE`, where given; ``finite=False``: values not scanned)."""
     if not isinstance(x, torch.Tensor):
         raise InputError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
     if x.ndim != 4:
@@ -54,7 +54,8 @@ def check_image(name: str, x, *, channels: int = 3, max_value: float | None = No
             f"{name}: expected a floating-point tensor (float32/float16/bfloat16) with values "
             f"in [0, 1], got {x.dtype}; convert with x.float() / 255 for 8-bit data"
         )
-    check_finite(name, x, max_value=max_value)
+    if finite:
+        check_finite(name, x, max_value=max_value)
 
 
 def check_finite(name: str, x: torch.Tensor, *, max_value: float | None = None) -> None:
@@ -72,9 +73,10 @@ def check_finite(name: str, x: torch.Tensor, *, max_value: float | None = None) 
         raise InputError(f"{name}: expected values in [0, 1], got a maximum of {high:g}; divide 8-bit data by 255")
 
 
-def check_flow(name: str, flow, like: torch.Tensor) -> None:
-    """``flow`` must be ``(B, 2, H, W)`` in pixels on the grid of ``like`` ``(B, C, H, W)``."""
-    check_image(name, flow, channels=2)
+def check_flow(name: str, flow, like: torch.Tensor, *, finite: bool = True) -> None:
+    """``flow`` must be ``(B, 2, H, W)`` in pixels on the grid of ``like`` ``(B, C, H, W)``; ``finite=False``
+    leaves the values alone (softmax splatting skips non-finite vectors by definition)."""
+    check_image(name, flow, channels=2, finite=finite)
     if flow.shape[0] != like.shape[0] or flow.shape[2:] != like.shape[2:]:
         raise InputError(
             f"{name}: expected shape ({like.shape[0]}, 2, {like.shape[2]}, {like.shape[3]}) to match "
