@@ -15,6 +15,10 @@ Two ways through, with the same frames out:
 * fused (:func:`interpolate` and the streaming video loop, :mod:`.loop`): :func:`generate`, the one
   per-pair generator, runs flow -> blend -> decode pair by pair and holds one pair at a time.
 
+An engine that finds its own motion inside ``blend`` (:func:`needs_motion` False) gets None flows:
+no estimator runs for it (``estimator`` may be None), the split path's flows hold no tensors, and
+tiles get a fixed context margin (:data:`.tiling.SELF_MOTION_CONTEXT`).
+
 Both use the scene-cut rule of :func:`.scenes.is_cut` (a pair across a cut is never blended; its new
 frames repeat the nearer input frame) and the tiling plan and out-of-memory policy of :mod:`.tiling`.
 
@@ -45,15 +49,23 @@ from .tiling import margin, over_tiles, paste_cores, plan, run_adaptive, run_bat
 logger = logging.getLogger(__name__)
 
 
+def needs_motion(engine) -> bool:
+    """Whether ``engine`` blends along the pipeline's flows; False for one that computes its own motion
+    inside ``blend`` (e.g. on RIFE's IFNet) and ignores ``fflow``/``bflow``."""
+    return bool(getattr(engine, "needs_motion", True))  # until the Engine contract declares it
+
+
 @dataclass
 class PairFlows:
-    """Flows of consecutive pairs: ``forward`` (N-1,2,H,W) F_i->i+1 on frame i's grid, ``backward`` F_i+1->i."""
+    """Flows of consecutive pairs: ``forward`` (N-1,2,H,W) F_i->i+1 on frame i's grid, ``backward`` F_i+1->i;
+    both None when no motion was estimated (for an engine that finds its own: :func:`needs_motion`)."""
 
-    forward: torch.Tensor
-    backward: torch.Tensor
+    forward: torch.Tensor | None
+    backward: torch.Tensor | None
 
     def to(self, device=None, dtype=None) -> "PairFlows":
-        return PairFlows(self.forward.to(device=device, dtype=dtype), self.backward.to(device=device, dtype=dtype))
+        return PairFlows(*(None if f is None else f.to(device=device, dtype=dtype)
+                           for f in (self.forward, self.backward)))
 
 
 @dataclass
@@ -142,11 +154,16 @@ def flow_pair(estimator, img0: torch.Tensor, img1: torch.Tensor, *, max_pixels: 
                  for f in estimator(*small))
 
 
-def estimate_flow(frames: torch.Tensor, estimator, *, options: Options | None = None, hooks: Hooks | None = None,
-                  batch_size: int = 1, **overrides) -> PairFlows:
-    """Stage 1: flows of every consecutive pair of ``frames`` (N,3,H,W) in [0,1], N >= 2."""
+def estimate_flow(frames: torch.Tensor, estimator, *, engine=None, options: Options | None = None,
+                  hooks: Hooks | None = None, batch_size: int = 1, **overrides) -> PairFlows:
+    """Stage 1: flows of every consecutive pair of ``frames`` (N,3,H,W) in [0,1], N >= 2.
+
+    ``engine``: the engine the flows are for; for one that finds its own motion (:func:`needs_motion`
+    False), or without an ``estimator``, nothing is estimated: PairFlows(None, None)."""
     _check_frames(frames)
     opts, hooks = make_options(options, **overrides), hooks or Hooks()
+    if estimator is None or (engine is not None and not needs_motion(engine)):
+        return PairFlows(None, None)
     n_pairs = frames.shape[0] - 1
 
     def run(start: int, stop: int) -> list:
@@ -164,10 +181,11 @@ def estimate_flow(frames: torch.Tensor, estimator, *, options: Options | None = 
 
 # ------------------------------------------------------------------------------ stage 2: ASB
 def _blend_crops(model, inputs: Sequence[torch.Tensor], ts: Sequence[float]):
-    """``model.blend`` of one crop of a pair for the timesteps ``ts`` (the pair expanded to a batch)."""
+    """``model.blend`` of one crop of a pair for the timesteps ``ts`` (the pair expanded to a batch; None
+    flows stay None)."""
     t = torch.tensor(list(ts), device=inputs[0].device, dtype=inputs[0].dtype)
     with torch.no_grad():
-        return model.blend(*(x.expand(len(ts), -1, -1, -1) for x in inputs), t)
+        return model.blend(*(None if x is None else x.expand(len(ts), -1, -1, -1) for x in inputs), t)
 
 
 def blend(frames: torch.Tensor, flows: PairFlows, model, timesteps=2, *, options: Options | None = None,
@@ -183,7 +201,14 @@ def blend(frames: torch.Tensor, flows: PairFlows, model, timesteps=2, *, options
     opts, hooks = make_options(options, **overrides), hooks or Hooks()
     schedule = as_schedule(timesteps)
     n = frames.shape[0]
+    if not needs_motion(model):
+        flows = PairFlows(None, None)  # it finds its own motion: whatever came is not used
+    elif flows.forward is None or flows.backward is None:
+        raise InputError(f"flows: {model.name} blends along motion, and these flows hold none (estimated "
+                         "without a motion estimator, or for an engine that finds its own); estimate them with one")
     for name, f in (("forward", flows.forward), ("backward", flows.backward)):
+        if f is None:
+            continue
         if f.shape[0] != n - 1 or f.shape[2:] != frames.shape[2:]:
             raise InputError(f"flows: expected {n - 1} pairs of {tuple(frames.shape[2:])} flows for {n} frames, "
                              f"got {tuple(f.shape)}; were they computed for these frames?")
@@ -206,7 +231,7 @@ def _blend_pairs(frames: torch.Tensor, flows: PairFlows, model, schedule, opts: 
             out.cuts.append(i)
             out.items.append(PairBlend(i, new, None))
         elif new:
-            inputs = [a, b, hooks.place(flows.forward[i:i + 1]), hooks.place(flows.backward[i:i + 1])]
+            inputs = [a, b, *(None if f is None else hooks.place(f[i:i + 1]) for f in (flows.forward, flows.backward))]
             context = functools.cache(lambda: margin(inputs[2], inputs[3]))  # a device sync: asked only when tiling
 
             def work(start: int, stop: int, tile: int | None) -> list:
@@ -274,9 +299,13 @@ def interpolate_pair(img0: torch.Tensor, img1: torch.Tensor, ts: Sequence[float]
 
     ``seeds``: one per new frame (default ``options.seed_for(k)``). Work follows :mod:`.tiling`: calls
     of at most the pixel budget, tiles with context for larger frames, the out-of-memory policy.
+    ``flows``: (F0->1, F1->0) already estimated; an engine that finds its own motion gets (None, None).
     """
     opts, hooks = make_options(options, **overrides), hooks or Hooks()
-    if flows is None:
+    if not needs_motion(model):
+        flows = (None, None)
+    elif flows is None:
+        _need_estimator(model, estimator)
         with torch.no_grad():
             flows = flow_pair(estimator, img0, img1, max_pixels=opts.flow_max_pixels)
     fflow, bflow = flows
@@ -299,6 +328,12 @@ def interpolate_pair(img0: torch.Tensor, img1: torch.Tensor, ts: Sequence[float]
     return torch.cat(run_adaptive(work, len(ts), work_plan, max(h, w), hooks))
 
 
+def _need_estimator(model, estimator) -> None:
+    if estimator is None and needs_motion(model):
+        raise InputError(f"estimator: {model.name} blends along motion; give a motion estimator "
+                         "(only an engine that finds its own motion runs without one)")
+
+
 def generate(frames: Iterable, model, estimator, schedule, *, place: Callable[[object], torch.Tensor],
              options: Options | None = None, hooks: Hooks | None = None, total_pairs: int | None = None,
              cuts: list[int] | None = None, first_frame: int = 0, final: bool = True
@@ -317,6 +352,7 @@ def generate(frames: Iterable, model, estimator, schedule, *, place: Callable[[o
     Raises InputError for fewer than 2 frames (after consuming them), or for a frame that is not
     (1,3,H,W) in about [0, 1] (each frame is checked once, as it arrives).
     """
+    _need_estimator(model, estimator)
     opts, hooks = make_options(options), hooks or Hooks()
     prev = prev_t = None
     n = 0

@@ -310,3 +310,42 @@ def test_bad_values_are_refused_at_the_entry(bad, message):
     stream = (f[None] for f in x)
     with pytest.raises(InputError, match=message.replace("frames", "frame 1")):
         list(pipeline.generate(stream, LinearBlend(), ZeroFlow(), pipeline.as_schedule(2), place=lambda f: f))
+
+
+def test_an_engine_with_its_own_motion_gets_no_flows_and_no_estimator_runs():
+    """needs_motion False: the fused path passes None flows, the split path's flows hold none, tiles get
+    the fixed context margin, and the memory estimate counts no estimator."""
+    from testkit.clips import NoEstimator, OwnMotion
+
+    from pervfi_core.pipeline.memory import call_pixels, memory_required
+    from pervfi_core.pipeline.tiling import SELF_MOTION_CONTEXT, TILE_CONTEXT
+
+    x = _frames(3, 120, 160)
+    expected = pipeline.interpolate(x, LinearBlend(), ZeroFlow(), 3)
+    assert torch.equal(pipeline.interpolate(x, OwnMotion(), NoEstimator(), 3), expected)
+    assert torch.equal(pipeline.interpolate(x, OwnMotion(), None, 3), expected)
+    flows = pipeline.estimate_flow(x, NoEstimator(), engine=OwnMotion())
+    assert flows.forward is None and flows.backward is None
+    split = pipeline.decode(x, pipeline.blend(x, flows, OwnMotion(), 3), OwnMotion())
+    assert torch.equal(split, expected)
+    assert torch.equal(pipeline.decode(x, pipeline.blend(x, pipeline.estimate_flow(x, ZeroFlow()), OwnMotion(), 3),
+                                       OwnMotion()), expected)  # flows given anyway are not passed on
+    with pytest.raises(InputError, match="blends along motion"):
+        pipeline.blend(x, flows, LinearBlend(), 3)
+    with pytest.raises(InputError, match="give a motion estimator"):
+        pipeline.interpolate(x, LinearBlend(), None, 3)
+    # tiles: a fixed context (no flows to size it from); a local engine's tiles stitch to the whole frame
+    x = _frames(2, 300, 400)
+    engine, budget = OwnMotion(), 64 * 64
+    calls = []
+    blend_fn = engine.blend
+    engine.blend = lambda *a: calls.append(tuple(a[0].shape[-2:])) or blend_fn(*a)
+    tiled = pipeline.interpolate(x, engine, NoEstimator(), 2, blend_max_pixels=budget)
+    assert torch.equal(tiled, pipeline.interpolate(x, LinearBlend(), ZeroFlow(), 2))
+    boxes = tile_boxes(300, 400, 64, SELF_MOTION_CONTEXT)
+    assert calls == [(y1 - y0, x1 - x0) for (y0, y1, x0, x1), _ in boxes] and SELF_MOTION_CONTEXT > TILE_CONTEXT
+    opts = pipeline.Options(blend_max_pixels=budget)
+    assert call_pixels(OwnMotion(), 720, 1280, batch=1, options=opts) == (64 + 2 * SELF_MOTION_CONTEXT) ** 2
+    est = NoEstimator()  # an unknown estimator: charged the largest footprint
+    assert memory_required(720, 1280, engine=OwnMotion(), estimator=est) == \
+        memory_required(720, 1280, engine=OwnMotion()) < memory_required(720, 1280, engine=LinearBlend(), estimator=est)

@@ -78,6 +78,28 @@ class SeededNoise(LinearBlend):
         return (y + tau * (noise.to(y) - 0.5)).clamp(0, 1)
 
 
+class OwnMotion(LinearBlend):
+    """An engine that finds its own motion (like one built on RIFE's IFNet): ``needs_motion`` False; its
+    blend insists on None flows, so a pipeline that estimated motion for it fails loudly."""
+
+    needs_motion = False
+    name = "own-motion"
+    info = EngineInfo(id="own-motion", architecture="linear")
+
+    def blend(self, img0, img1, fflow, bflow, t):
+        assert fflow is None and bflow is None, "an engine with its own motion was given flows"
+        return super().blend(img0, img1, fflow, bflow, t)
+
+
+class NoEstimator:
+    """A motion estimator that must never run (for an engine that finds its own motion)."""
+
+    name = "never"
+
+    def __call__(self, img0, img1):
+        raise AssertionError("the estimator ran for an engine that finds its own motion")
+
+
 def textured_frames(count: int = 6) -> list[np.ndarray]:
     """``count`` 24x40 frames (uint8 HWC) with distinct constant colours plus texture (every frame differs)."""
     rng = np.random.default_rng(0)
