@@ -5,8 +5,9 @@
 
 Fused: :func:`pervfi_core.pipeline.interpolate` over ``--pairs`` + 1 frames. Split: estimate_flow ->
 blend -> decode over the same frames (what the nodes run). Seconds per pair = wall time / pairs (x2:
-one new frame per pair), default engine and DIS motion, on the CPU. Frames are the bundled sample
-clip resized (real content and motion; no scene cut).
+one new frame per pair), default engine and DIS motion, on the CPU; wall time, and the CPU time of
+the process (less disturbed by other processes on a shared machine: with one thread, the time an idle
+core would take). Frames are the bundled sample clip resized (real content and motion; no scene cut).
 
 Each repeat of each version runs in a fresh subprocess (its own imports, one warm-up pair first);
 the versions alternate repeat by repeat, so that a shared machine's load falls on both alike. The
@@ -54,18 +55,19 @@ def measure(width: int, height: int, pairs: int, model_spec: str, flow: str) -> 
     model, est = load_model(model_spec), load_estimator(flow)
     pipeline.interpolate(frames[:2], model, est, 2)  # warm-up: first-call allocations, lazy imports
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     fused = pipeline.interpolate(frames, model, est, 2)
-    t_fused = time.perf_counter() - start
-    start = time.perf_counter()
+    t_fused, c_fused = time.perf_counter() - start, time.process_time() - cpu
+    start, cpu = time.perf_counter(), time.process_time()
     flows = pipeline.estimate_flow(frames, est)
     t_flow = time.perf_counter() - start
     blends = pipeline.blend(frames, flows, model, 2)
     t_blend = time.perf_counter() - start - t_flow
     split = pipeline.decode(frames, blends, model)
-    t_split = time.perf_counter() - start
+    t_split, c_split = time.perf_counter() - start, time.process_time() - cpu
     assert split.shape == fused.shape
-    return {"fused": t_fused / pairs, "split": t_split / pairs, "flow": t_flow / pairs, "blend": t_blend / pairs,
+    return {"fused": t_fused / pairs, "fused_cpu": c_fused / pairs, "split": t_split / pairs,
+            "split_cpu": c_split / pairs, "flow": t_flow / pairs, "blend": t_blend / pairs,
             "decode": (t_split - t_flow - t_blend) / pairs}
 
 
@@ -85,6 +87,15 @@ def _one(root: Path, size: str, args) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"{root} {size} failed:\n{proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+COLUMNS = ("fused", "fused_cpu", "split", "split_cpu", "flow", "blend", "decode")
+
+
+def _cell(repeats: list[dict], key: str) -> str:
+    """Median (min) of one column over the repeats."""
+    values = [r[key] for r in repeats]
+    return f"{statistics.median(values):.4f} ({min(values):.4f})"
 
 
 def main() -> None:
@@ -116,14 +127,12 @@ def main() -> None:
                     runs[name, size].append(_one(root, size, args))
         print(f"engine {args.model}, motion {args.flow}, {args.pairs} pairs x {args.repeats} repeats, "
               f"{args.threads} thread(s); seconds per pair, median (min)\n")
-        print("| size | version | fused | split | split: flow | blend | decode |")
-        print("|---|---|---|---|---|---|---|")
+        print("| size | version | fused (wall) | fused (CPU) | split (wall) | split (CPU) | split: flow | blend | decode |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for size in args.sizes:
             for name in versions:
-                rs = runs[name, size]
-                cell = lambda k: f"{statistics.median(r[k] for r in rs):.4f} ({min(r[k] for r in rs):.4f})"  # noqa: E731
-                print(f"| {size} | {name} | {cell('fused')} | {cell('split')} | {cell('flow')} | {cell('blend')} | "
-                      f"{cell('decode')} |", flush=True)
+                cells = " | ".join(_cell(runs[name, size], k) for k in COLUMNS)
+                print(f"| {size} | {name} | {cells} |", flush=True)
 
 
 if __name__ == "__main__":
