@@ -69,18 +69,11 @@ def test_nodes_reach_models_only_through_engines_and_the_pipeline():
         assert bad == [], f"{path.relative_to(ROOT)} imports {bad}"
 
 
-# The one probe allowed until the Engine contract (pervfi_core/engine.py) declares ``needs_motion``
-# (issue #24): stages.needs_motion reads it with a default, so that engines predating it keep working.
-PROBES_UNTIL_THE_CONTRACT = {("stages.py", "getattr", "needs_motion")}
-
-
 def test_the_pipeline_does_not_probe_engines():
     for path in _sources(CORE / "pipeline"):
-        calls = [(path.name, n.func.id, getattr(n.args[1], "value", None))
-                 for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Call)
+        calls = [n.func.id for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Call)
                  and isinstance(n.func, ast.Name) and n.func.id in ("getattr", "hasattr", "setattr")
                  and isinstance(n.args[0], ast.Name) and n.args[0].id in ("model", "engine", "estimator")]
-        calls = [c for c in calls if c not in PROBES_UNTIL_THE_CONTRACT]
         assert calls == [], f"{path.relative_to(ROOT)} calls {calls}"
 
 

@@ -15,7 +15,7 @@ Two ways through, with the same frames out:
 * fused (:func:`interpolate` and the streaming video loop, :mod:`.loop`): :func:`generate`, the one
   per-pair generator, runs flow -> blend -> decode pair by pair and holds one pair at a time.
 
-An engine that finds its own motion inside ``blend`` (:func:`needs_motion` False) gets None flows:
+An engine that finds its own motion inside ``blend`` (``engine.needs_motion`` False) gets None flows:
 no estimator runs for it (``estimator`` may be None), the split path's flows hold no tensors, and
 tiles get a fixed context margin (:data:`.tiling.SELF_MOTION_CONTEXT`).
 
@@ -49,16 +49,10 @@ from .tiling import margin, over_tiles, paste_cores, plan, run_adaptive, run_bat
 logger = logging.getLogger(__name__)
 
 
-def needs_motion(engine) -> bool:
-    """Whether ``engine`` blends along the pipeline's flows; False for one that computes its own motion
-    inside ``blend`` (e.g. on RIFE's IFNet) and ignores ``fflow``/``bflow``."""
-    return bool(getattr(engine, "needs_motion", True))  # until the Engine contract declares it
-
-
 @dataclass
 class PairFlows:
     """Flows of consecutive pairs: ``forward`` (N-1,2,H,W) F_i->i+1 on frame i's grid, ``backward`` F_i+1->i;
-    both None when no motion was estimated (for an engine that finds its own: :func:`needs_motion`)."""
+    both None when no motion was estimated (for an engine that finds its own: ``needs_motion`` False)."""
 
     forward: torch.Tensor | None
     backward: torch.Tensor | None
@@ -158,11 +152,11 @@ def estimate_flow(frames: torch.Tensor, estimator, *, engine=None, options: Opti
                   hooks: Hooks | None = None, batch_size: int = 1, **overrides) -> PairFlows:
     """Stage 1: flows of every consecutive pair of ``frames`` (N,3,H,W) in [0,1], N >= 2.
 
-    ``engine``: the engine the flows are for; for one that finds its own motion (:func:`needs_motion`
-    False), or without an ``estimator``, nothing is estimated: PairFlows(None, None)."""
+    ``engine``: the engine the flows are for; for one that finds its own motion (``needs_motion`` False),
+    or without an ``estimator``, nothing is estimated: PairFlows(None, None)."""
     _check_frames(frames)
     opts, hooks = make_options(options, **overrides), hooks or Hooks()
-    if estimator is None or (engine is not None and not needs_motion(engine)):
+    if estimator is None or (engine is not None and not engine.needs_motion):
         return PairFlows(None, None)
     n_pairs = frames.shape[0] - 1
 
@@ -201,7 +195,7 @@ def blend(frames: torch.Tensor, flows: PairFlows, model, timesteps=2, *, options
     opts, hooks = make_options(options, **overrides), hooks or Hooks()
     schedule = as_schedule(timesteps)
     n = frames.shape[0]
-    if not needs_motion(model):
+    if not model.needs_motion:
         flows = PairFlows(None, None)  # it finds its own motion: whatever came is not used
     elif flows.forward is None or flows.backward is None:
         raise InputError(f"flows: {model.name} blends along motion, and these flows hold none (estimated "
@@ -302,7 +296,7 @@ def interpolate_pair(img0: torch.Tensor, img1: torch.Tensor, ts: Sequence[float]
     ``flows``: (F0->1, F1->0) already estimated; an engine that finds its own motion gets (None, None).
     """
     opts, hooks = make_options(options, **overrides), hooks or Hooks()
-    if not needs_motion(model):
+    if not model.needs_motion:
         flows = (None, None)
     elif flows is None:
         _need_estimator(model, estimator)
@@ -329,7 +323,7 @@ def interpolate_pair(img0: torch.Tensor, img1: torch.Tensor, ts: Sequence[float]
 
 
 def _need_estimator(model, estimator) -> None:
-    if estimator is None and needs_motion(model):
+    if estimator is None and model.needs_motion:
         raise InputError(f"estimator: {model.name} blends along motion; give a motion estimator "
                          "(only an engine that finds its own motion runs without one)")
 

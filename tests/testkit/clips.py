@@ -37,6 +37,7 @@ class LinearBlend:
     out-of-memory error for batches larger than that; ``fail_pixels_above``: for larger crops."""
 
     stochastic = False
+    needs_motion = True
     name = "linear"
     info = EngineInfo(id="linear", architecture="linear")
     size_multiple = 1
