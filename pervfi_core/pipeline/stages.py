@@ -195,18 +195,18 @@ def blend(frames: torch.Tensor, flows: PairFlows, model, timesteps=2, *, options
     opts, hooks = make_options(options, **overrides), hooks or Hooks()
     schedule = as_schedule(timesteps)
     n = frames.shape[0]
+    for f in (flows.forward, flows.backward):
+        if f is not None and (f.shape[0] != n - 1 or f.shape[2:] != frames.shape[2:]):
+            raise InputError(f"flows: expected {n - 1} pairs of {tuple(frames.shape[2:])} flows for {n} frames, "
+                             f"got {tuple(f.shape)}; were they computed for these frames?")
     if not model.needs_motion:
-        flows = PairFlows(None, None)  # it finds its own motion: whatever came is not used
+        flows = PairFlows(None, None)  # it finds its own motion: flows that came along (checked above) are not used
     elif flows.forward is None or flows.backward is None:
         raise InputError(f"flows: {model.name} blends along motion, and these flows hold none (estimated "
                          "without a motion estimator, or for an engine that finds its own); estimate them with one")
-    for name, f in (("forward", flows.forward), ("backward", flows.backward)):
-        if f is None:
-            continue
-        if f.shape[0] != n - 1 or f.shape[2:] != frames.shape[2:]:
-            raise InputError(f"flows: expected {n - 1} pairs of {tuple(frames.shape[2:])} flows for {n} frames, "
-                             f"got {tuple(f.shape)}; were they computed for these frames?")
-        check_image(f"flows.{name}", f, channels=2)
+    else:
+        check_image("flows.forward", flows.forward, channels=2)
+        check_image("flows.backward", flows.backward, channels=2)
     with trusted():
         return _blend_pairs(frames, flows, model, schedule, opts, hooks)
 
