@@ -3,16 +3,39 @@
 Checks run once, where user data enters (model.blend/decode/encode, flow estimators, pipeline);
 inner modules trust their inputs. Errors are :class:`~pervfi_core.errors.InputError` with the
 expected and the actual value in the message.
+
+A public entry that calls others (the pipeline calls the estimator and the engine for every pair)
+checks all its data up front, then runs inside :func:`trusted`: there the value scans (finite, range),
+a pass over the data and a device-to-host sync each, are skipped; shape and dtype checks still run.
 """
 from __future__ import annotations
+
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import torch
 
 from .errors import InputError
 
+MAX_FRAME_VALUE = 2.0  # frames are in [0, 1]: slight overshoot (e.g. after upscalers) passes, 0..255 data does not
+_TRUSTED: ContextVar[bool] = ContextVar("pervfi_trusted_values", default=False)
 
-def check_image(name: str, x, *, channels: int = 3) -> None:
-    """``x`` must be a float tensor ``(B, channels, H, W)`` with B >= 1 and finite values."""
+
+@contextmanager
+def trusted():
+    """Inside: the values were checked at the public entry; value scans are skipped (module docstring).
+
+    Per thread / task (a context variable). Enter it only in code that does not yield inside it."""
+    token = _TRUSTED.set(True)
+    try:
+        yield
+    finally:
+        _TRUSTED.reset(token)
+
+
+def check_image(name: str, x, *, channels: int = 3, max_value: float | None = None, finite: bool = True) -> None:
+    """``x`` must be a float tensor ``(B, channels, H, W)`` with B >= 1 and finite values (at most
+    ``max_value``, e.g. :data:`MAX_FRAME_VALUE`, where given; ``finite=False``: values not scanned)."""
     if not isinstance(x, torch.Tensor):
         raise InputError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
     if x.ndim != 4:
@@ -31,18 +54,29 @@ def check_image(name: str, x, *, channels: int = 3) -> None:
             f"{name}: expected a floating-point tensor (float32/float16/bfloat16) with values "
             f"in [0, 1], got {x.dtype}; convert with x.float() / 255 for 8-bit data"
         )
-    check_finite(name, x)
+    if finite:
+        check_finite(name, x, max_value=max_value)
 
 
-def check_finite(name: str, x: torch.Tensor) -> None:
-    if not bool(torch.isfinite(x).all()):
-        bad = int((~torch.isfinite(x)).sum())
-        raise InputError(f"{name}: contains {bad} NaN/Inf values; every value must be finite")
+def check_finite(name: str, x: torch.Tensor, *, max_value: float | None = None) -> None:
+    """Every value finite (and at most ``max_value``): one pass, one sync; skipped inside :func:`trusted`."""
+    if _TRUSTED.get():
+        return
+    bad = (~torch.isfinite(x)).sum()
+    if max_value is None:
+        n_bad, high = int(bad), None
+    else:
+        n_bad, high = torch.stack([bad.double(), x.detach().amax().double()]).tolist()
+    if n_bad:
+        raise InputError(f"{name}: contains {int(n_bad)} NaN/Inf values; every value must be finite")
+    if high is not None and high > max_value:
+        raise InputError(f"{name}: expected values in [0, 1], got a maximum of {high:g}; divide 8-bit data by 255")
 
 
-def check_flow(name: str, flow, like: torch.Tensor) -> None:
-    """``flow`` must be ``(B, 2, H, W)`` in pixels on the grid of ``like`` ``(B, C, H, W)``."""
-    check_image(name, flow, channels=2)
+def check_flow(name: str, flow, like: torch.Tensor, *, finite: bool = True) -> None:
+    """``flow`` must be ``(B, 2, H, W)`` in pixels on the grid of ``like`` ``(B, C, H, W)``; ``finite=False``
+    leaves the values alone (softmax splatting skips non-finite vectors by definition)."""
+    check_image(name, flow, channels=2, finite=finite)
     if flow.shape[0] != like.shape[0] or flow.shape[2:] != like.shape[2:]:
         raise InputError(
             f"{name}: expected shape ({like.shape[0]}, 2, {like.shape[2]}, {like.shape[3]}) to match "

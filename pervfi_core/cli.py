@@ -17,6 +17,7 @@ import threading
 import time
 
 from . import weights
+from .distributed.progress import clock
 from .engines import DEFAULT_ENGINE
 from .errors import PerVFIError
 from .flow.registry import AUTO, AUTO_DESCRIPTION, ESTIMATORS
@@ -59,7 +60,7 @@ class ProgressBar:
             eta = elapsed / done * (total - done) if done else 0.0
             width = 24
             fill = int(width * done / total)
-            line = f"[{'#' * fill}{'.' * (width - fill)}] {done}/{total} pairs  {rate}  ETA {_clock(eta)}"
+            line = f"[{'#' * fill}{'.' * (width - fill)}] {done}/{total} pairs  {rate}  ETA {clock(eta)}"
         else:
             line = f"{done} pairs  {rate}"
         self.stream.write("\r" + line + " " * 4)
@@ -149,12 +150,6 @@ class StopOnSignal:
         for sig, previous in self._saved.items():
             signal.signal(sig, previous)
         self._saved.clear()
-
-
-def _clock(seconds: float) -> str:
-    m, s = divmod(int(round(seconds)), 60)
-    h, m = divmod(m, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 def _whole(text: str) -> int:

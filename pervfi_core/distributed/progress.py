@@ -8,6 +8,7 @@ from .driver import JobSummary, Status
 
 
 def clock(seconds: float) -> str:
+    """``m:ss``, or ``h:mm:ss`` from an hour on (ETAs and totals here and in the CLI's progress bar)."""
     m, s = divmod(int(round(seconds)), 60)
     h, m = divmod(m, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"

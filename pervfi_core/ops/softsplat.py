@@ -22,6 +22,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from ..checks import check_flow
 from ..errors import InputError
 
 
@@ -37,18 +38,9 @@ def _check(x: torch.Tensor, flow: torch.Tensor, metric, mode: str) -> None:
             f"softsplat: unknown mode {mode!r}; expected one of {_BASE_MODES}, optionally with a "
             f"suffix {tuple('-' + s for s in _SUFFIXES)} for avg/linear/soft"
         )
-    if x.ndim != 4 or flow.ndim != 4 or flow.shape[1] != 2:
-        raise InputError(
-            f"softsplat: expected input (N, C, H, W) and flow (N, 2, H, W), got {tuple(x.shape)} "
-            f"and {tuple(flow.shape)}"
-        )
-    if x.shape[0] == 0:
-        raise InputError("softsplat: empty batch (N = 0); pass at least one sample")
-    if x.shape[0] != flow.shape[0] or x.shape[2:] != flow.shape[2:]:
-        raise InputError(
-            f"softsplat: flow must be ({x.shape[0]}, 2, {x.shape[2]}, {x.shape[3]}) to match the input, "
-            f"got {tuple(flow.shape)}"
-        )
+    if not isinstance(x, torch.Tensor) or x.ndim != 4:
+        raise InputError(f"softsplat: expected input (N, C, H, W), got {tuple(getattr(x, 'shape', ()))}")
+    check_flow("softsplat flow", flow, x, finite=False)  # non-finite vectors are skipped, by definition
     needs_metric = base in ("linear", "soft")
     if needs_metric and metric is None:
         raise InputError(f"softsplat: mode {mode!r} needs a metric (N, 1, H, W), got None")

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checks import check_flow
 from ..errors import InputError
 
 
@@ -30,14 +31,9 @@ def backward_warp(x: torch.Tensor, flow: torch.Tensor, *, padding: str = "zeros"
     """
     if padding not in ("zeros", "border"):
         raise InputError(f"backward_warp: padding must be 'zeros' or 'border', got {padding!r}")
-    if x.ndim != 4 or flow.ndim != 4 or flow.shape[1] != 2 or flow.shape[0] != x.shape[0] \
-            or flow.shape[2:] != x.shape[2:]:
-        raise InputError(
-            f"backward_warp: expected x (N, C, H, W) and flow (N, 2, H, W) on the same grid, got "
-            f"{tuple(x.shape)} and {tuple(flow.shape)}"
-        )
-    if x.shape[0] == 0:
-        raise InputError("backward_warp: empty batch (N = 0); pass at least one sample")
+    if not isinstance(x, torch.Tensor) or x.ndim != 4:
+        raise InputError(f"backward_warp: expected x (N, C, H, W), got {tuple(getattr(x, 'shape', ()))}")
+    check_flow("backward_warp flow", flow, x, finite=False)  # values as they are: a NaN vector samples NaN
     _, _, height, width = x.shape
     # positions need float32 at least (bfloat16 cannot address pixels of a 448-px row); sample in it too
     out_dtype = x.dtype

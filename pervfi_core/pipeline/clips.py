@@ -19,7 +19,7 @@ from fractions import Fraction
 
 import torch
 
-from ..checks import check_image
+from ..checks import MAX_FRAME_VALUE, check_image, trusted
 from ..errors import InputError
 from .hooks import Hooks
 from .options import Options, make_options
@@ -93,7 +93,7 @@ class ClipResult:
 
 def loop_frames(frames: torch.Tensor) -> torch.Tensor:
     """(N,3,H,W) -> (N+1,3,H,W): the first frame appended, so the last pair runs from frame N-1 to frame 0."""
-    check_image("frames", frames)
+    check_image("frames", frames, max_value=MAX_FRAME_VALUE)
     if frames.shape[0] < 2:
         raise InputError(f"loop mode: needs at least 2 frames (the last one is interpolated towards the first), "
                          f"got {frames.shape[0]}; give a sequence, or turn loop mode off")
@@ -102,19 +102,21 @@ def loop_frames(frames: torch.Tensor) -> torch.Tensor:
 
 def _run(frames: torch.Tensor, model, estimator, schedule, *, opts: Options, hooks: Hooks, first_frame: int,
          final: bool, skip_before: int) -> ClipResult:
-    """generate() over ``frames`` (clip-wide index ``first_frame``), keeping outputs with index >= ``skip_before``."""
+    """generate() over ``frames`` (clip-wide index ``first_frame``, checked by the caller), keeping outputs with
+    index >= ``skip_before``."""
     n = frames.shape[0]
     park = hooks.park_device or frames.device
     cuts: list[int] = []
     kept, first = [], None
     start = time.perf_counter()
-    for target, value, is_new in generate((frames[i:i + 1] for i in range(n)), model, estimator, schedule,
-                                          place=hooks.place, options=opts, hooks=hooks, total_pairs=n - 1,
-                                          cuts=cuts, first_frame=first_frame, final=final):
-        if target.index < skip_before:
-            continue
-        first = target.index if first is None else first
-        kept.append(value.to(device=park, dtype=frames.dtype) if is_new else value.to(park))
+    with trusted():  # generate() runs to its end inside the scope
+        for target, value, is_new in generate((frames[i:i + 1] for i in range(n)), model, estimator, schedule,
+                                              place=hooks.place, options=opts, hooks=hooks, total_pairs=n - 1,
+                                              cuts=cuts, first_frame=first_frame, final=final):
+            if target.index < skip_before:
+                continue
+            first = target.index if first is None else first
+            kept.append(value.to(device=park, dtype=frames.dtype) if is_new else value.to(park))
     out = torch.cat(kept) if kept else frames.new_zeros(0, *frames.shape[1:]).to(park)
     return ClipResult(out, first if first is not None else skip_before, n - 1, cuts, time.perf_counter() - start)
 
@@ -127,12 +129,13 @@ def interpolate_clip(frames: torch.Tensor, model, estimator, timesteps=2, *, loo
     interpolate from the last frame back to the first and drop the closing copy of the first frame
     (needs N >= 2). Without ``loop`` the frames are those of :func:`.stages.interpolate`.
     """
-    check_image("frames", frames)
-    opts, hooks = make_options(options, **overrides), hooks or Hooks()
     if loop:
-        frames = loop_frames(frames)
-    elif frames.shape[0] < 2:
-        raise InputError(f"frames: need at least 2 frames to interpolate, got {frames.shape[0]}")
+        frames = loop_frames(frames)  # checks the frames
+    else:
+        check_image("frames", frames, max_value=MAX_FRAME_VALUE)
+        if frames.shape[0] < 2:
+            raise InputError(f"frames: need at least 2 frames to interpolate, got {frames.shape[0]}")
+    opts, hooks = make_options(options, **overrides), hooks or Hooks()
     return _run(frames, model, estimator, as_schedule(timesteps), opts=opts, hooks=hooks, first_frame=0,
                 final=not loop, skip_before=0)
 
@@ -169,7 +172,7 @@ class ChunkedClip:
         ``overlap``: the part starts with the previous part's last frame (checked: InputError otherwise);
         else it continues right after it. The first part needs 2 frames; a later part one new frame.
         """
-        check_image("frames", frames)
+        check_image("frames", frames, max_value=MAX_FRAME_VALUE)
         opts, hooks = make_options(options, **overrides), hooks or Hooks()
         schedule = as_schedule(timesteps)
         if not self.started:

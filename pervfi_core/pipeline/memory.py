@@ -6,7 +6,7 @@ before it loads ours. The estimate is the largest single call of the run: the en
 its largest blend + decode call under the tile plan (:func:`.tiling.plan`), or the motion
 estimator's footprint on the frames it sees (:func:`pervfi_core.engines.estimator_memory`), whichever
 is larger: they run one after the other, and what one pair keeps between them (flows, a Blend) is
-small beside either.
+small beside either. An engine that finds its own motion runs no estimator: none is counted.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from ..engines import estimator_memory
 from .hooks import Hooks
 from .options import Options, make_options
 from .schedule import as_schedule
-from .tiling import TILE_CONTEXT, plan
+from .tiling import SELF_MOTION_CONTEXT, TILE_CONTEXT, plan
 
 PAIRS_SCANNED = 8  # a frame-rate schedule's new frames per pair vary; the first pairs show the most
 
@@ -35,7 +35,7 @@ def call_pixels(engine, height: int, width: int, *, batch: int, options: Options
     work = plan(engine, height, width, max(1, min(opts.batch_size, batch)), opts.blend_max_pixels, Hooks())
     if work.tile is None:
         return work.batch * height * width
-    side = work.tile + 2 * TILE_CONTEXT
+    side = work.tile + 2 * (TILE_CONTEXT if engine.needs_motion else SELF_MOTION_CONTEXT)
     return min(side, height) * min(side, width)
 
 
@@ -51,6 +51,6 @@ def memory_required(height: int, width: int, *, engine=None, estimator=None, tim
     if engine is not None:
         pixels = call_pixels(engine, height, width, batch=new_frames_per_pair(timesteps), options=opts)
         need = int(engine.memory_per_pixel) * pixels
-    if estimator is not None:
+    if estimator is not None and (engine is None or engine.needs_motion):
         need = max(need, estimator_memory(estimator, height, width, max_pixels=opts.flow_max_pixels))
     return need

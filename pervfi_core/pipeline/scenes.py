@@ -44,5 +44,6 @@ def cut_scores(frames0: torch.Tensor, frames1: torch.Tensor) -> torch.Tensor:
 def is_cut(frame0: torch.Tensor, frame1: torch.Tensor, *, threshold: float = DEFAULT_SCENE_THRESHOLD) -> bool:
     """True when frames (1,3,H,W) are from different shots (see :func:`cut_scores`); never with threshold 0.
 
-    The one scene-cut rule of the pipeline: every path (fused, split stages, streaming) asks this."""
+    The one scene-cut rule of the pipeline: every path (fused, split stages, streaming) asks this, inside
+    :func:`~pervfi_core.checks.trusted` (the frames were checked at the entry: only shapes are checked here)."""
     return bool(threshold) and bool(cut_scores(frame0, frame1)[0] > threshold)

@@ -15,11 +15,21 @@ Two ways through, with the same frames out:
 * fused (:func:`interpolate` and the streaming video loop, :mod:`.loop`): :func:`generate`, the one
   per-pair generator, runs flow -> blend -> decode pair by pair and holds one pair at a time.
 
+An engine that finds its own motion inside ``blend`` (``engine.needs_motion`` False) gets None flows:
+no estimator runs for it (``estimator`` may be None), the split path's flows hold no tensors, and
+tiles get a fixed context margin (:data:`.tiling.SELF_MOTION_CONTEXT`).
+
 Both use the scene-cut rule of :func:`.scenes.is_cut` (a pair across a cut is never blended; its new
 frames repeat the nearer input frame) and the tiling plan and out-of-memory policy of :mod:`.tiling`.
+
+Inputs are checked once, at the public entry: every frame (one pass, one device sync for the whole
+clip; :func:`generate` checks each frame of its stream as it arrives) and the flows given to
+:func:`blend`. The per-pair work then runs inside :func:`~pervfi_core.checks.trusted`, where the scene
+test, the estimator and the engine skip their own value scans and syncs.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass, field, replace
@@ -28,26 +38,28 @@ from typing import Callable, Iterable, Iterator, Sequence
 import torch
 import torch.nn.functional as F
 
-from ..checks import check_image
+from ..checks import MAX_FRAME_VALUE, check_image, trusted
 from ..errors import InputError
 from .hooks import Hooks
 from .options import FLOW_MAX_PIXELS, Options, make_options
 from .scenes import is_cut
 from .schedule import Target, as_schedule
-from .tiling import crops, margin, paste_cores, plan, run_adaptive, run_batched, run_tiled, tile_boxes
+from .tiling import margin, over_tiles, paste_cores, plan, run_adaptive, run_batched, run_tiled
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class PairFlows:
-    """Flows of consecutive pairs: ``forward`` (N-1,2,H,W) F_i->i+1 on frame i's grid, ``backward`` F_i+1->i."""
+    """Flows of consecutive pairs: ``forward`` (N-1,2,H,W) F_i->i+1 on frame i's grid, ``backward`` F_i+1->i;
+    both None when no motion was estimated (for an engine that finds its own: ``needs_motion`` False)."""
 
-    forward: torch.Tensor
-    backward: torch.Tensor
+    forward: torch.Tensor | None
+    backward: torch.Tensor | None
 
     def to(self, device=None, dtype=None) -> "PairFlows":
-        return PairFlows(self.forward.to(device=device, dtype=dtype), self.backward.to(device=device, dtype=dtype))
+        return PairFlows(*(None if f is None else f.to(device=device, dtype=dtype)
+                           for f in (self.forward, self.backward)))
 
 
 @dataclass
@@ -113,7 +125,8 @@ def nearest_input(target: Target) -> int:
 
 
 def _check_frames(frames) -> None:
-    check_image("frames", frames)
+    """The entry check of a clip: (N,3,H,W) float, N >= 2, finite, in about [0, 1] (one pass, one sync)."""
+    check_image("frames", frames, max_value=MAX_FRAME_VALUE)
     if frames.shape[0] < 2:
         raise InputError(f"frames: need at least 2 frames to interpolate, got {frames.shape[0]}")
 
@@ -135,11 +148,16 @@ def flow_pair(estimator, img0: torch.Tensor, img1: torch.Tensor, *, max_pixels: 
                  for f in estimator(*small))
 
 
-def estimate_flow(frames: torch.Tensor, estimator, *, options: Options | None = None, hooks: Hooks | None = None,
-                  batch_size: int = 1, **overrides) -> PairFlows:
-    """Stage 1: flows of every consecutive pair of ``frames`` (N,3,H,W) in [0,1], N >= 2."""
+def estimate_flow(frames: torch.Tensor, estimator, *, engine=None, options: Options | None = None,
+                  hooks: Hooks | None = None, batch_size: int = 1, **overrides) -> PairFlows:
+    """Stage 1: flows of every consecutive pair of ``frames`` (N,3,H,W) in [0,1], N >= 2.
+
+    ``engine``: the engine the flows are for; for one that finds its own motion (``needs_motion`` False),
+    or without an ``estimator``, nothing is estimated: PairFlows(None, None)."""
     _check_frames(frames)
     opts, hooks = make_options(options, **overrides), hooks or Hooks()
+    if estimator is None or (engine is not None and not engine.needs_motion):
+        return PairFlows(None, None)
     n_pairs = frames.shape[0] - 1
 
     def run(start: int, stop: int) -> list:
@@ -150,16 +168,18 @@ def estimate_flow(frames: torch.Tensor, estimator, *, options: Options | None = 
         hooks.report(stop, n_pairs)
         return [(hooks.park(fwd), hooks.park(bwd))]
 
-    parts = run_batched(run, n_pairs, batch_size, hooks)
+    with trusted():
+        parts = run_batched(run, n_pairs, batch_size, hooks)
     return PairFlows(torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]))
 
 
 # ------------------------------------------------------------------------------ stage 2: ASB
 def _blend_crops(model, inputs: Sequence[torch.Tensor], ts: Sequence[float]):
-    """``model.blend`` of one crop of a pair for the timesteps ``ts`` (the pair expanded to a batch)."""
+    """``model.blend`` of one crop of a pair for the timesteps ``ts`` (the pair expanded to a batch; None
+    flows stay None)."""
     t = torch.tensor(list(ts), device=inputs[0].device, dtype=inputs[0].dtype)
     with torch.no_grad():
-        return model.blend(*(x.expand(len(ts), -1, -1, -1) for x in inputs), t)
+        return model.blend(*(None if x is None else x.expand(len(ts), -1, -1, -1) for x in inputs), t)
 
 
 def blend(frames: torch.Tensor, flows: PairFlows, model, timesteps=2, *, options: Options | None = None,
@@ -175,9 +195,25 @@ def blend(frames: torch.Tensor, flows: PairFlows, model, timesteps=2, *, options
     opts, hooks = make_options(options, **overrides), hooks or Hooks()
     schedule = as_schedule(timesteps)
     n = frames.shape[0]
-    if flows.forward.shape[0] != n - 1 or flows.forward.shape[2:] != frames.shape[2:]:
-        raise InputError(f"flows: expected {n - 1} pairs of {tuple(frames.shape[2:])} flows for {n} frames, "
-                         f"got {tuple(flows.forward.shape)}; were they computed for these frames?")
+    for f in (flows.forward, flows.backward):
+        if f is not None and (f.shape[0] != n - 1 or f.shape[2:] != frames.shape[2:]):
+            raise InputError(f"flows: expected {n - 1} pairs of {tuple(frames.shape[2:])} flows for {n} frames, "
+                             f"got {tuple(f.shape)}; were they computed for these frames?")
+    if not model.needs_motion:
+        flows = PairFlows(None, None)  # it finds its own motion: flows that came along (checked above) are not used
+    elif flows.forward is None or flows.backward is None:
+        raise InputError(f"flows: {model.name} blends along motion, and these flows hold none (estimated "
+                         "without a motion estimator, or for an engine that finds its own); estimate them with one")
+    else:
+        check_image("flows.forward", flows.forward, channels=2)
+        check_image("flows.backward", flows.backward, channels=2)
+    with trusted():
+        return _blend_pairs(frames, flows, model, schedule, opts, hooks)
+
+
+def _blend_pairs(frames: torch.Tensor, flows: PairFlows, model, schedule, opts: Options, hooks: Hooks) -> Blends:
+    """:func:`blend` after its entry checks."""
+    n = frames.shape[0]
     out = Blends(n, schedule, log=hooks.log)
     h, w = frames.shape[2:]
     work_plan = plan(model, h, w, opts.batch_size, opts.blend_max_pixels, hooks)
@@ -189,17 +225,15 @@ def blend(frames: torch.Tensor, flows: PairFlows, model, timesteps=2, *, options
             out.cuts.append(i)
             out.items.append(PairBlend(i, new, None))
         elif new:
-            inputs = [a, b, hooks.place(flows.forward[i:i + 1]), hooks.place(flows.backward[i:i + 1])]
-            context = margin(inputs[2], inputs[3])
+            inputs = [a, b, *(None if f is None else hooks.place(f[i:i + 1]) for f in (flows.forward, flows.backward))]
+            context = functools.cache(lambda: margin(inputs[2], inputs[3]))  # a device sync: asked only when tiling
 
             def work(start: int, stop: int, tile: int | None) -> list:
                 ts = [float(tg.t) for tg in new[start:stop]]
+                step = lambda parts: hooks.park(_blend_crops(model, parts, ts))  # noqa: E731
                 if tile is None:
-                    return [PairBlend(i, new[start:stop], hooks.park(_blend_crops(model, inputs, ts)))]
-                tiles = []
-                for outer, inner in tile_boxes(h, w, tile, context):
-                    hooks.check_interrupt()
-                    tiles.append((outer, inner, hooks.park(_blend_crops(model, crops(inputs, outer), ts))))
+                    return [PairBlend(i, new[start:stop], step(inputs))]
+                tiles = list(over_tiles(step, inputs, tile=tile, margin=context(), hooks=hooks))
                 return [PairBlend(i, new[start:stop], TiledBlend((h, w), tiles))]
 
             out.items.extend(run_adaptive(work, len(new), work_plan, max(h, w), hooks))
@@ -259,9 +293,13 @@ def interpolate_pair(img0: torch.Tensor, img1: torch.Tensor, ts: Sequence[float]
 
     ``seeds``: one per new frame (default ``options.seed_for(k)``). Work follows :mod:`.tiling`: calls
     of at most the pixel budget, tiles with context for larger frames, the out-of-memory policy.
+    ``flows``: (F0->1, F1->0) already estimated; an engine that finds its own motion gets (None, None).
     """
     opts, hooks = make_options(options, **overrides), hooks or Hooks()
-    if flows is None:
+    if not model.needs_motion:
+        flows = (None, None)
+    elif flows is None:
+        _need_estimator(model, estimator)
         with torch.no_grad():
             flows = flow_pair(estimator, img0, img1, max_pixels=opts.flow_max_pixels)
     fflow, bflow = flows
@@ -269,7 +307,7 @@ def interpolate_pair(img0: torch.Tensor, img1: torch.Tensor, ts: Sequence[float]
     h, w = img0.shape[-2:]
     work_plan = plan(model, h, w, min(opts.batch_size, len(ts)), opts.blend_max_pixels, hooks)
     inputs = [img0, img1, fflow, bflow]
-    context = margin(fflow, bflow)
+    context = functools.cache(lambda: margin(fflow, bflow))  # a device sync: asked only when tiling
 
     def work(start: int, stop: int, tile: int | None) -> list:
         hooks.check_interrupt()
@@ -279,9 +317,15 @@ def interpolate_pair(img0: torch.Tensor, img1: torch.Tensor, ts: Sequence[float]
             with torch.no_grad():
                 return model.decode(b, tau=opts.tau, seed=seeds[start])
 
-        return [step(inputs) if tile is None else run_tiled(step, inputs, tile=tile, margin=context, hooks=hooks)]
+        return [step(inputs) if tile is None else run_tiled(step, inputs, tile=tile, margin=context(), hooks=hooks)]
 
     return torch.cat(run_adaptive(work, len(ts), work_plan, max(h, w), hooks))
+
+
+def _need_estimator(model, estimator) -> None:
+    if estimator is None and model.needs_motion:
+        raise InputError(f"estimator: {model.name} blends along motion; give a motion estimator "
+                         "(only an engine that finds its own motion runs without one)")
 
 
 def generate(frames: Iterable, model, estimator, schedule, *, place: Callable[[object], torch.Tensor],
@@ -299,29 +343,35 @@ def generate(frames: Iterable, model, estimator, schedule, *, place: Callable[[o
     their indices and hence the seeds of new frames are those of one run over the whole clip; ``final``
     says whether this part ends the clip (only then the output frame on the last input is emitted).
     Parts that overlap by one input frame concatenate to exactly the whole run.
-    Raises InputError for fewer than 2 frames (after consuming them).
+    Raises InputError for fewer than 2 frames (after consuming them), or for a frame that is not
+    (1,3,H,W) in about [0, 1] (each frame is checked once, as it arrives).
     """
+    _need_estimator(model, estimator)
     opts, hooks = make_options(options), hooks or Hooks()
     prev = prev_t = None
     n = 0
     for frame in frames:
         hooks.check_interrupt()
         cur_t = place(frame)
+        check_image(f"frame {first_frame + n}", cur_t, max_value=MAX_FRAME_VALUE)  # no value scan when trusted
         if prev is not None:
             i = first_frame + n - 1
             targets = schedule.targets_in_pair(i)
             new = [tg for tg in targets if not tg.is_input]
             if targets and targets[0].is_input:
                 yield targets[0], prev, False
-            if new and is_cut(prev_t, cur_t, threshold=opts.scene_threshold):
+            with trusted():  # checked on arrival; no yield inside the scope
+                cut = bool(new) and is_cut(prev_t, cur_t, threshold=opts.scene_threshold)
+            if cut:
                 if cuts is not None:
                     cuts.append(i)
                 logger.info("scene cut between input frames %d and %d: repeating frames instead of blending", i, i + 1)
                 for tg in new:
                     yield tg, prev if nearest_input(tg) == i else frame, False
             elif new:
-                ys = interpolate_pair(prev_t, cur_t, [float(tg.t) for tg in new], model, estimator,
-                                      seeds=[opts.seed_for(tg.index) for tg in new], options=opts, hooks=hooks)
+                with trusted():
+                    ys = interpolate_pair(prev_t, cur_t, [float(tg.t) for tg in new], model, estimator,
+                                          seeds=[opts.seed_for(tg.index) for tg in new], options=opts, hooks=hooks)
                 for k, tg in enumerate(new):
                     yield tg, ys[k:k + 1], True
             hooks.report(n, total_pairs)
@@ -347,8 +397,9 @@ def interpolate(frames: torch.Tensor, model, estimator, timesteps=2, *, options:
     opts, hooks = make_options(options, **overrides), hooks or Hooks()
     n = frames.shape[0]
     park = hooks.park_device or frames.device
-    out = [value.to(device=park, dtype=frames.dtype) if is_new else value
-           for _, value, is_new in generate((frames[i:i + 1] for i in range(n)), model, estimator,
-                                            as_schedule(timesteps), place=hooks.place, options=opts, hooks=hooks,
-                                            total_pairs=n - 1, cuts=cuts, first_frame=first_frame, final=final)]
+    with trusted():  # all frames checked above; generate() runs to its end inside the scope
+        out = [value.to(device=park, dtype=frames.dtype) if is_new else value
+               for _, value, is_new in generate((frames[i:i + 1] for i in range(n)), model, estimator,
+                                                as_schedule(timesteps), place=hooks.place, options=opts, hooks=hooks,
+                                                total_pairs=n - 1, cuts=cuts, first_frame=first_frame, final=final)]
     return torch.cat([x.to(park) for x in out])

@@ -3,7 +3,9 @@
 :func:`plan` turns the pixel budgets (the run's ``blend_max_pixels`` and the engine's own
 ``max_pixels``) into frames per call and, for frames above the budget, a tile side. Tiles keep a
 margin of context larger than the motion (:func:`margin`), so each tile sees every pixel that moves
-into its core; only the cores are kept (:func:`paste_cores`).
+into its core; only the cores are kept (:func:`paste_cores`). :func:`over_tiles` is the one tiling
+path: the fused path stitches what it yields at once (:func:`run_tiled`), the split stages keep the
+tiles' blends for a later decode.
 
 The out-of-memory policy (:func:`run_adaptive`), the same for the fused path, the blend stage and the
 decode stage: free the accelerator cache, halve the batch down to one frame per call, then halve the
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 
@@ -22,6 +24,9 @@ from .options import BLEND_MAX_PIXELS
 
 MIN_TILE = 64  # px; smaller tiles would be mostly context
 TILE_CONTEXT = 32  # px of context around a tile beyond the largest motion (receptive field of the model)
+# px of context for an engine that finds its own motion (no flows to size the margin from): the
+# receptive field plus motions of up to 32 px; larger motion across a tile border is cut off there
+SELF_MOTION_CONTEXT = TILE_CONTEXT + 32
 
 
 @dataclass(frozen=True)
@@ -50,8 +55,11 @@ def plan(engine, height: int, width: int, batch: int, budget: int | None, hooks:
     return Plan(size, tile)
 
 
-def margin(fflow: torch.Tensor, bflow: torch.Tensor) -> int:
-    """Context around a tile: the largest motion plus the model's receptive field."""
+def margin(fflow: torch.Tensor | None, bflow: torch.Tensor | None) -> int:
+    """Context around a tile: the largest motion plus the model's receptive field (one device sync: ask
+    only when tiling); :data:`SELF_MOTION_CONTEXT` without flows (an engine that finds its own motion)."""
+    if fflow is None or bflow is None:
+        return SELF_MOTION_CONTEXT
     return int(math.ceil(float(torch.cat([fflow, bflow]).abs().max()))) + TILE_CONTEXT
 
 
@@ -88,26 +96,29 @@ def paste_cores(pieces, size: tuple[int, int]) -> torch.Tensor:
     return out
 
 
-def crops(inputs: Sequence[torch.Tensor], outer: tuple[int, int, int, int]) -> list[torch.Tensor]:
-    """The region ``outer`` = (y0, y1, x0, x1) of each (B,C,H,W) input."""
+def crops(inputs: Sequence[torch.Tensor | None], outer: tuple[int, int, int, int]) -> list[torch.Tensor | None]:
+    """The region ``outer`` = (y0, y1, x0, x1) of each (B,C,H,W) input (None stays None: no flows)."""
     y0, y1, x0, x1 = outer
-    return [x[..., y0:y1, x0:x1] for x in inputs]
+    return [None if x is None else x[..., y0:y1, x0:x1] for x in inputs]
 
 
-def run_tiled(fn: Callable[[Sequence[torch.Tensor]], torch.Tensor], inputs: Sequence[torch.Tensor], *,
+def over_tiles(fn: Callable[[list], object], inputs: Sequence[torch.Tensor | None], *, tile: int, margin: int,
+               hooks: Hooks) -> Iterator[tuple[tuple[int, int, int, int], tuple[int, int, int, int], object]]:
+    """``(outer, inner, fn(crops))`` for every tile of :func:`tile_boxes` over ``inputs`` (all (B,C,H,W)
+    on one grid; the first is never None), lazily, checking for interruption before each tile."""
+    h, w = inputs[0].shape[-2:]
+    for outer, inner in tile_boxes(h, w, tile, margin):
+        hooks.check_interrupt()
+        yield outer, inner, fn(crops(inputs, outer))
+
+
+def run_tiled(fn: Callable[[list], torch.Tensor], inputs: Sequence[torch.Tensor | None], *,
               tile: int, margin: int, hooks: Hooks) -> torch.Tensor:
-    """Apply ``fn`` to spatial tiles of ``inputs`` (all (B,C,H,W) on one grid) and stitch the cores.
+    """Apply ``fn`` to spatial tiles of ``inputs`` (:func:`over_tiles`) and stitch the cores.
 
     ``fn`` maps the list of cropped inputs to one (B,C',h,w) tensor on the same grid.
     """
-    h, w = inputs[0].shape[-2:]
-
-    def pieces():
-        for outer, inner in tile_boxes(h, w, tile, margin):
-            hooks.check_interrupt()
-            yield outer, inner, fn(crops(inputs, outer))
-
-    return paste_cores(pieces(), (h, w))
+    return paste_cores(over_tiles(fn, inputs, tile=tile, margin=margin, hooks=hooks), tuple(inputs[0].shape[-2:]))
 
 
 def run_batched(fn: Callable[[int, int], list], n: int, batch_size: int, hooks: Hooks) -> list:

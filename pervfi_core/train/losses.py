@@ -73,22 +73,21 @@ def pervfi_loss(model, batch: dict, flows: tuple[torch.Tensor, torch.Tensor], *,
             logs["perceptual"] = float(perc.detach())
         if anchor > 0:
             frame = model.decode(blend, tau=0.0)
-            l1 = (frame - batch["gt"]).abs().mean()
-            term = l1
-            logs["anchor_l1"] = float(l1.detach())
-            if perceptual is not None and anchor_mu > 0:
-                perc0 = perceptual(frame, batch["gt"]).mean()
-                term = term + anchor_mu * perc0
-                logs["anchor_perceptual"] = float(perc0.detach())
-            loss = loss + anchor * term
+            loss = loss + anchor * l1_perceptual(frame, batch["gt"], perceptual, anchor_mu, logs, prefix="anchor_")
     else:
-        pred = model.decode(blend)
-        l1 = (pred - batch["gt"]).abs().mean()
-        loss = l1
-        logs["l1"] = float(l1.detach())
-        if perceptual is not None and mu > 0:
-            perc = perceptual(pred, batch["gt"]).mean()
-            loss = loss + mu * perc
-            logs["perceptual"] = float(perc.detach())
+        loss = l1_perceptual(model.decode(blend), batch["gt"], perceptual, mu, logs)
     logs["loss"] = float(loss.detach())
     return loss, logs
+
+
+def l1_perceptual(pred: torch.Tensor, gt: torch.Tensor, perceptual: PerceptualFn | None, mu: float,
+                  logs: dict[str, float], *, prefix: str = "") -> torch.Tensor:
+    """L1 + μ·L_perc of ``pred`` against ``gt`` (B, 3, H, W) in [0, 1], the perceptual term only with a
+    ``perceptual`` and μ > 0; both parts logged as ``{prefix}l1`` and ``{prefix}perceptual``."""
+    l1 = (pred - gt).abs().mean()
+    logs[f"{prefix}l1"] = float(l1.detach())
+    if perceptual is None or mu <= 0:
+        return l1
+    perc = perceptual(pred, gt).mean()
+    logs[f"{prefix}perceptual"] = float(perc.detach())
+    return l1 + mu * perc

@@ -36,7 +36,7 @@ def test_function_and_module_agree():
 
 
 def test_bad_inputs_raise():
-    with pytest.raises(InputError, match="same grid"):
+    with pytest.raises(InputError, match=r"backward_warp flow: expected shape \(1, 2, 4, 4\)"):
         backward_warp(torch.zeros(1, 3, 4, 4), torch.zeros(1, 2, 4, 5))
     with pytest.raises(InputError, match="empty batch"):
         backward_warp(torch.zeros(0, 3, 4, 4), torch.zeros(0, 2, 4, 4))

@@ -240,3 +240,112 @@ def test_decode_retries_a_batch_that_does_not_fit_one_frame_at_a_time():
     hooks = Hooks()
     out = pipeline.decode(frames, blends, DecodeOneAtATime(), hooks=hooks)
     assert torch.allclose(out, pipeline.decode(frames, blends, LinearBlend())) and "batches of 1" in hooks.log[-1]
+
+
+def test_tiled_split_stages_equal_the_fused_path_bit_for_bit():
+    """One tiling path (tiling.over_tiles): the split stages' tiles decode to exactly the fused path's frame."""
+    from pervfi_core.training_free import TrainingFreeVFI
+
+    x = _moving_frames(3, 100, 140)
+    model, est = TrainingFreeVFI(), ZeroFlow()
+    budget = 64 * 64
+    blends = pipeline.blend(x, pipeline.estimate_flow(x, est), model, 3, blend_max_pixels=budget)
+    assert all(isinstance(item.blend, pipeline.TiledBlend) for item in blends.items)
+    split = pipeline.decode(x, blends, model)
+    assert torch.equal(split, pipeline.interpolate(x, model, est, 3, blend_max_pixels=budget))
+
+
+def _count_value_scans(monkeypatch) -> list[str]:
+    """Names of the value scans (finite / range) that really run, i.e. outside checks.trusted()."""
+    from pervfi_core import checks
+
+    scans, scan = [], checks.check_finite
+
+    def counting(name, x, **kwargs):
+        if not checks._TRUSTED.get():
+            scans.append(name)
+        return scan(name, x, **kwargs)
+
+    monkeypatch.setattr(checks, "check_finite", counting)
+    return scans
+
+
+def test_frames_are_scanned_once_at_the_entry_not_per_pair(monkeypatch):
+    """The estimator, the scene test and the engine check their inputs when called directly; inside the
+    pipeline they trust the entry's one scan of the whole clip (no per-pair pass, no per-pair sync)."""
+    from pervfi_core.flow import build_estimator
+    from pervfi_core.training_free import TrainingFreeVFI
+
+    x = _moving_frames(5, 24, 32)
+    model, est = TrainingFreeVFI(), build_estimator("dis")
+    scans = _count_value_scans(monkeypatch)
+    fused = pipeline.interpolate(x, model, est, 3)
+    assert scans == ["frames"]
+    scans.clear()
+    flows = pipeline.estimate_flow(x, est)
+    split = pipeline.decode(x, pipeline.blend(x, flows, model, 3), model)
+    assert scans == ["frames", "frames", "flows.forward", "flows.backward", "frames"] and torch.equal(split, fused)
+    scans.clear()
+    list(pipeline.generate((x[i:i + 1] for i in range(5)), model, est, pipeline.as_schedule(2), place=lambda f: f))
+    assert scans == [f"frame {i}" for i in range(5)]  # a stream: each frame once, as it arrives
+    scans.clear()
+    est(x[:1], x[1:2])  # called directly: the estimator's own entry check
+    assert scans == ["img0", "img1"]
+
+
+@pytest.mark.parametrize("bad, message", [(float("nan"), "frames: contains 1 NaN/Inf"),
+                                          (255.0, "frames: expected values in \\[0, 1\\], got a maximum of 255")])
+def test_bad_values_are_refused_at_the_entry(bad, message):
+    x = _frames(3)
+    x[1, 0, 2, 2] = bad
+    for run in (lambda: pipeline.interpolate(x, LinearBlend(), ZeroFlow()),
+                lambda: pipeline.estimate_flow(x, ZeroFlow()),
+                lambda: pipeline.decode(x, pipeline.Blends(3, pipeline.as_schedule(2)), LinearBlend())):
+        with pytest.raises(InputError, match=message):
+            run()
+    flows = pipeline.estimate_flow(_frames(3), ZeroFlow())
+    flows.backward[1, 0, 0, 0] = float("inf")
+    with pytest.raises(InputError, match="flows.backward: contains 1 NaN/Inf"):
+        pipeline.blend(_frames(3), flows, LinearBlend())
+    stream = (f[None] for f in x)
+    with pytest.raises(InputError, match=message.replace("frames", "frame 1")):
+        list(pipeline.generate(stream, LinearBlend(), ZeroFlow(), pipeline.as_schedule(2), place=lambda f: f))
+
+
+def test_an_engine_with_its_own_motion_gets_no_flows_and_no_estimator_runs():
+    """needs_motion False: the fused path passes None flows, the split path's flows hold none, tiles get
+    the fixed context margin, and the memory estimate counts no estimator."""
+    from testkit.clips import NoEstimator, OwnMotion
+
+    from pervfi_core.pipeline.memory import call_pixels, memory_required
+    from pervfi_core.pipeline.tiling import SELF_MOTION_CONTEXT, TILE_CONTEXT
+
+    x = _frames(3, 120, 160)
+    expected = pipeline.interpolate(x, LinearBlend(), ZeroFlow(), 3)
+    assert torch.equal(pipeline.interpolate(x, OwnMotion(), NoEstimator(), 3), expected)
+    assert torch.equal(pipeline.interpolate(x, OwnMotion(), None, 3), expected)
+    flows = pipeline.estimate_flow(x, NoEstimator(), engine=OwnMotion())
+    assert flows.forward is None and flows.backward is None
+    split = pipeline.decode(x, pipeline.blend(x, flows, OwnMotion(), 3), OwnMotion())
+    assert torch.equal(split, expected)
+    assert torch.equal(pipeline.decode(x, pipeline.blend(x, pipeline.estimate_flow(x, ZeroFlow()), OwnMotion(), 3),
+                                       OwnMotion()), expected)  # flows given anyway are not passed on
+    with pytest.raises(InputError, match="blends along motion"):
+        pipeline.blend(x, flows, LinearBlend(), 3)
+    with pytest.raises(InputError, match="give a motion estimator"):
+        pipeline.interpolate(x, LinearBlend(), None, 3)
+    # tiles: a fixed context (no flows to size it from); a local engine's tiles stitch to the whole frame
+    x = _frames(2, 300, 400)
+    engine, budget = OwnMotion(), 64 * 64
+    calls = []
+    blend_fn = engine.blend
+    engine.blend = lambda *a: calls.append(tuple(a[0].shape[-2:])) or blend_fn(*a)
+    tiled = pipeline.interpolate(x, engine, NoEstimator(), 2, blend_max_pixels=budget)
+    assert torch.equal(tiled, pipeline.interpolate(x, LinearBlend(), ZeroFlow(), 2))
+    boxes = tile_boxes(300, 400, 64, SELF_MOTION_CONTEXT)
+    assert calls == [(y1 - y0, x1 - x0) for (y0, y1, x0, x1), _ in boxes] and SELF_MOTION_CONTEXT > TILE_CONTEXT
+    opts = pipeline.Options(blend_max_pixels=budget)
+    assert call_pixels(OwnMotion(), 720, 1280, batch=1, options=opts) == (64 + 2 * SELF_MOTION_CONTEXT) ** 2
+    est = NoEstimator()  # an unknown estimator: charged the largest footprint
+    assert memory_required(720, 1280, engine=OwnMotion(), estimator=est) == \
+        memory_required(720, 1280, engine=OwnMotion()) < memory_required(720, 1280, engine=LinearBlend(), estimator=est)

@@ -37,6 +37,7 @@ class LinearBlend:
     out-of-memory error for batches larger than that; ``fail_pixels_above``: for larger crops."""
 
     stochastic = False
+    needs_motion = True
     name = "linear"
     info = EngineInfo(id="linear", architecture="linear")
     size_multiple = 1
@@ -76,6 +77,28 @@ class SeededNoise(LinearBlend):
         y = b.conds[0]
         noise = torch.rand(y.shape, generator=torch.Generator().manual_seed(int(seed)), dtype=torch.float32)
         return (y + tau * (noise.to(y) - 0.5)).clamp(0, 1)
+
+
+class OwnMotion(LinearBlend):
+    """An engine that finds its own motion (like one built on RIFE's IFNet): ``needs_motion`` False; its
+    blend insists on None flows, so a pipeline that estimated motion for it fails loudly."""
+
+    needs_motion = False
+    name = "own-motion"
+    info = EngineInfo(id="own-motion", architecture="linear")
+
+    def blend(self, img0, img1, fflow, bflow, t):
+        assert fflow is None and bflow is None, "an engine with its own motion was given flows"
+        return super().blend(img0, img1, fflow, bflow, t)
+
+
+class NoEstimator:
+    """A motion estimator that must never run (for an engine that finds its own motion)."""
+
+    name = "never"
+
+    def __call__(self, img0, img1):
+        raise AssertionError("the estimator ran for an engine that finds its own motion")
 
 
 def textured_frames(count: int = 6) -> list[np.ndarray]:
