@@ -12,6 +12,7 @@ from nodes import comfy as rt
 from nodes.interpolate import PerVFIInterpolate
 from nodes.loaders import PerVFILoadFlowModel, PerVFILoadModel
 from nodes.stages import PerVFIASBBlend, PerVFIFlowDecode, PerVFIFlowEstimation, PerVFIFlowToImage
+from pervfi_core.engine import DEFAULT_TAU
 from pervfi_core.errors import InputError
 from testkit.nodes import ROOT, run_node
 
@@ -34,10 +35,10 @@ def test_every_node_declares_what_comfyui_reads(node_id):
             assert len(entry) == 2 and entry[1].get("tooltip"), f"{node_id}.{name} has no tooltip"
 
 
-def test_tau_is_a_slider_from_0_to_1_defaulting_to_0_3():
+def test_tau_is_a_slider_from_0_to_1_defaulting_to_the_default_tau():
     for cls in (PerVFIFlowDecode, PerVFIInterpolate):
         kind, opts = cls.INPUT_TYPES()["required"]["tau"]
-        assert (kind, opts["min"], opts["max"], opts["default"], opts["display"]) == ("FLOAT", 0.0, 1.0, 0.3, "slider")
+        assert (kind, opts["min"], opts["max"], opts["default"], opts["display"]) == ("FLOAT", 0.0, 1.0, DEFAULT_TAU, "slider")
 
 
 def test_pack_loads_the_way_comfyui_imports_it():
