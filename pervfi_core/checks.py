@@ -58,6 +58,21 @@ def check_image(name: str, x, *, channels: int = 3, max_value: float | None = No
         check_finite(name, x, max_value=max_value)
 
 
+def check_whole(name: str, value, lo: int, hi: int | None = None, *, hint: str = "", unit: str = "",
+                hi_text: str | None = None) -> int:
+    """``value`` as an int, or :class:`InputError` unless it is a whole number in [lo, hi] (hi None: no bound).
+
+    The message: ``NAME: expected a whole number [of UNIT] from LO to HI (HINT), got VALUE``."""
+    span = f">= {lo}" if hi is None else f"from {lo} to {hi_text or hi}"
+    what = f"a whole number{' of ' + unit if unit else ''} {span}{f' ({hint})' if hint else ''}"
+    if isinstance(value, bool) or not isinstance(value, int) and not hasattr(value, "__index__"):
+        raise InputError(f"{name}: expected {what}, got {value!r}")
+    number = int(value.__index__())
+    if number < lo or hi is not None and number > hi:
+        raise InputError(f"{name}: expected {what}, got {value!r}")
+    return number
+
+
 def check_finite(name: str, x: torch.Tensor, *, max_value: float | None = None) -> None:
     """Every value finite (and at most ``max_value``): one pass, one sync; skipped inside :func:`trusted`."""
     if _TRUSTED.get():
