@@ -24,6 +24,9 @@ from .process import ffmpeg_exe, run
 TIMING_SCAN_SECONDS = 300.0
 _REORDER_DEPTH = 16  # most frames a decoder may hold back to reorder (H.264/HEVC DPB size)
 _NO_TIMESTAMP = -(2 ** 63)  # AV_NOPTS_VALUE in ffmpeg's framecrc lines
+# At most this share of a clip's slots may be missing for it to count as a constant-rate clip with
+# dropped frames (held); more gaps than that is a variable-rate clip (re-timed to its average rate).
+_MAX_DROPPED = 0.25
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,17 @@ def _scan_timing(path: Path) -> _Timing | None:
     return _Timing(pts, video[pts[-1]], end, start, empty)
 
 
+def _grid_slots(pts: list[float], fps: Fraction | None) -> int | None:
+    """The frame slots from the first timestamp to the last at ``fps`` when every timestamp sits on
+    that grid (to 1 % of a frame), else None."""
+    if fps is None:
+        return None
+    steps = [(t - pts[0]) * float(fps) for t in pts]
+    if any(abs(step - round(step)) > 0.01 for step in steps):
+        return None
+    return round(steps[-1]) + 1
+
+
 def _drift(pts: list[float], fps: Fraction) -> float:
     """Largest gap between each frame's source time and its slot ``i / fps`` at a constant rate."""
     t0, step = pts[0], 1.0 / float(fps)
@@ -196,11 +210,16 @@ def probe(path: str | os.PathLike) -> VideoInfo:
             truncated = duration - (timing.end - start) > max(0.25, 3 / float(fps))
         if complete and not truncated:
             count, exact, held = n, True, timing.empty
+            slots = _grid_slots(pts, fps)
+            if slots is not None and slots > n and (slots - n) <= _MAX_DROPPED * slots:
+                # A constant-rate clip with dropped frames (every timestamp on the declared rate's grid):
+                # the previous frame is held in each empty slot, so nothing drifts.
+                count, held = slots, held + slots - n
         else:
             # Where the packets stop (cut-off file, end of the scan) frames reordered for B-frames
             # leave holes among the last timestamps: judge the timing without them.
             pts = pts[:-_REORDER_DEPTH] if n > 2 * _REORDER_DEPTH else []
-        if pts:
+        if pts and not held:
             drift = _drift(pts, fps)
             if drift > 1.0 / float(fps) and average != fps:
                 # The declared rate misses the timestamps by more than a frame: re-time to the measured

@@ -117,17 +117,19 @@ class VideoReader:
         w, h = self.info.width, self.info.height
         info = self.info
         if info.held_frames and not self.fps_given:
-            # Null frames: one frame per slot of the container's constant rate, the previous picture held
-            # in the empty ones (ffmpeg's constant-rate output repeats it), at most the slots counted.
-            timing, limit = ["-fps_mode", "cfr", "-r", f"{info.fps.numerator}/{info.fps.denominator}"], info.frame_count
+            # Null or dropped frames: one frame per slot of the container's constant rate, the previous
+            # picture held in the empty ones (ffmpeg's fps filter puts each picture on its own slot), at
+            # most the slots counted.
+            timing = ["-vf", f"fps={info.fps.numerator}/{info.fps.denominator}", "-fps_mode", "passthrough",
+                      "-frames:v", str(info.frame_count)]
         else:
-            timing, limit = ["-fps_mode", "passthrough"], None
+            timing = ["-fps_mode", "passthrough"]
         cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-i", str(self.path),
                "-map", "0:V:0", *timing, "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
         self._warn()
         self.frames_read, self.finished, self.truncated = 0, False, False
         log = tempfile.TemporaryFile()
-        self._frames = FFmpegFrames(cmd, w, h, log, limit=limit)
+        self._frames = FFmpegFrames(cmd, w, h, log)
         try:
             for frame in self._frames:
                 self.frames_read += 1
