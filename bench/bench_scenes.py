@@ -121,10 +121,13 @@ def main(argv=None) -> None:
 
     tallies = []
     for name, path in real_clips(args).items():
-        frames = [tensor(f) for f in open_input(path)]
         cuts, inside = Tally(f"{name}: its cuts", True), Tally(f"{name}: its other pairs", False)
-        for i in range(len(frames) - 1):
-            (cuts if i in KNOWN_CUTS[name] else inside).add(frames[i], frames[i + 1])
+        prev = None
+        for i, frame in enumerate(open_input(path)):  # streamed: a pair at a time
+            cur = tensor(frame)
+            if prev is not None:
+                (cuts if i - 1 in KNOWN_CUTS[name] else inside).add(prev, cur)
+            prev = cur
         tallies += [cuts, inside]
     root = Path(args.validation)
     if (root / "manifest.json").is_file():

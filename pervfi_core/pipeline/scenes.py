@@ -12,11 +12,13 @@ each in [0, 1]:
   anything; clamped to [0, 1] (an inverted image is a full change).
 
 score = sqrt(colour * layout), so a pair needs both to be a cut. Measured by bench/bench_scenes.py
-(BENCHMARKS.md, "Scene cuts"): opencv-doc's Megamind.avi has four cuts scoring 0.37-0.79 while its
-other pairs stay below 0.03 (the colour change alone gave its cuts only 0.16-0.18, under the old
-threshold); the default threshold 0.2 sits between. Limits: a cut between two shots with the same
-layout and a new palette only (or the reverse) scores low, as a flash does; lower the threshold to
-catch more, raise it to catch fewer; 0 turns detection off.
+(BENCHMARKS.md, "Scene cuts"): opencv-doc's Megamind.avi has four cuts scoring 0.34-0.79 while its
+other pairs stay below 0.02 (the colour change alone gave three of its cuts only 0.16-0.18); bikes'
+fast blurred pan scores 0.185, its cuts at least 0.44; the default threshold 0.25 sits between. Limits:
+a pan faster than the layout search reaches (about 6 % of the width a frame) or a flash that washes
+out most of the picture can still score as a cut; a cut between two shots with the same layout and
+only a new palette scores low. Lower the threshold to catch more, raise it to catch fewer; 0 turns
+detection off.
 """
 from __future__ import annotations
 
