@@ -18,6 +18,7 @@ import torch
 from .errors import InputError
 
 MAX_FRAME_VALUE = 2.0  # frames are in [0, 1]: slight overshoot (e.g. after upscalers) passes, 0..255 data does not
+MIN_FRAME_VALUE = -0.25  # and slight undershoot (ringing) passes, [-1, 1] data does not
 _TRUSTED: ContextVar[bool] = ContextVar("pervfi_trusted_values", default=False)
 
 
@@ -45,6 +46,9 @@ def check_image(name: str, x, *, channels: int = 3, max_value: float | None = No
         raise InputError(
             f"{name}: expected {channels} channels in dim 1 (B, C, H, W), got {x.shape[1]}{hint}"
         )
+    if x.device.type == "meta":
+        raise InputError(f"{name}: a tensor on the 'meta' device has a shape but no values; pass real data "
+                         "(on cpu, cuda or mps)")
     if x.shape[0] == 0:
         raise InputError(f"{name}: empty batch (B = 0); pass at least one sample")
     if x.shape[2] == 0 or x.shape[3] == 0:
@@ -58,19 +62,60 @@ def check_image(name: str, x, *, channels: int = 3, max_value: float | None = No
         check_finite(name, x, max_value=max_value)
 
 
+def check_whole(name: str, value, lo: int, hi: int | None = None, *, hint: str = "", unit: str = "",
+                hi_text: str | None = None) -> int:
+    """``value`` as an int, or :class:`InputError` unless it is a whole number in [lo, hi] (hi None: no bound).
+
+    The message: ``NAME: expected a whole number [of UNIT] from LO to HI (HINT), got VALUE``."""
+    span = f">= {lo}" if hi is None else f"from {lo} to {hi_text or hi}"
+    what = f"a whole number{' of ' + unit if unit else ''} {span}{f' ({hint})' if hint else ''}"
+    if isinstance(value, bool) or not isinstance(value, int) and not hasattr(value, "__index__"):
+        raise InputError(f"{name}: expected {what}, got {value!r}")
+    number = int(value.__index__())
+    if number < lo or hi is not None and number > hi:
+        raise InputError(f"{name}: expected {what}, got {value!r}")
+    return number
+
+
+def check_engine(name: str, engine) -> None:
+    """``engine`` must make frames (``blend`` and ``decode``): a motion estimator given here is named as one."""
+    if hasattr(engine, "blend") and hasattr(engine, "decode"):
+        return
+    if callable(engine) and not hasattr(engine, "blend"):
+        raise InputError(f"{name}: expected an engine (load_engine(...)), got a motion estimator "
+                         f"({type(engine).__name__}); pass it as the estimator and an engine here")
+    raise InputError(f"{name}: expected an engine (load_engine(...)) with blend() and decode(), got "
+                     f"{type(engine).__name__}")
+
+
+def check_estimator(name: str, estimator) -> None:
+    """``estimator`` must be a motion estimator (called on two frames): an engine given here is named as one."""
+    if estimator is None:
+        return
+    if hasattr(estimator, "blend") and hasattr(estimator, "decode"):
+        raise InputError(f"{name}: expected a motion estimator (load_estimator(...)), got an engine "
+                         f"({type(estimator).__name__}); pass it as the engine and an estimator here")
+    if not callable(estimator):
+        raise InputError(f"{name}: expected a motion estimator (load_estimator(...)), got {type(estimator).__name__}")
+
+
 def check_finite(name: str, x: torch.Tensor, *, max_value: float | None = None) -> None:
-    """Every value finite (and at most ``max_value``): one pass, one sync; skipped inside :func:`trusted`."""
+    """Every value finite (and, with ``max_value``, in [:data:`MIN_FRAME_VALUE`, ``max_value``]): one pass,
+    one sync; skipped inside :func:`trusted`."""
     if _TRUSTED.get():
         return
     bad = (~torch.isfinite(x)).sum()
     if max_value is None:
-        n_bad, high = int(bad), None
+        n_bad, high, low = int(bad), None, None
     else:
-        n_bad, high = torch.stack([bad.double(), x.detach().amax().double()]).tolist()
+        n_bad, high, low = torch.stack([bad.double(), x.detach().amax().double(), x.detach().amin().double()]).tolist()
     if n_bad:
         raise InputError(f"{name}: contains {int(n_bad)} NaN/Inf values; every value must be finite")
     if high is not None and high > max_value:
         raise InputError(f"{name}: expected values in [0, 1], got a maximum of {high:g}; divide 8-bit data by 255")
+    if low is not None and low < MIN_FRAME_VALUE:
+        raise InputError(f"{name}: expected values in [0, 1], got a minimum of {low:g}; map [-1, 1] data with "
+                         "(x + 1) / 2")
 
 
 def check_flow(name: str, flow, like: torch.Tensor, *, finite: bool = True) -> None:

@@ -2,7 +2,7 @@
 
 Exit codes: 0 done; 2 bad input, options, weights or output (a one-line message, no traceback: a full
 disk, a read-only folder, a corrupt checkpoint, a value out of bounds); 130 interrupted (Ctrl-C,
-SIGINT); 143 SIGTERM; 129 SIGHUP; 1 unexpected error. No output file exists unless the run completed:
+SIGINT); 128 + n for the other stop signals (143 SIGTERM, 129 SIGHUP, 131 SIGQUIT, SIGUSR1/2); 1 unexpected error. No output file exists unless the run completed:
 every way of stopping removes the temporary output. Warnings (a cut-off input, a variable frame
 rate, half precision on a CPU) go to stderr.
 """
@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+from fractions import Fraction
 
 from . import weights
 from .distributed.progress import clock
@@ -25,7 +26,7 @@ from .registry import ENGINES
 from .pipeline.options import BLEND_MAX_PIXELS, DEFAULT_BATCH, DEFAULT_NOISE, DEFAULT_SCENE_THRESHOLD, DEFAULT_SEED, \
     DEFAULT_TAU, FLOW_MAX_PIXELS, NOISE_MODES
 from .pipeline.schedule import MAX_RATE_RATIO, MULTIPLIER_RANGE
-from .video import CRF_RANGE
+from .video import CRF_RANGE, STOP_SIGNALS
 
 
 def engine_help() -> str:
@@ -109,7 +110,7 @@ def _console_log() -> ConsoleLog | None:
 
 
 class Interrupted(KeyboardInterrupt):
-    """A stop signal (SIGINT, SIGTERM, SIGHUP) raised as KeyboardInterrupt in the main thread, so every
+    """A stop signal (:data:`~pervfi_core.video.STOP_SIGNALS`) raised as KeyboardInterrupt in the main thread, so every
     abort path Ctrl-C takes (the temporary output removed) runs for it too. ``signum``: which one."""
 
     def __init__(self, signum: int):
@@ -119,9 +120,6 @@ class Interrupted(KeyboardInterrupt):
     @property
     def name(self) -> str:
         return signal.Signals(self.signum).name
-
-
-STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")  # SIGHUP: the terminal closed (absent on Windows)
 
 
 class StopOnSignal:
@@ -166,6 +164,16 @@ def _number(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
+def _rate(text: str):
+    """A frame rate: a number (``29.97``) or an exact ratio ``N/D`` (``30000/1001``), kept exact."""
+    if "/" not in text:
+        return _number(text)
+    try:
+        return Fraction(text.strip())
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"expected a number or a ratio N/D such as 30000/1001, got {text!r}") from None
+
+
 def add_interpolate(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("interpolate", help="make new frames between the frames of a video",
                        description="Interpolate a video (file or folder of frames) into a video file (by "
@@ -177,9 +185,9 @@ def add_interpolate(sub) -> argparse.ArgumentParser:
     rate.add_argument("--multiplier", "-m", type=_whole, default=None,
                       help=f"frames per input frame: N-1 new frames between each pair, {MULTIPLIER_RANGE[0]} to "
                            f"{MULTIPLIER_RANGE[1]} (default 2)")
-    rate.add_argument("--fps", type=_number, default=None,
+    rate.add_argument("--fps", type=_rate, default=None,
                       help=f"retime to this frame rate instead (any value within {MAX_RATE_RATIO}x of the input "
-                           "rate, e.g. 24 -> 60)")
+                           "rate, e.g. 24 -> 60; exact ratios as N/D, e.g. 60000/1001)")
     p.add_argument("--tau", type=float, default=DEFAULT_TAU,
                    help=f"sampling temperature of a stochastic engine (pervfi-v00), 0..1 (default {DEFAULT_TAU})")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED,
@@ -195,7 +203,7 @@ def add_interpolate(sub) -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"],
                    help="compute precision (default auto = float32)")
-    p.add_argument("--input-fps", type=_number, default=None,
+    p.add_argument("--input-fps", type=_rate, default=None,
                    help="frame rate of a folder of frames (default 25) or override of a video's rate")
     p.add_argument("--scene-threshold", type=float, default=DEFAULT_SCENE_THRESHOLD,
                    help=f"scene-cut sensitivity, 0..1 (default {DEFAULT_SCENE_THRESHOLD}; 0 disables): pairs across a "
@@ -222,11 +230,9 @@ def add_interpolate(sub) -> argparse.ArgumentParser:
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
     from .distributed import cli as distributed_cli
-    from .engines import load_estimator, load_engine, pick_device, pick_dtype
-    from .pipeline import Hooks, Options
-    from .pipeline.loop import RunReport, interpolate_file
+    from .pipeline import Options
     from .pipeline.schedule import Retime, check_rate
-    from .video import check_output, open_input
+    from .video import OutputLock, check_output
 
     # Every option is checked before anything is loaded, by the same code the API and the nodes use
     # (pipeline/options.py, pipeline/schedule.py, video.check_output): a bad value costs a message, not a
@@ -241,6 +247,18 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     if distributed_cli.wants(args):  # --ray (segments on a Ray cluster) or --inputs (many inputs)
         return distributed_cli.run(args, options)
     check_output(args.output, input_path=args.input, overwrite=args.overwrite, crf=args.crf)
+    # One writer per output, taken before any work: a second run on this output refuses at once.
+    with OutputLock(args.output):
+        return _interpolate_locked(args, options)
+
+
+def _interpolate_locked(args: argparse.Namespace, options) -> int:
+    from .engines import load_engine, load_estimator, pick_device, pick_dtype
+    from .pipeline import Hooks
+    from .pipeline.loop import RunReport, interpolate_file
+    from .pipeline.schedule import Retime
+    from .video import open_input
+
     reader = open_input(args.input, fps=args.input_fps)  # missing/unreadable input: fail fast
     reader.close()
     if args.fps is not None:

@@ -8,6 +8,7 @@ Inputs are a few tiny frames, made once per module.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import pickle
@@ -16,15 +17,17 @@ import resource
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from testkit.cli import (cli_command, cli_env, ffmpeg_run, leftovers, noise_clip, readonly_folder, run_main,
-                         small_disk, write_png)
-from testkit.clips import make_clip
+from testkit.cli import (cli_command, cli_env, ffmpeg_run, leftovers, lock_held_elsewhere, noise_clip,
+                         processes_naming, readonly_folder, run_main, small_disk, write_png)
+from pervfi_core.video import probe
+from testkit.clips import alpha_mov, anamorphic_mp4, bframe_avi, dropped_frames_avi, make_clip, ten_bit_mkv
 
 ROOT = Path(__file__).resolve().parents[1]
 OWN_WEIGHTS = ROOT / "weights" / "pervfi_own.safetensors"
@@ -86,6 +89,17 @@ def src(tmp_path_factory) -> Path:
         (d / name).mkdir()
         for k, frame in enumerate(frames):
             write_png(d / name / f"frame_{k:03d}.png", frame)
+    shutil.copytree(d / "odd", d / "hidden")  # what macOS leaves on a shared disk: not frames
+    (d / "hidden" / "._frame_000.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble resource fork")
+    (d / "hidden" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    (d / "ambiguous").mkdir()
+    for name, frame in zip(("1.png", "01.png", "2.png"), folders["odd"]):
+        write_png(d / "ambiguous" / name, frame)
+    bframe_avi(d / "bframes.avi")
+    dropped_frames_avi(d / "dropped.avi")
+    alpha_mov(d / "alpha.mov")
+    ten_bit_mkv(d / "deep10.mkv")
+    anamorphic_mp4(d / "anamorphic.mp4")
     (d / "empty_folder").mkdir()
     (d / "broken").mkdir()
     write_png(d / "broken" / "a_000.png", folders["gray"][0])
@@ -138,6 +152,15 @@ CASES = [
     ("frames-output-is-a-file", ["{src}/clip.mp4", "{dir}/frames"], 2, "is a file", "file_as_folder"),
     ("output-parent-is-a-file", ["{src}/clip.mp4", "{dir}/afile/o.mp4"], 2, "is a file, not a folder",
      "parent_is_file"),
+    ("output-stdout-dash", ["{src}/clip.mp4", "-"], 2, "writing to standard output is not supported", None),
+    ("output-being-written", ["{src}/clip.mp4", "{out}", "--overwrite"], 2,
+     "is being written by another run (pid", "locked"),
+    ("frames-output-being-written", ["{src}/clip.mp4", "{dir}/frames"], 2, "is being written by another run",
+     "locked_frames"),
+    ("folder-ambiguous-numbering", ["{src}/ambiguous", "{out}"], 2, "01.png and 1.png carry the same frame number",
+     None),
+    ("ffmpeg-missing", ["{src}/clip.mp4", "{out}"], 2, "point IMAGEIO_FFMPEG_EXE at an ffmpeg executable",
+     "no_ffmpeg"),
     # rates
     ("multiplier-1", ["{src}/clip.mp4", "{out}", "-m", "1"], 2, "multiplier: expected a whole number from 2 to 64",
      None),
@@ -152,6 +175,7 @@ CASES = [
     ("fps-nan", ["{src}/clip.mp4", "{out}", "--fps", "nan"], 2, "expected a positive number", None),
     ("fps-inf", ["{src}/clip.mp4", "{out}", "--fps", "inf"], 2, "expected a positive number", None),
     ("fps-and-multiplier", ["{src}/clip.mp4", "{out}", "--fps", "50", "-m", "2"], 2, "not allowed with", None),
+    ("fps-ratio-over-zero", ["{src}/clip.mp4", "{out}", "--fps", "30/0"], 2, "a ratio N/D such as 30000/1001", None),
     ("input-fps-zero", ["{src}/gray", "{out}", "--input-fps", "0"], 2, "input fps", None),
     ("input-fps-nan", ["{src}/gray", "{out}", "--input-fps", "nan"], 2, "input fps", None),
     # options of the engine (pipeline.Options)
@@ -204,6 +228,15 @@ WORKING = [
     ("variable-rate-said-aloud", ["{src}/vfr.mkv", "{out}", *TF], "variable frame rate"),
     ("fps-up-2.4x", ["{src}/clip.mp4", "{out}", *TF, "--fps", "60"], "25 -> 60 fps"),
     ("multiplier-64", ["{src}/gray", "{dir}/frames", *TF, "-m", "64"], "3 -> 129 frames"),
+    ("fps-as-a-ratio", ["{src}/clip.mp4", "{out}", *TF, "--fps", "30000/1001"], "25 -> 29.97 fps"),
+    ("hidden-files-are-not-frames", ["{src}/hidden", "{out}", *TF], "3 -> 5 frames"),
+    ("output-name-near-NAME_MAX", ["{src}/gray", "{dir}/" + "n" * 251 + ".mp4", *TF], "3 -> 5 frames"),
+    # timing from the container: B-frames in AVI (decode times only) and dropped frames held
+    ("bframe-avi-at-its-true-rate", ["{src}/bframes.avi", "{out}", *TF], "50 -> 99 frames, 25 -> 50 fps"),
+    ("dropped-frames-held", ["{src}/dropped.avi", "{out}", *TF], "50 -> 99 frames, 25 -> 50 fps"),
+    # what the pipeline cannot carry is said aloud
+    ("alpha-said-aloud", ["{src}/alpha.mov", "{dir}/o.mov", *TF], "has an alpha channel (argb) that is not carried"),
+    ("ten-bit-said-aloud", ["{src}/deep10.mkv", "{out}", *TF], "has 10 bits per sample (yuv420p10le)"),
 ]
 
 
@@ -232,15 +265,24 @@ def test_bad_input_ends_in_one_clear_error_and_leaves_nothing(case, src, tmp_pat
 
         monkeypatch.setenv("PERVFI_HOME", str(out / "afile" / "home"))  # cannot be created: afile is a file
         monkeypatch.setattr(fetch, "_MODEL_DIRS", {kind: [] for kind in fetch._MODEL_DIRS})  # nothing else to use
-    before_out, before_src = {p: _content(out / p) for p in leftovers(out)}, leftovers(src)
-
-    rc, err = run_main(capsys, ["interpolate", *_argv(template, src, out), "--quiet"])
+    if setup == "no_ffmpeg":
+        monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(out / "no-such-ffmpeg"))
+    held = {"locked": out / "o.mp4", "locked_frames": out / "frames"}.get(setup)
+    with contextlib.ExitStack() as stack:
+        if held is not None:
+            stack.enter_context(lock_held_elsewhere(held))  # a live run writes this output
+        before_out, before_src = {p: _content(out / p) for p in leftovers(out)}, leftovers(src)
+        start = time.monotonic()
+        rc, err = run_main(capsys, ["interpolate", *_argv(template, src, out), "--quiet"])
+        if held is not None:
+            assert time.monotonic() - start < 5  # refused at once, before any work
+        after_out = {p: _content(out / p) for p in leftovers(out)}
 
     assert rc == code and needle in err, err
     assert "Traceback" not in err and "wrote" not in err
     errors = [line for line in err.splitlines() if "error:" in line]
     assert len(errors) == 1, err  # one line says what is wrong and what to do
-    assert {p: _content(out / p) for p in leftovers(out)} == before_out  # nothing written, nothing touched
+    assert after_out == before_out  # nothing written, nothing touched
     assert leftovers(src) == before_src  # no temporary file beside an input either
     assert not (src / MARKER).exists()  # the pickle's code never ran
 
@@ -298,7 +340,6 @@ def test_half_precision_on_a_cpu_is_said_once(src, tmp_path, capsys):
 
 
 def test_cut_off_input_warns_with_both_counts_and_the_bar_ends_at_the_true_total(src, tmp_path, capsys):
-    from pervfi_core.video import probe
 
     declared = probe(src / "cut_fast.mp4").frame_count
     rc, err = run_main(capsys, ["interpolate", src / "cut_fast.mp4", tmp_path / "o.mp4", *TF])  # with the bar
@@ -382,26 +423,34 @@ def long_clip(tmp_path_factory) -> Path:
 
 def _default_signals():
     # As in a terminal: a test runner started in the background may pass SIGINT on ignored.
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_DFL)
+    for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"):
+        signal.signal(getattr(signal, name), signal.SIG_DFL)
+
+
+def _start_run(clip: Path, out: Path) -> subprocess.Popen:
+    """The CLI on ``clip`` -> ``out/o.mp4`` in a session of its own, returned once its writer exists."""
+    proc = subprocess.Popen(cli_command("interpolate", clip, out / "o.mp4", *TF), env=cli_env(),
+                            stderr=subprocess.PIPE, text=True, start_new_session=True, preexec_fn=_default_signals)
+    deadline = time.monotonic() + 120
+    while not list(out.glob(".o.pervfi-partial-*")):  # the writer exists: the run is under way
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before it could be stopped"
+        time.sleep(0.02)
+    time.sleep(0.3)
+    return proc
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
 @pytest.mark.parametrize("signame,group", [("SIGTERM", False), ("SIGTERM", True), ("SIGHUP", True),
-                                           ("SIGINT", True)], ids=["term-pid", "term-group", "hup-group", "int-group"])
+                                           ("SIGINT", True), ("SIGQUIT", False), ("SIGUSR1", False),
+                                           ("SIGUSR2", True)],
+                         ids=["term-pid", "term-group", "hup-group", "int-group", "quit-pid", "usr1-pid", "usr2-group"])
 def test_stop_signal_mid_run_removes_the_partial_output(tmp_path, long_clip, signame, group):
     """``group``: the signal reaches ffmpeg too (a closed terminal, Ctrl-C, systemd stopping a service)."""
     sig = getattr(signal, signame)
     out = tmp_path / "out"
     out.mkdir()
-    proc = subprocess.Popen(cli_command("interpolate", long_clip, out / "o.mp4", *TF), env=cli_env(),
-                            stderr=subprocess.PIPE, text=True, start_new_session=True, preexec_fn=_default_signals)
+    proc = _start_run(long_clip, out)
     try:
-        deadline = time.monotonic() + 120
-        while not list(out.glob(".o.pervfi-partial-*")):  # the writer exists: the run is under way
-            assert proc.poll() is None and time.monotonic() < deadline, "the run ended before it could be stopped"
-            time.sleep(0.02)
-        time.sleep(0.3)
         (os.killpg if group else os.kill)(proc.pid, sig)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -415,8 +464,44 @@ def test_stop_signal_mid_run_removes_the_partial_output(tmp_path, long_clip, sig
     assert leftovers(out) == []
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds processes through /proc")
+def test_sigkill_mid_run_leaves_no_encoder_and_the_next_run_removes_the_partial(tmp_path, long_clip, src, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = _start_run(long_clip, out)
+    encoders = processes_naming(str(out))
+    assert encoders, "the run's ffmpeg should name the output folder"
+    proc.kill()  # nothing in the run can react: its children must die with it
+    proc.communicate(timeout=30)
+    deadline = time.monotonic() + 10
+    while processes_naming(str(out)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert processes_naming(str(out)) == []
+    assert [p for p in leftovers(out) if ".pervfi-partial-" in p]  # the killed run could not clean up...
+    rc, err = run_main(capsys, ["interpolate", src / "gray", out / "next.mp4", *TF, "-q"])
+    assert rc == 0, err
+    assert leftovers(out) == ["next.mp4"]  # ...the next run in that folder did
+
+
+def test_concurrent_runs_on_one_output_exactly_one_writes_the_other_refuses_at_once(tmp_path, src, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    first = _start_run(make_clip(tmp_path / "mid.mp4", frames=60, size="64x48"), out)
+    start = time.monotonic()
+    rc, err = run_main(capsys, ["interpolate", src / "gray", out / "o.mp4", *TF, "-q", "--overwrite"])
+    assert first.poll() is None, "the first run ended before the second started: make its clip longer"
+    assert rc == 2 and time.monotonic() - start < 5, err
+    assert err.strip().splitlines() == [f"error: output {out / 'o.mp4'} is being written by another run "
+                                        f"(pid {first.pid}); wait for it to finish or choose another output "
+                                        "name (--overwrite does not stop a live run)"]
+    _, first_err = first.communicate(timeout=300)
+    assert first.returncode == 0 and "wrote" in first_err, first_err  # the first run went on, untouched
+    assert leftovers(out) == ["o.mp4"] and probe(out / "o.mp4").frame_count == 119
+
+
 def test_signal_handlers_are_restored_after_a_run(src, tmp_path, capsys):
-    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+                                               signal.SIGUSR1, signal.SIGUSR2)}
     run_main(capsys, ["interpolate", src / "clip.mp4", tmp_path / "o.mp4", "--tau", "9"])
     run_main(capsys, ["interpolate", src / "gray", tmp_path / "o.mp4", *TF, "-q"])
     assert {s: signal.getsignal(s) for s in before} == before

@@ -121,7 +121,8 @@ def test_scene_cut_is_reported_and_not_blended(tmp_path, capsys):
 
     ramp = np.linspace(0, 1, 48)[None, :, None]
     scene_a = np.concatenate([0.1 + 0.2 * ramp, 0.1 + 0.1 * ramp, 0.5 + 0.3 * ramp], axis=2).repeat(32, 0)
-    scene_b = np.concatenate([0.7 + 0.3 * ramp, 0.4 + 0.2 * ramp, 0.2 * ramp], axis=2).repeat(32, 0)
+    back = ramp[:, ::-1]  # the new shot: new colours and a new layout
+    scene_b = np.concatenate([0.7 + 0.3 * back, 0.4 + 0.2 * back, 0.2 * back], axis=2).repeat(32, 0)
     src = tmp_path / "src"
     src.mkdir()
     frames = [(np.clip(s + 0.01 * k, 0, 1) * 255).round().astype(np.uint8) for s in (scene_a, scene_b) for k in range(2)]

@@ -256,3 +256,82 @@ def test_overwriting_a_frame_folder_keeps_the_old_one_until_complete(tmp_path):
     w.close()
     assert sorted(p.name for p in out.iterdir()) == ["frame_000000.png"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["frames"]  # no backup or temporary folder left
+
+
+# ---------------------------------------------------------------- timing from the container's timestamps
+
+OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")  # Debian's opencv-doc sample videos
+
+
+def _opencv_sample(name: str) -> Path:
+    path = OPENCV_DATA / name
+    if not path.is_file():
+        pytest.skip(f"{name} comes with the Debian package opencv-doc (not installed here)")
+    return path
+
+
+def test_bframe_avi_is_timed_by_its_decode_times(tmp_path, caplog):
+    # AVI stores no presentation time for Xvid-style B-frame packets: counting only the packets that
+    # have one made this 25 fps clip 16.84 fps (4 s became 5.9 s).
+    from testkit.clips import bframe_avi
+
+    src = bframe_avi(tmp_path / "bframes.avi", seconds=2)
+    info = probe(src)
+    assert (info.fps, info.frame_count, info.variable_rate, info.held_frames) == (25, 50, False, 0)
+    with caplog.at_level(logging.WARNING, logger="pervfi_core.video"):
+        assert len(list(open_input(src))) == 50
+    assert caplog.records == []
+
+
+def test_dropped_frames_are_held_so_the_clip_keeps_its_length(tmp_path, caplog):
+    from testkit.clips import dropped_frames_avi
+
+    src = dropped_frames_avi(tmp_path / "dropped.avi", frames=48)  # 48 frames over 50 slots of 1/25 s
+    info = probe(src)
+    assert (info.fps, info.frame_count, info.held_frames, info.variable_rate) == (25, 50, 2, False)
+    with caplog.at_level(logging.WARNING, logger="pervfi_core.video"):
+        frames = list(open_input(src))
+    assert len(frames) == 50 and caplog.records == []
+    repeats = [k for k in range(1, 50) if np.array_equal(frames[k], frames[k - 1])]
+    assert len(repeats) == 2 and repeats[1] == repeats[0] + 1  # one picture held over the gap
+
+
+def test_opencv_megamind_is_23_976_fps_for_its_11_26_seconds():
+    info = probe(_opencv_sample("Megamind.avi"))  # Xvid with B-frames; AC3 audio of 11.26 s
+    assert info.fps == Fraction(24000, 1001) and info.frame_count == 270 and not info.variable_rate
+    assert info.frame_count / info.fps == pytest.approx(info.duration, abs=1 / 23.976)
+
+
+def test_opencv_tree_keeps_its_29_6_seconds_of_null_frames(caplog):
+    src = _opencv_sample("tree.avi")  # cinepak: 68 pictures, 376 empty packets (the picture repeats)
+    info = probe(src)
+    assert (info.fps, info.frame_count, info.held_frames) == (15, 444, 376)
+    with caplog.at_level(logging.WARNING, logger="pervfi_core.video"):
+        reader = open_input(src)
+        count = sum(1 for _ in reader)
+    assert count == 444 and not reader.truncated and caplog.records == []  # no "cut short" warning
+
+
+# ---------------------------------------------------------------- what the input carries
+
+def test_alpha_and_deep_inputs_are_said_aloud(tmp_path, caplog):
+    from testkit.clips import alpha_mov, ten_bit_mkv
+
+    for src, needle in ((alpha_mov(tmp_path / "alpha.mov"), "alpha channel (argb) that is not carried"),
+                        (ten_bit_mkv(tmp_path / "deep.mkv"), "10 bits per sample (yuv420p10le)")):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="pervfi_core.video"):
+            assert len(list(open_input(src))) == 4
+        assert [needle in r.getMessage() for r in caplog.records] == [True]
+
+
+def test_pixel_aspect_ratio_is_carried_to_the_output(tmp_path):
+    from testkit.clips import anamorphic_mp4
+
+    info = probe(anamorphic_mp4(tmp_path / "anamorphic.mp4", sar="16/9"))
+    assert info.sample_aspect == Fraction(16, 9)
+    w = open_output(tmp_path / "o.mp4", width=32, height=32, fps=Fraction(25), sample_aspect=info.sample_aspect)
+    for frame in open_input(tmp_path / "anamorphic.mp4"):
+        w.write(frame)
+    w.close()
+    assert probe(tmp_path / "o.mp4").sample_aspect == Fraction(16, 9)

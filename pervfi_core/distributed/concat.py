@@ -32,20 +32,9 @@ def assemble(job: JobDir, segments: list[Segment], output, *, width: int, height
              on_frame=None) -> int:
     """Write every frame of ``segments`` (all finished in ``job``) to ``output``; returns the frame count.
     ``on_frame()`` is called after each frame (progress)."""
-    from ..video import open_output
+    from ..video import open_output, write_all
 
     writer = open_output(output, width=width, height=height, fps=fps, audio_from=audio_from,
                          audio_codec=audio_codec, overwrite=overwrite, crf=crf)
-    count = 0
-    try:
-        for segment in segments:
-            for file in job.frame_files(segment):
-                writer.write(read_png(file))
-                count += 1
-                if on_frame is not None:
-                    on_frame()
-        writer.close()
-    except BaseException:
-        writer.abort()
-        raise
-    return count
+    frames = (read_png(file) for segment in segments for file in job.frame_files(segment))
+    return write_all(writer, frames, on_frame)

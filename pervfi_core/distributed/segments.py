@@ -15,6 +15,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..checks import check_whole
+
 from ..errors import InputError
 
 DEFAULT_SEGMENT_FRAMES = 240  # 10 s at 24 fps: minutes of work per task, seconds of overhead
@@ -42,10 +44,8 @@ class Segment:
 
 def check_segment_frames(value) -> int:
     """``value`` as an int >= 2, or :class:`InputError` saying why."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < MIN_SEGMENT_FRAMES:
-        raise InputError(f"segment frames: expected a whole number >= {MIN_SEGMENT_FRAMES} (input frames per "
-                         f"Ray task, neighbours sharing one; default {DEFAULT_SEGMENT_FRAMES}), got {value!r}")
-    return value
+    return check_whole("segment frames", value, MIN_SEGMENT_FRAMES,
+                       hint=f"input frames per Ray task, neighbours sharing one; default {DEFAULT_SEGMENT_FRAMES}")
 
 
 def auto_segment_frames(n_frames: int, slots: int) -> int:

@@ -86,7 +86,7 @@ def interpolate_file(input_path, output_path, model, estimator, *, multiplier: i
     The output is written under a temporary name and renamed when complete; on any error or
     interruption (KeyboardInterrupt) the temporary output is removed and the exception re-raised.
     """
-    from ..video import open_input, open_output
+    from ..video import open_input, open_output, write_all
 
     opts, hooks = make_options(options, **overrides), hooks or Hooks()
     if Path(output_path).resolve() == Path(input_path).resolve():
@@ -99,18 +99,14 @@ def interpolate_file(input_path, output_path, model, estimator, *, multiplier: i
     report.fps_in, report.fps_out = info.fps, schedule.output_fps(info.fps)
     start = time.perf_counter()
     total = info.frame_count - 1 if info.frame_count else None
-    # Nothing between creating the writer and the try: a stop signal there would strand its temporary file.
-    writer = open_output(output_path, width=info.width, height=info.height, fps=report.fps_out,
-                         audio_from=Path(input_path) if info.audio_codec else None, audio_codec=info.audio_codec,
-                         overwrite=overwrite, crf=crf)
+    # Nothing between creating the writer and write_all (which aborts it on any error or stop signal): a
+    # stop signal there would strand its temporary file.
     try:
-        for frame in interpolate_frames(reader, model, estimator, schedule, options=opts, hooks=hooks,
-                                        total_pairs=total, report=report):
-            writer.write(frame)
-        writer.close()
-    except BaseException:
-        writer.abort()
-        raise
+        writer = open_output(output_path, width=info.width, height=info.height, fps=report.fps_out,
+                             audio_from=Path(input_path) if info.audio_codec else None, audio_codec=info.audio_codec,
+                             overwrite=overwrite, crf=crf, sample_aspect=info.sample_aspect)
+        write_all(writer, interpolate_frames(reader, model, estimator, schedule, options=opts, hooks=hooks,
+                                             total_pairs=total, report=report))
     finally:
         reader.close()
     report.seconds = time.perf_counter() - start

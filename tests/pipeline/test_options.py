@@ -1,5 +1,6 @@
 """Options are checked once, in the core, with the same rules for the API, the CLI and the nodes."""
 import math
+import re
 
 import pytest
 import torch
@@ -58,10 +59,13 @@ def test_a_budget_above_the_engines_own_is_reported_not_silently_capped():
     model = LinearBlend()
     model.max_pixels = 32 * 32
     hooks = Hooks()
-    pipeline.interpolate(torch.rand(2, 3, 32, 32), model, ZeroFlow(), 2, blend_max_pixels=64 * 64, hooks=hooks)
+    # Two frames of independent noise are two different shots: scene detection off, so they are blended.
+    pipeline.interpolate(torch.rand(2, 3, 32, 32), model, ZeroFlow(), 2, blend_max_pixels=64 * 64, hooks=hooks,
+                         scene_threshold=0)
     assert any("above what linear allows" in line for line in hooks.log)
     quiet = Hooks()
-    pipeline.interpolate(torch.rand(2, 3, 32, 32), model, ZeroFlow(), 2, hooks=quiet)  # default: no complaint
+    pipeline.interpolate(torch.rand(2, 3, 32, 32), model, ZeroFlow(), 2, hooks=quiet,
+                         scene_threshold=0)  # default budget: no complaint
     assert quiet.log == []
 
 
@@ -77,3 +81,34 @@ def test_the_flow_budget_reaches_motion_estimation():
     pipeline.interpolate(frames, LinearBlend(), Recording(), 2, flow_max_pixels=64 * 128)
     pipeline.estimate_flow(frames, Recording(), flow_max_pixels=64 * 128)
     assert seen == [(64, 128), (64, 128)]
+
+
+# The API refuses, at its entry and naming the argument, what would otherwise fail deep inside or pass silently.
+def _estimator_and_engine():
+    from pervfi_core.engines import load_engine, load_estimator
+
+    return load_estimator("dis"), load_engine("training-free")
+
+
+@pytest.mark.parametrize("frames,needle", [
+    (torch.rand(3, 3, 16, 16) - 0.5, "frames: expected values in [0, 1], got a minimum of -0.4"),
+    (torch.rand(3, 3, 16, 16) * 255, "divide 8-bit data by 255"),
+    (torch.rand(3, 3, 16, 16, device="meta"), "frames: a tensor on the 'meta' device"),
+], ids=["negative", "8-bit-scale", "meta"])
+def test_frames_outside_0_1_or_without_values_are_refused(frames, needle):
+    est = ZeroFlow()
+    with pytest.raises(InputError, match=re.escape(needle)):
+        pipeline.interpolate(frames, LinearBlend(), est, 2)
+    assert est.calls == 0
+
+
+def test_an_estimator_where_the_engine_goes_and_the_reverse_are_named():
+    estimator, engine = _estimator_and_engine()
+    frames = torch.rand(3, 3, 16, 16)
+    with pytest.raises(InputError, match="model: expected an engine .* got a motion estimator"):
+        pipeline.interpolate(frames, estimator, engine, 2)
+    with pytest.raises(InputError, match="estimator: expected a motion estimator .* got an engine"):
+        pipeline.estimate_flow(frames, engine)
+    flows = pipeline.estimate_flow(frames, estimator)
+    with pytest.raises(InputError, match="model: expected an engine"):
+        pipeline.blend(frames, flows, estimator, 2)

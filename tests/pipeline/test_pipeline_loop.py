@@ -56,10 +56,12 @@ def test_inputs_pass_through_bit_exact_and_counts(clip_frames):
 
 
 def _two_scenes(h=32, w=48):
-    """Scene A (dark blue ramp) for 3 frames, then scene B (bright orange ramp) for 3 frames."""
+    """Scene A (dark blue ramp, brightening to the right) for 3 frames, then scene B (bright orange ramp,
+    brightening to the left) for 3 frames: new colours and a new layout."""
     ramp = torch.linspace(0, 1, w).expand(h, w)
     a = torch.stack([0.1 + 0.2 * ramp, 0.1 + 0.1 * ramp, 0.5 + 0.3 * ramp])
-    b = torch.stack([0.7 + 0.3 * ramp, 0.4 + 0.2 * ramp, 0.2 * ramp])
+    back = ramp.flip(-1)
+    b = torch.stack([0.7 + 0.3 * back, 0.4 + 0.2 * back, 0.2 * back])
     return [a + 0.01 * k for k in range(3)] + [b + 0.01 * k for k in range(3)]
 
 

@@ -105,3 +105,33 @@ def small_disk(path: Path, size: str = "1m"):
         return
     with _tmpfs(path, f"size={size}") as mounted:
         yield mounted
+
+
+@contextlib.contextmanager
+def lock_held_elsewhere(output: Path):
+    """Another process holding the write lock of ``output`` (as a live run would) until the block ends."""
+    code = ("import sys; from pervfi_core.video import OutputLock; lock = OutputLock(sys.argv[1]).acquire(); "
+            "print('held', flush=True); sys.stdin.read(); lock.release()")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(output)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            env=cli_env(), text=True)
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        yield proc.pid
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+
+
+def processes_naming(text: str) -> list[int]:
+    """Pids of the processes whose command line contains ``text`` (Linux: /proc), this one excepted."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(int(entry.name))
+    return found

@@ -125,3 +125,45 @@ def make_clip(path: Path, *, frames: int = 6, size: str = "64x48", fps: int = 25
     cmd += ["-frames:v", str(frames), "-c:v", "libx264", "-pix_fmt", "yuv444p", "-crf", "0", str(path)]
     subprocess.run(cmd, check=True)
     return path
+
+
+def _ffmpeg_make(path: Path, *args: str) -> Path:
+    import subprocess
+
+    subprocess.run([ffmpeg(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args, str(path)], check=True)
+    return path
+
+
+# Inputs that carry what a pipe of 8-bit RGB does not (timing, alpha, depth, aspect): each is a few tiny
+# frames made with the bundled ffmpeg, one maker per case of the corpus (tests/test_bad_inputs.py).
+def bframe_avi(path: Path, *, seconds: float = 2, fps: int = 25, size: str = "32x24") -> Path:
+    """MPEG-4 part 2 with B-frames in AVI (as Xvid files are): only the decode times are stored."""
+    return _ffmpeg_make(path, "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={fps}", "-f", "lavfi",
+                        "-i", f"sine=duration={seconds}", "-t", str(seconds), "-c:v", "mpeg4", "-bf", "2",
+                        "-c:a", "mp3")
+
+
+def dropped_frames_avi(path: Path, *, frames: int = 48, fps: int = 25) -> Path:
+    """A constant-rate AVI of noise (every picture differs) with two dropped frames: a gap after frame 10."""
+    return _ffmpeg_make(path, "-f", "lavfi", "-i", f"color=c=gray:s=32x24:r={fps},noise=alls=100:allf=t+u",
+                        "-frames:v", str(frames),
+                        "-vf", "setpts='N+2*gte(N\\,10)'", "-fps_mode", "passthrough", "-c:v", "mpeg4",
+                        "-enc_time_base", f"1/{fps}")
+
+
+def alpha_mov(path: Path, *, frames: int = 4) -> Path:
+    """QuickTime Animation (qtrle) with an alpha channel."""
+    return _ffmpeg_make(path, "-f", "lavfi", "-i", "testsrc2=size=32x24:rate=25", "-frames:v", str(frames),
+                        "-vf", "format=argb", "-c:v", "qtrle")
+
+
+def ten_bit_mkv(path: Path, *, frames: int = 4) -> Path:
+    """10-bit 4:2:0 H.264 (yuv420p10le)."""
+    return _ffmpeg_make(path, "-f", "lavfi", "-i", "testsrc2=size=32x24:rate=25", "-frames:v", str(frames),
+                        "-c:v", "libx264", "-pix_fmt", "yuv420p10le")
+
+
+def anamorphic_mp4(path: Path, *, frames: int = 4, sar: str = "16/9") -> Path:
+    """Square-coded frames with a non-square pixel aspect ratio (SAR)."""
+    return _ffmpeg_make(path, "-f", "lavfi", "-i", "testsrc2=size=32x32:rate=25", "-frames:v", str(frames),
+                        "-vf", f"setsar={sar}", "-c:v", "libx264", "-pix_fmt", "yuv444p")

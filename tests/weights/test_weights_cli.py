@@ -56,6 +56,15 @@ def test_verify_reports_mismatch(capsys, tmp_path, tiny_sd):
     assert code == 1 and "layout: MISMATCH" in out
 
 
+@pytest.mark.parametrize("what", ["text-file", "folder", "missing"])
+def test_verify_of_something_that_is_no_checkpoint_is_a_one_line_error(capsys, tmp_path, what):
+    path = {"text-file": tmp_path / "notes.safetensors", "folder": tmp_path, "missing": tmp_path / "no.pth"}[what]
+    if what == "text-file":
+        path.write_text("not weights\n")
+    code, out = run(capsys, "verify", str(path))
+    assert code == 2 and len(out.strip().splitlines()) == 1 and out.startswith("error: ") and "Traceback" not in out
+
+
 def test_verify_official_file_against_its_manifest_entry(capsys, parity_dir, tmp_path):
     """A file named like a manifest entry is held to that entry's layout."""
     from safetensors.torch import load_file
