@@ -16,7 +16,7 @@ from pervfi_core.pipeline import clips
 from pervfi_core.pipeline.memory import memory_required
 from pervfi_core.pipeline.report import run_report, to_json
 
-from . import comfy
+from . import comfy, reuse
 from .images import frames_from_image, image_from_frames
 from .widgets import (
     DEFAULT_SOURCE_FPS,
@@ -119,6 +119,10 @@ class PerVFIInterpolate:
                     target_fps=0.0, scene_threshold=pipeline.DEFAULT_SCENE_THRESHOLD, loop=False, chunk_mode="off",
                     chunk_index=-1, prompt=None, noise=pipeline.DEFAULT_NOISE):
         chunked = chunk_mode != "off"
+        key = (int(multiplier), reuse.sampling_key(comfy.unwrap(model), tau, seed, noise), float(source_fps),
+               float(target_fps), float(scene_threshold), bool(loop))
+        if not chunked and (hit := reuse.lookup(type(self).__name__, key, (frames, model, flow_model))) is not None:
+            return hit
         if chunked and loop:
             raise InputError("loop mode and chunk mode cannot be combined: a loop needs the whole clip at once; "
                              "turn one of them off")
@@ -133,7 +137,8 @@ class PerVFIInterpolate:
             extra["chunk"] = {"mode": chunk_mode, "index": chunk.parts - 1, "first_output": result.first_output,
                               "emitted": chunk.emitted}
         report = report_json(result, engine, estimator, hooks, schedule, options, x, source_fps, **extra)
-        return image_from_frames(result.frames, device=comfy.intermediate_device()), float(fps_out), report
+        out = image_from_frames(result.frames, device=comfy.intermediate_device()), float(fps_out), report
+        return out if chunked else reuse.store(type(self).__name__, key, (frames, model, flow_model), out)
 
     def _chunk(self, chunk_index: int, prompt) -> clips.ChunkedClip:
         """This node's clip state for the chunk ``chunk_index`` (-1: automatic; module docstring)."""

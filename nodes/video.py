@@ -5,7 +5,7 @@ from pervfi_core import pipeline
 from pervfi_core.errors import InputError
 from pervfi_core.pipeline import clips
 
-from . import comfy
+from . import comfy, reuse
 from .images import frames_from_image, image_from_frames
 from .interpolate import REPORT_TOOLTIP, report_json, run_clip
 from .widgets import (
@@ -56,6 +56,10 @@ class PerVFIInterpolateVideo:
 
     def interpolate(self, video, model, flow_model, multiplier, tau, seed, target_fps=0.0,
                     scene_threshold=pipeline.DEFAULT_SCENE_THRESHOLD, loop=False, noise=pipeline.DEFAULT_NOISE):
+        key = (int(multiplier), reuse.sampling_key(comfy.unwrap(model), tau, seed, noise), float(target_fps),
+               float(scene_threshold), bool(loop))
+        if (hit := reuse.lookup(type(self).__name__, key, (video, model, flow_model))) is not None:
+            return hit
         parts = comfy.video_parts(video)
         if parts.images is None or parts.images.shape[0] == 0:
             raise InputError("video: the VIDEO has no frames; check the file (Load Video) or the images given to "
@@ -67,4 +71,4 @@ class PerVFIInterpolateVideo:
         report = report_json(result, engine, estimator, hooks, schedule, options, x, parts.frame_rate, loop=bool(loop),
                              audio=parts.audio is not None)
         images = image_from_frames(result.frames, device=comfy.intermediate_device())
-        return comfy.make_video(images, fps_out, parts.audio), report
+        return reuse.store(type(self).__name__, key, (video, model, flow_model), (comfy.make_video(images, fps_out, parts.audio), report))

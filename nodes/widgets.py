@@ -11,7 +11,9 @@ TAU_TOOLTIP = (
     "N(0, τ²). 0 = the most probable (smoothest) frame; higher = more texture and detail, more "
     "randomness. Ignored by deterministic models (vb, pervfi-own, the training-free default). The paper uses 0.3."
 )
-SEED_TOOLTIP = "Seed of the random latent. Same seed and τ = same frames."
+SEED_TOOLTIP = ("Seed of the random latent of a stochastic engine (pervfi-v00, pervfi-own-flow): same seed and τ = "
+                "same frames. Deterministic engines (the default) ignore it: changing it reuses the last result. "
+                "Stays fixed after each Queue unless you set 'control after generate'.")
 DEFAULT_SOURCE_FPS = 24.0
 CHUNK_MODES = ("off", "overlapping", "consecutive")
 
@@ -23,7 +25,7 @@ def tau_widget() -> tuple:
 
 
 def seed_widget() -> tuple:
-    return ("INT", {"default": pipeline.DEFAULT_SEED, "min": 0, "max": pipeline.MAX_SEED, "control_after_generate": True,
+    return ("INT", {"default": pipeline.DEFAULT_SEED, "min": 0, "max": pipeline.MAX_SEED, "control_after_generate": "fixed",
                     "tooltip": SEED_TOOLTIP})
 
 
