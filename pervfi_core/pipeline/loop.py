@@ -77,11 +77,25 @@ def interpolate_frames(frames: Iterable[np.ndarray], model, estimator, schedule,
         yield to_uint8(value) if is_new else value
 
 
+def _looped(frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    """The frames, then the first one again (the pair that closes a loop)."""
+    first = None
+    for frame in frames:
+        first = frame if first is None else first
+        yield frame
+    if first is not None:
+        yield first
+
+
 def interpolate_file(input_path, output_path, model, estimator, *, multiplier: int | None = None,
                      fps: float | None = None, input_fps: float | None = None, options: Options | None = None,
                      hooks: Hooks | None = None, overwrite: bool = False, crf: int = 16,
-                     report: RunReport | None = None, **overrides) -> RunReport:
+                     report: RunReport | None = None, loop: bool = False, **overrides) -> RunReport:
     """Interpolate a video file or folder of frames into a video file or folder of PNG frames.
+
+    ``loop``: a seamless loop, as :func:`.clips.interpolate_clip` makes it (the last frame is also
+    interpolated towards the first, which is kept from the start of the stream; its closing copy is
+    not written).
 
     The output is written under a temporary name and renamed when complete; on any error or
     interruption (KeyboardInterrupt) the temporary output is removed and the exception re-raised.
@@ -98,14 +112,14 @@ def interpolate_file(input_path, output_path, model, estimator, *, multiplier: i
     report = report if report is not None else RunReport()  # the caller's (a progress bar may read it)
     report.fps_in, report.fps_out = info.fps, schedule.output_fps(info.fps)
     start = time.perf_counter()
-    total = info.frame_count - 1 if info.frame_count else None
+    total = info.frame_count - 1 + int(loop) if info.frame_count else None
     # Nothing between creating the writer and the try: a stop signal there would strand its temporary file.
     writer = open_output(output_path, width=info.width, height=info.height, fps=report.fps_out,
                          audio_from=Path(input_path) if info.audio_codec else None, audio_codec=info.audio_codec,
                          overwrite=overwrite, crf=crf)
     try:
-        for frame in interpolate_frames(reader, model, estimator, schedule, options=opts, hooks=hooks,
-                                        total_pairs=total, report=report):
+        for frame in interpolate_frames(_looped(reader) if loop else reader, model, estimator, schedule, options=opts,
+                                        hooks=hooks, total_pairs=total, report=report, final=not loop):
             writer.write(frame)
         writer.close()
     except BaseException:
