@@ -20,7 +20,7 @@ sys.path.insert(0, str(HERE.parent))
 
 import nodes  # noqa: E402
 
-WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN")
+WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
 # core node -> (link inputs [(name, type, optional)], widget names (UI order), outputs [(name, type)])
 CORE = {
     "LoadVideo": ([], ["file", "upload"], [("VIDEO", "VIDEO")]),
@@ -36,30 +36,41 @@ CORE = {
     "SaveImage": ([("images", "IMAGE", False)], ["filename_prefix"], []),
     "PreviewImage": ([("images", "IMAGE", False)], [], []),
     "MaskToImage": ([("mask", "MASK", False)], [], [("IMAGE", "IMAGE")]),
+    "UpscaleModelLoader": ([], ["model_name"], [("UPSCALE_MODEL", "UPSCALE_MODEL")]),
+    "ImageUpscaleWithModel": ([("upscale_model", "UPSCALE_MODEL", False), ("image", "IMAGE", False)], [],
+                              [("IMAGE", "IMAGE")]),
     "PreviewAny": ([("source", "*", False)], [], [("STRING", "STRING")]),
 }
 # values of core widgets the API format leaves out (UI-only) or that a link feeds (their defaults)
 UI_DEFAULTS = {"upload": "image", "bit_depth": 8, "fps": 30.0}
 
 
-def _ours(kind: str):
-    """Our node's (link inputs, widgets [(name, type, control?)], outputs) from its class."""
-    cls = nodes.NODE_CLASS_MAPPINGS[kind]
-    spec = cls.INPUT_TYPES()
+OURS = {cls.__name__: cls for cls in nodes.NODES}
+
+
+def ports(cls):
+    """Our node's (link inputs [(name, type, optional)], widgets [(name, type, control?, default)], outputs
+    [(name, type)]) from its V3 schema, in the order the UI serialises them."""
+    schema = cls.define_schema()
     links, widgets = [], []
-    for section in ("required", "optional"):
-        for name, (typ, opts) in spec.get(section, {}).items():
-            if isinstance(typ, list) or typ in WIDGET_TYPES:
-                widgets.append((name, "COMBO" if isinstance(typ, list) else typ, bool(opts.get("control_after_generate")),
-                                opts.get("default")))
-            else:
-                links.append((name, typ, section == "optional"))
-    return links, widgets, list(zip(cls.RETURN_NAMES, cls.RETURN_TYPES))
+    for port in schema.inputs:
+        if port.io_type in WIDGET_TYPES:
+            widgets.append((port.id, port.io_type, bool(getattr(port, "control_after_generate", None)),
+                            getattr(port, "default", None)))
+        else:
+            links.append((port.id, port.io_type, bool(port.optional)))
+    return links, widgets, [(o.display_name or o.id, o.io_type) for o in schema.outputs]
+
+
+def choice(node_class: str, input_id: str, ident: str) -> str:
+    """The dropdown entry of ``ident`` (our loaders show an id followed by what it needs)."""
+    options = next(p for p in OURS[node_class].define_schema().inputs if p.id == input_id).options
+    return next(o for o in options if o.split(" · ")[0] == ident)
 
 
 def _spec(kind: str):
-    if kind in nodes.NODE_CLASS_MAPPINGS:
-        return _ours(kind)
+    if kind in OURS:
+        return ports(OURS[kind])
     links, names, outputs = CORE[kind]
     return links, [(n, None, False, UI_DEFAULTS.get(n)) for n in names], outputs
 
@@ -74,7 +85,7 @@ def build(name: str, graph: list) -> tuple[dict, dict]:
     for node_id, kind, inputs, title in graph:
         api[node_id] = {"class_type": kind,
                         "inputs": {k: [v[0], v[1]] if _is_link(v) else v for k, v in inputs.items()},
-                        "_meta": {"title": title or (nodes.NODE_DISPLAY_NAME_MAPPINGS.get(kind) or kind)}}
+                        "_meta": {"title": title or (OURS[kind].define_schema().display_name if kind in OURS else kind)}}
     links, out_links = [], {}
     for node_id, kind, inputs, _ in graph:
         for key, value in inputs.items():
@@ -107,7 +118,7 @@ def build(name: str, graph: list) -> tuple[dict, dict]:
                 "outputs": [{"name": oname, "type": otyp, "links": out_links.get((node_id, slot))}
                             for slot, (oname, otyp) in enumerate(outputs)],
                 "properties": {"Node name for S&R": kind,
-                               "cnr_id": "comfyui-pervfi" if kind in nodes.NODE_CLASS_MAPPINGS else "comfy-core"},
+                               "cnr_id": "comfyui-pervfi" if kind in OURS else "comfy-core"},
                 "widgets_values": values}
         if title:
             node["title"] = title
@@ -136,8 +147,10 @@ def _topological(graph) -> dict:
 
 
 def loaders(checkpoint: str = "default") -> list:
-    return [("3", "PerVFILoadModel", {"checkpoint": checkpoint, "dtype": "auto"}, None),
-            ("4", "PerVFILoadFlowModel", {"estimator": "auto", "checkpoint": "default"}, None)]
+    return [("3", "PerVFILoadModel", {"checkpoint": choice("PerVFILoadModel", "checkpoint", checkpoint),
+                                      "dtype": "auto"}, None),
+            ("4", "PerVFILoadFlowModel", {"estimator": choice("PerVFILoadFlowModel", "estimator", "auto"),
+                                          "checkpoint": choice("PerVFILoadFlowModel", "checkpoint", "default")}, None)]
 
 
 INTERPOLATE = {"multiplier": 2, "tau": 0.3, "seed": 0, "source_fps": ("2", 2), "target_fps": 0.0, "scene_threshold": 0.2,
@@ -145,6 +158,7 @@ INTERPOLATE = {"multiplier": 2, "tau": 0.3, "seed": 0, "source_fps": ("2", 2), "
 SAVE = {"format": "auto", "format.codec": "auto"}
 CLIP = "pervfi_bunny_192x108.mp4"
 CLIP_AUDIO = "pervfi_bunny_audio_192x108.mp4"
+UPSCALE_MODEL = "RealESRGAN_x2plus.pth"  # any ESRGAN-family model in models/upscale_models
 
 WORKFLOWS = {
     "pervfi_basic_interpolation": [
@@ -161,7 +175,8 @@ WORKFLOWS = {
         ("2", "GetVideoComponents", {"video": ("1", 0)}, None),
         *loaders(),
         ("5", "PerVFIInterpolate", {"frames": ("2", 0), "model": ("3", 0), "flow_model": ("4", 0), **INTERPOLATE}, None),
-        ("6", "ImageScaleBy", {"image": ("5", 0), "upscale_method": "lanczos", "scale_by": 2.0}, None),
+        ("9", "UpscaleModelLoader", {"model_name": UPSCALE_MODEL}, None),
+        ("6", "ImageUpscaleWithModel", {"upscale_model": ("9", 0), "image": ("5", 0)}, None),
         ("7", "CreateVideo", {"images": ("6", 0), "fps": ("5", 1)}, None),
         ("8", "SaveVideo", {"video": ("7", 0), "filename_prefix": "pervfi/upscaled", **SAVE}, None),
     ],
@@ -174,7 +189,7 @@ WORKFLOWS = {
         ("7", "PerVFIASBBlend", {"frames": ("5", 0), "flow": ("6", 0), "model": ("3", 0), "multiplier": 2,
                                  "timesteps": "", "source_fps": ("2", 2), "target_fps": 0.0, "scene_threshold": 0.2}, None),
         *[(str(8 + k), "PerVFIFlowDecode", {"blend": ("7", 0), "model": ("3", 0), "tau": tau, "seed": 0,
-                                           "compare_taus": "", "noise": "shared"}, f"PerVFI Flow Decode (τ = {tau:g})")
+                                           "compare_taus": "", "noise": "shared"}, f"PerVFI Decode (τ = {tau:g})")
           for k, tau in enumerate((0.0, 0.3, 0.6))],
         ("11", "ImageStitch", {"image1": ("8", 0), "image2": ("9", 0), "direction": "right", "match_image_size": True,
                                "spacing_width": 4, "spacing_color": "white"}, None),
@@ -183,8 +198,6 @@ WORKFLOWS = {
         ("13", "SaveImage", {"images": ("12", 0), "filename_prefix": "pervfi/tau_comparison"}, None),
         ("14", "PerVFIFlowToImage", {"flow": ("6", 0), "direction": "both", "max_flow": 0.0}, None),
         ("15", "PreviewImage", {"images": ("14", 0)}, None),
-        ("16", "MaskToImage", {"mask": ("7", 1)}, None),
-        ("17", "PreviewImage", {"images": ("16", 0)}, None),
     ],
     "pervfi_video_interpolation": [
         ("1", "LoadVideo", {"file": CLIP_AUDIO}, None),

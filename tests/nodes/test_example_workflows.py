@@ -12,23 +12,24 @@ import pytest
 import nodes
 from testkit.nodes import ROOT, validate_inputs
 
+OURS = {cls.__name__: cls for cls in nodes.NODES}
+
 WORKFLOWS = ROOT / "example_workflows"
 NAMES = sorted(p.stem for p in (WORKFLOWS / "api").glob("*.json"))
 CORE_NODES = {"LoadVideo", "GetVideoComponents", "CreateVideo", "SaveVideo", "ImageScaleBy", "ImageStitch",
-              "ImageFromBatch", "SaveImage", "PreviewImage", "MaskToImage", "PreviewAny"}
+              "ImageFromBatch", "SaveImage", "PreviewImage", "MaskToImage", "PreviewAny", "UpscaleModelLoader",
+              "ImageUpscaleWithModel"}
 DOWNLOADS = {"pervfi-v00", "pervfi-vb"}  # loader choices fetched on first use (weights_manifest.json)
 
 
 def _widget_names(cls) -> list[str]:
     """Our node's widget inputs in the order the UI serialises them (seed adds its control value)."""
-    spec = cls.INPUT_TYPES()
     names = []
-    for section in ("required", "optional"):
-        for name, (kind, opts) in spec.get(section, {}).items():
-            if isinstance(kind, list) or kind in ("INT", "FLOAT", "STRING", "BOOLEAN"):
-                names.append(name)
-                if opts.get("control_after_generate"):
-                    names.append(f"{name}:control")
+    for port in cls.define_schema().inputs:
+        if port.io_type in ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"):
+            names.append(port.id)
+            if getattr(port, "control_after_generate", None):
+                names.append(f"{port.id}:control")
     return names
 
 
@@ -43,7 +44,7 @@ def test_the_required_examples_are_shipped_in_both_formats():
 def test_the_readme_says_which_workflows_need_a_download(name):
     api = json.loads((WORKFLOWS / "api" / f"{name}.json").read_text())
     needs = sorted({n["inputs"]["checkpoint"] for n in api.values()
-                    if n["class_type"] == "PerVFILoadModel" and n["inputs"]["checkpoint"] in DOWNLOADS})
+                    if n["class_type"] == "PerVFILoadModel" and n["inputs"]["checkpoint"].split(" · ")[0] in DOWNLOADS})
     row = next((line for line in (WORKFLOWS / "README.md").read_text().splitlines() if f"`{name}`" in line), None)
     assert row is not None, f"{name} is not in example_workflows/README.md"
     says = "a download" if needs else "no download"
@@ -72,20 +73,20 @@ def test_api_workflow_uses_only_core_nodes_and_ours_with_valid_inputs(name):
     api = json.loads((WORKFLOWS / "api" / f"{name}.json").read_text())
     for node_id, node in api.items():
         kind = node["class_type"]
-        assert kind in CORE_NODES or kind in nodes.NODE_CLASS_MAPPINGS, f"{name}: unexpected node {kind}"
+        assert kind in CORE_NODES or kind in OURS, f"{name}: unexpected node {kind}"
         for value in node["inputs"].values():
             if isinstance(value, list):  # a link [source id, output slot] to an existing node
                 assert value[0] in api and isinstance(value[1], int)
-        if kind in nodes.NODE_CLASS_MAPPINGS:
-            cls = nodes.NODE_CLASS_MAPPINGS[kind]
+        if kind in OURS:
+            cls = OURS[kind]
             widgets = {k: v for k, v in node["inputs"].items() if not isinstance(v, list)}
             links = {k: None for k, v in node["inputs"].items() if isinstance(v, list)}
             validate_inputs(cls, {**widgets, **links})
             for key, (src, slot) in ((k, v) for k, v in node["inputs"].items() if isinstance(v, list)):
                 produced = api[src]["class_type"]
-                if produced in nodes.NODE_CLASS_MAPPINGS:  # link types between our nodes match
-                    expected = cls.INPUT_TYPES()["required"].get(key, (None,))[0]
-                    assert nodes.NODE_CLASS_MAPPINGS[produced].RETURN_TYPES[slot] == expected
+                if produced in OURS:  # link types between our nodes match
+                    expected = next(p.io_type for p in cls.define_schema().inputs if p.id == key)
+                    assert OURS[produced].define_schema().outputs[slot].io_type == expected
         if kind == "LoadVideo":
             assert (WORKFLOWS / "inputs" / node["inputs"]["file"]).is_file(), "input media not shipped"
 
@@ -108,8 +109,8 @@ def test_ui_workflow_matches_the_api_one(name):
                 assert dst == int(node_id)
                 linked[entry["name"]] = [str(src), slot]
         assert linked == {k: v for k, v in node["inputs"].items() if isinstance(v, list)}
-        if node["class_type"] in nodes.NODE_CLASS_MAPPINGS:
-            cls = nodes.NODE_CLASS_MAPPINGS[node["class_type"]]
+        if node["class_type"] in OURS:
+            cls = OURS[node["class_type"]]
             names = _widget_names(cls)
             assert len(ui_node["widgets_values"]) == len(names)
             for widget, ui_value in zip(names, ui_node["widgets_values"]):
