@@ -97,7 +97,10 @@ def submit(base: str, prompt: dict, limit: float) -> dict:
                 "detail": json.dumps(reply.get("node_errors") or reply, ensure_ascii=False)[:600]}
     pid = reply["prompt_id"]
     while time.time() - start < limit:
-        hist = _get(f"{base}/history/{pid}")
+        try:
+            hist = _get(f"{base}/history/{pid}", timeout=60)
+        except (urllib.error.URLError, TimeoutError, ConnectionError):  # a busy server answers late: ask again
+            continue
         if pid in hist:
             st = hist[pid].get("status", {})
             messages = dict((m[0], m[1]) for m in st.get("messages", []))
@@ -192,6 +195,8 @@ def main(argv=None) -> int:
     p.add_argument("--workflows", nargs="*", default=sorted(f.stem for f in (WORKFLOWS / "api").glob("*.json")))
     p.add_argument("--limit", type=float, default=600, help="seconds per workflow")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "comfyui.md")
+    p.add_argument("--temp-directory", type=Path,
+                   help="the server's temp folder (ComfyUI empties it at start-up): set it beside another running server")
     p.add_argument("--upscale-model", default="RealESRGAN_x2plus.pth",
                    help="a file in DIR/models/upscale_models (any ESRGAN-family model)")
     args = p.parse_args(argv)
@@ -204,7 +209,8 @@ def main(argv=None) -> int:
         shutil.copy(f, comfy / "input" / f.name)
     log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"comfyui-smoke-{args.port}.log"
     cmd = [args.python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(args.port), "--disable-auto-launch",
-           "--disable-api-nodes", "--disable-all-custom-nodes", "--whitelist-custom-nodes", PACK]
+           "--disable-api-nodes", "--disable-all-custom-nodes", "--whitelist-custom-nodes", PACK,
+           *(["--temp-directory", str(args.temp_directory)] if args.temp_directory else [])]
     base = f"http://127.0.0.1:{args.port}"
     rows, problems, extra_lines = [], [], []
     with open(log_path, "w") as log:

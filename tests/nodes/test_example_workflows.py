@@ -34,10 +34,21 @@ def _widget_names(cls) -> list[str]:
 
 
 def test_the_required_examples_are_shipped_in_both_formats():
-    assert {"pervfi_basic_interpolation", "pervfi_tau_comparison", "pervfi_interpolate_then_upscale",
-            "pervfi_video_interpolation", "pervfi_loop"} <= set(NAMES)
+    from example_workflows.make_workflows import BASIC, LOOP, TAU, UPSCALE, VIDEO
+
+    assert {BASIC, LOOP, TAU, UPSCALE, VIDEO} <= set(NAMES)
     for name in NAMES:
         assert (WORKFLOWS / f"{name}.json").is_file(), f"{name}: UI format missing"
+        assert name.startswith("PerVFI - "), f"{name}: the template browser shows the file name as its title"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_templates_describe_themselves_and_have_a_thumbnail_made_from_their_output(name):
+    ui = json.loads((WORKFLOWS / f"{name}.json").read_text())
+    notes = [n for n in ui["nodes"] if n["type"] == "MarkdownNote"]
+    assert len(notes) == 1 and len(notes[0]["widgets_values"][0]) > 100
+    thumb = WORKFLOWS / f"{name}.jpg"
+    assert thumb.is_file() and thumb.read_bytes()[:3] == b"\xff\xd8\xff"  # a JPEG
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -52,7 +63,9 @@ def test_the_readme_says_which_workflows_need_a_download(name):
 
 
 def test_the_video_workflow_keeps_audio_and_the_loop_workflow_loops():
-    video = json.loads((WORKFLOWS / "api" / "pervfi_video_interpolation.json").read_text())
+    from example_workflows.make_workflows import LOOP, VIDEO
+
+    video = json.loads((WORKFLOWS / "api" / f"{VIDEO}.json").read_text())
     kinds = {n["class_type"]: n for n in video.values()}
     assert {"LoadVideo", "PerVFIInterpolateVideo", "SaveVideo"} <= set(kinds)
     assert kinds["SaveVideo"]["inputs"]["video"][0] == next(k for k, n in video.items()
@@ -64,7 +77,7 @@ def test_the_video_workflow_keeps_audio_and_the_loop_workflow_loops():
     probe = subprocess.run([ffmpeg(), "-hide_banner", "-i", str(WORKFLOWS / "inputs" / kinds["LoadVideo"]["inputs"]["file"])],
                            capture_output=True, text=True).stderr
     assert "Audio:" in probe, "the VIDEO example's input must have an audio track to keep"
-    loop = json.loads((WORKFLOWS / "api" / "pervfi_loop.json").read_text())
+    loop = json.loads((WORKFLOWS / "api" / f"{LOOP}.json").read_text())
     assert any(n["class_type"] == "PerVFIInterpolate" and n["inputs"]["loop"] is True for n in loop.values())
 
 
@@ -96,7 +109,7 @@ def test_ui_workflow_matches_the_api_one(name):
     api = json.loads((WORKFLOWS / "api" / f"{name}.json").read_text())
     ui = json.loads((WORKFLOWS / f"{name}.json").read_text())
     assert ui["version"] == 0.4
-    by_id = {str(n["id"]): n for n in ui["nodes"]}
+    by_id = {str(n["id"]): n for n in ui["nodes"] if n["type"] != "MarkdownNote"}  # notes live in the UI only
     assert set(by_id) == set(api)
     links = {link[0]: link for link in ui["links"]}
     for node_id, node in api.items():
