@@ -1,7 +1,7 @@
 """Peak resident memory of a real ComfyUI server while the pack interpolates a clip (IMAGE and VIDEO paths).
 
     python bench/comfyui_rss.py --comfyui DIR [--python PY] [--cases 300x448x252 600x448x252 120x1920x1080]
-                                [--paths image video] [--out bench/results/comfyui_rss.md]
+                                [--paths image video] [--out bench/results/comfyui-rss.md]
 
 For each case a test clip (moving gradient and shapes, H.264) is written into ``DIR/input``; a fresh server
 (``--cpu``, only this pack) runs one graph per path, x2, default engine and motion:
@@ -129,7 +129,7 @@ def main(argv=None) -> int:
     p.add_argument("--cases", nargs="*", default=["300x448x252", "600x448x252", "120x1920x1080"])
     p.add_argument("--paths", nargs="*", default=["image", "video"])
     p.add_argument("--limit", type=float, default=1800, help="seconds per run")
-    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "comfyui_rss.md")
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "comfyui-rss.md")
     args = p.parse_args(argv)
     comfy = args.comfyui.resolve()
     rows = []
