@@ -108,7 +108,8 @@ def single_frame_report(model, flow_model, options, frames, fps_in, schedule) ->
                         timesteps=schedule, height=frames.shape[2], width=frames.shape[3], fps_in=fps_in,
                         frames_in=1, frames_out=1, seconds=0.0, pairs=0)
     report["notes"] = [SINGLE_FRAME_NOTE]
-    report["fps_in"] = None if fps_in is None else report.get("fps_in")
+    if fps_in is None:
+        report["fps_in"] = None
     return to_json(report)
 
 

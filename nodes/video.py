@@ -43,10 +43,9 @@ def stream_file(path, model, flow_model, *, multiplier: int, target_fps: float, 
     if info.frame_count == 1 and not loop:
         return comfy.video_from_file(path), to_json({"frames_in": 1, "frames_out": 1, "notes": [SINGLE_FRAME_NOTE]})
     fps_out = float(target_fps) or None
-    if fps_out is not None and fps_out < float(info.fps):
-        clips.frame_rate_schedule(multiplier, info.fps, fps_out)  # raises the node's own message
+    schedule, _ = clips.frame_rate_schedule(multiplier, info.fps, fps_out)  # checks the target as the IMAGE node does
     need = memory_required(info.height, info.width, engine=comfy.unwrap(model), estimator=comfy.unwrap(flow_model),
-                           timesteps=multiplier, options=options)
+                           timesteps=schedule, options=options)
     engine, estimator = comfy.prepare(model, flow_model, memory_required=need)
     pairs = (info.frame_count or 2) - 1 + int(loop)
     hooks = comfy.hooks(pairs, "PerVFI video", model=engine)
@@ -55,15 +54,12 @@ def stream_file(path, model, flow_model, *, multiplier: int, target_fps: float, 
     start = time.perf_counter()
     interpolate_file(path, output, engine, estimator, multiplier=None if fps_out else multiplier, fps=fps_out,
                      options=options, hooks=hooks, report=report, loop=loop)
-    schedule = pipeline.Retime(fps_in=report.fps_in, fps_out=report.fps_out)
     frames_in = report.frames_in - int(loop)  # the loop's closing pair reads the first frame again
     summary = run_report(engine=engine, estimator=estimator, options=options, timesteps=schedule, height=info.height,
                          width=info.width, fps_in=report.fps_in, frames_in=frames_in, frames_out=report.frames_out,
                          cuts=report.cuts, hooks=hooks, seconds=time.perf_counter() - start,
                          pairs=frames_in - 1 + int(loop), loop=loop, audio=bool(info.audio_codec), streamed=True,
                          file=output.name)
-    if multiplier and not fps_out:
-        summary["multiplier"] = multiplier
     return comfy.video_from_file(output), to_json(summary)
 
 

@@ -93,3 +93,19 @@ def test_a_file_backed_video_is_streamed_to_a_new_file(tmp_path, models):
     assert info.frame_count == 2 * src.frame_count - 1 and info.fps == 2 * src.fps
     assert data["frames_in"] == src.frame_count and data["frames_out"] == info.frame_count
     path.unlink()
+
+
+def test_a_streamed_loop_and_a_streamed_retime_match_the_in_memory_frame_counts(models):
+    from pervfi_core.video import probe
+
+    src = probe(CLIP)
+    for kw, expected in (({"loop": True}, 2 * src.frame_count), ({"target_fps": float(src.fps) * 2.5}, None)):
+        out, report = run_node(PerVFIInterpolateVideo, video=rt.video_from_file(CLIP), model=models[0],
+                               flow_model=models[1], multiplier=2, tau=0.3, seed=0, **kw)
+        data, path = json.loads(report), rt.video_file(out)
+        assert data["streamed"] and data["frames_in"] == src.frame_count
+        assert probe(path).frame_count == data["frames_out"] == (expected or data["frames_out"])
+        path.unlink()
+    with pytest.raises(InputError, match="below the source fps"):
+        run_node(PerVFIInterpolateVideo, video=rt.video_from_file(CLIP), model=models[0], flow_model=models[1],
+                 multiplier=2, tau=0.3, seed=0, target_fps=float(src.fps) / 2)
