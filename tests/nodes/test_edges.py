@@ -43,7 +43,7 @@ def test_each_engine_is_listed_once_and_downloads_are_marked():
     assert all("download" in o for o in models if o.startswith(("pervfi-v00", "pervfi-vb")))
     estimators = schema_inputs(PerVFILoadFlowModel)["estimator"].options
     assert any(o.startswith("gmflow-refine") and "18.9 MB" in o for o in estimators)
-    assert any(o.startswith("dis") and "no weights" in o for o in estimators)
+    assert any(o.startswith("dis") and "weight-free" in o for o in estimators)
 
 
 def test_one_frame_is_returned_unchanged_and_the_report_says_so(clip, models):
