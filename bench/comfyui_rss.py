@@ -96,7 +96,7 @@ def measure(comfy: Path, python: str, port: int, path: str, clip: str, limit: fl
     log = open(f"/tmp/comfyui-rss-{port}.log", "w")
     proc = subprocess.Popen(cmd, cwd=comfy, stdout=log, stderr=subprocess.STDOUT)
     try:
-        wait_up(base, proc)
+        wait_up(base, proc, limit=900)  # a busy machine starts ComfyUI slowly
         time.sleep(2)
         before = rss_mb(proc.pid)
         peak, stop = [before], threading.Event()
