@@ -69,7 +69,7 @@ def graph(path: str, clip: str) -> dict:
     from example_workflows.make_workflows import choice
 
     loaders = {"3": {"class_type": "PerVFILoadModel", "inputs": {"checkpoint": choice("PerVFILoadModel", "checkpoint",
-                                                                                         "default"), "dtype": "auto"}},
+                                                                                         "training-free"), "dtype": "auto"}},
                "4": {"class_type": "PerVFILoadFlowModel", "inputs": {
                    "estimator": choice("PerVFILoadFlowModel", "estimator", "auto"),
                    "checkpoint": choice("PerVFILoadFlowModel", "checkpoint", "default")}}}

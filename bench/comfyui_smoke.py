@@ -130,7 +130,7 @@ def self_built_graphs(upscale_model: str) -> dict:
     load = {"1": {"class_type": "LoadVideo", "inputs": {"file": "pervfi_bunny_192x108.mp4"}},
             "2": {"class_type": "GetVideoComponents", "inputs": {"video": ["1", 0]}},
             "3": {"class_type": "PerVFILoadModel", "inputs": {"checkpoint": choice("PerVFILoadModel", "checkpoint",
-                                                                                      "default"), "dtype": "auto"}},
+                                                                                      "training-free"), "dtype": "auto"}},
             "4": {"class_type": "PerVFILoadFlowModel", "inputs": {
                 "estimator": choice("PerVFILoadFlowModel", "estimator", "auto"),
                 "checkpoint": choice("PerVFILoadFlowModel", "checkpoint", "default")}}}

@@ -156,7 +156,7 @@ def _topological(graph) -> dict:
     return order
 
 
-def loaders(checkpoint: str = "default") -> list:
+def loaders(checkpoint: str = "training-free") -> list:  # no download: the templates run offline
     return [("3", "PerVFILoadModel", {"checkpoint": choice("PerVFILoadModel", "checkpoint", checkpoint),
                                       "dtype": "auto"}, None),
             ("4", "PerVFILoadFlowModel", {"estimator": choice("PerVFILoadFlowModel", "estimator", "auto"),
@@ -178,7 +178,7 @@ UPSCALE = "PerVFI - Interpolate then upscale with a model"
 DESCRIPTIONS = {
     BASIC: "Load Video -> Get Video Components -> **PerVFI Interpolate Frames** (x2) -> Create Video -> Save Video. "
            "The clip's fps goes in as `source_fps` and the node's `fps` output feeds Create Video, so the result "
-           "plays at twice the rate. Default engine and motion: nothing to download.",
+           "plays at twice the rate. The training-free engine and auto motion: nothing to download (pick 'default', pervfi-rife, for the best measured quality: its RIFE trunk is downloaded once).",
     VIDEO: "Load Video -> **PerVFI Interpolate Video** (x2) -> Save Video. A video loaded from a file is streamed "
            "pair by pair into a new file, so memory does not grow with its length; its audio is kept.",
     LOOP: "**PerVFI Interpolate Frames** in loop mode (x4): the last frame is also interpolated towards the first, "

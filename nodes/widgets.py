@@ -23,13 +23,15 @@ MOTION_MODEL_TOOLTIP = "The motion estimator from 'Load PerVFI Motion Estimator 
 TAU_TOOLTIP = (
     "Sampling temperature τ of a normalizing-flow decoder (paper §3.2): the latent is drawn from N(0, τ²). "
     "0 = the most probable (smoothest) frame; higher = more texture and randomness. Used only by stochastic "
-    "engines (pervfi-v00, pervfi-own-flow); the default engine ignores it and a change re-uses the last result.")
+    "engines (pervfi-rife, the default; pervfi-v00, pervfi-own-flow); deterministic ones (training-free, pervfi-own, "
+    "pervfi-vb) ignore it, and a change re-uses the last result.")
 SEED_TOOLTIP = (
-    "Seed of the random latent of a stochastic engine (pervfi-v00, pervfi-own-flow): same seed and τ = same frames. "
-    "The default engine ignores it (a change re-uses the last result). Stays fixed after each Queue unless you "
-    "choose otherwise in 'control after generate'.")
-REPORT_TOOLTIP = ("JSON report: engine (name and descriptor), motion estimator, device, dtype, τ, seed (and whether the "
-                  "engine uses them), multiplier or fps, frame counts, scene cuts, tile plan, notes, seconds per pair.")
+    "Seed of the random latent of a stochastic engine (pervfi-rife, pervfi-v00, pervfi-own-flow): same seed and τ = "
+    "same frames. Deterministic engines ignore it (a change re-uses the last result). Stays fixed after each "
+    "Queue unless you choose otherwise in 'control after generate'.")
+REPORT_TOOLTIP = ("JSON report: engine (name and descriptor), motion estimator, device, dtype, τ, seed (and whether "
+                  "the engine uses them), multiplier or fps, frame counts, scene cuts, tile plan, notes, seconds per "
+                  "pair.")
 FPS_TOOLTIP = ("Frame rate of the output: source fps x multiplier, or the target fps; 0 when the source fps is not "
                "given. Connect it to Create Video's fps.")
 DEFAULT_SOURCE_FPS = 0.0  # 0 = not given: the report says so instead of inventing 24

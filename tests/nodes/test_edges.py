@@ -16,7 +16,7 @@ from testkit.nodes import CLIP, run_node, schema_inputs
 
 @pytest.fixture(scope="module")
 def models():
-    return (run_node(PerVFILoadModel, checkpoint="default", dtype="float32")[0],
+    return (run_node(PerVFILoadModel, checkpoint="training-free", dtype="float32")[0],
             run_node(PerVFILoadFlowModel, estimator="dis", checkpoint="default")[0])
 
 
@@ -39,7 +39,7 @@ def test_impossible_loader_combinations_are_refused_at_validation_without_a_down
 def test_each_engine_is_listed_once_and_downloads_are_marked():
     models = schema_inputs(PerVFILoadModel)["checkpoint"].options
     ids = [o.split(" · ")[0] for o in models]
-    assert len(ids) == len(set(ids)) and "training-free" not in ids
+    assert len(ids) == len(set(ids)) and "pervfi-rife" not in ids  # the default engine is listed once, as default
     assert all("download" in o for o in models if o.startswith(("pervfi-v00", "pervfi-vb")))
     estimators = schema_inputs(PerVFILoadFlowModel)["estimator"].options
     assert any(o.startswith("gmflow-refine") and "18.9 MB" in o for o in estimators)

@@ -264,7 +264,8 @@ def test_model_folders_are_registered_and_listed(fake_comfyui, parity_dir):
     shutil.copy(parity_dir / "weights" / "pervfi_vb.safetensors", pervfi_dir / "my_vb.safetensors")
     choices = schema_inputs(PerVFILoadModel)["checkpoint"].options
     ids = [c.split(" · ")[0] for c in choices]
-    assert ids[:3] == ["default", "pervfi-v00", "pervfi-vb"] and "my_vb.safetensors" in choices  # each engine once
+    assert ids[:2] == ["default", "training-free"] and "my_vb.safetensors" in choices
+    assert "pervfi-rife" not in ids and len(ids) == len(set(ids))  # each engine once: the default is pervfi-rife
     assert "pervfi-own" in ids  # embedded in the pack: always available
     model, = run_node(PerVFILoadModel, checkpoint="my_vb.safetensors", dtype="float32")
     model = rt.unwrap(model)  # inside ComfyUI the engine travels in a ModelPatcher

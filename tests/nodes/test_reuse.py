@@ -32,7 +32,7 @@ def _flow():
 
 
 def test_seed_and_tau_changes_reuse_a_deterministic_result(clip, counted):
-    model, = run_node(PerVFILoadModel, checkpoint="default", dtype="float32")
+    model, = run_node(PerVFILoadModel, checkpoint="training-free", dtype="float32")
     flow_model, frames = _flow(), clip[:3]
     first = run_node(PerVFIInterpolate, frames=frames, model=model, flow_model=flow_model, multiplier=2, tau=0.3, seed=0)
     again = run_node(PerVFIInterpolate, frames=frames, model=model, flow_model=flow_model, multiplier=2, tau=0.9,
