@@ -41,10 +41,12 @@ def test_display_names_show_the_three_stages_and_search_finds_the_core_words():
     assert {"rife", "film", "vfi", "slow motion", "interpolate frames"} <= aliases
 
 
-def test_tau_is_a_slider_from_0_to_1_defaulting_to_0_3_and_the_seed_stays_fixed():
+def test_tau_is_a_slider_from_0_to_1_defaulting_to_the_core_s_and_the_seed_stays_fixed():
+    from pervfi_core.pipeline import DEFAULT_TAU
+
     for cls in (PerVFIFlowDecode, PerVFIInterpolate):
         tau, seed = schema_inputs(cls)["tau"], schema_inputs(cls)["seed"]
-        assert (tau.min, tau.max, tau.default, tau.display_mode) == (0.0, 1.0, 0.3, "slider")
+        assert (tau.min, tau.max, tau.default, tau.display_mode) == (0.0, 1.0, DEFAULT_TAU, "slider")
         assert seed.control_after_generate == "fixed"  # never 'randomize': an unchanged Queue must not re-run
 
 
