@@ -1,7 +1,7 @@
 """ComfyUI entry point of the PerVFI node pack.
 
-ComfyUI imports this folder as a package and reads ``NODE_CLASS_MAPPINGS`` and
-``NODE_DISPLAY_NAME_MAPPINGS``. The stand-alone package ``pervfi_core`` beside this file is made
+ComfyUI imports this folder as a package and calls ``comfy_entrypoint`` (its V3 node API), which returns
+the extension listing the nodes. The stand-alone package ``pervfi_core`` beside this file is made
 importable under its own name (one copy shared by the nodes and the command line). Nothing else
 happens here: the loader nodes register the model folders when ComfyUI asks for their choices.
 """
@@ -13,8 +13,6 @@ if _here not in sys.path:
     sys.path.append(_here)  # appended: never shadows ComfyUI's own modules (e.g. its nodes.py)
 
 if __package__:  # imported by ComfyUI as the package of this folder
-    from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: E402
-else:  # imported as a plain module (e.g. pytest collecting a checkout whose folder name is no identifier)
-    NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = {}, {}
+    from .nodes import comfy_entrypoint  # noqa: E402
 
-__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
+    __all__ = ["comfy_entrypoint"]

@@ -66,8 +66,9 @@ BENCHES = {
 }
 # sections written by hand from a run elsewhere (bench/device_check.sh needs a GPU) or a long run, kept as they are
 # soak: bench/soak.py takes as long as its clip (20 minutes of video); comfyui: bench/comfyui_smoke.py needs a
-# ComfyUI checkout with its own environment; hotloop: bench/bench_hotloop.py --baseline REV, a before/after of one change
-EXTERNAL = ("device", "device-train", "soak", "comfyui", "hotloop")
+# ComfyUI checkout with its own environment (comfyui-rss: bench/comfyui_rss.py, the same); hotloop:
+# bench/bench_hotloop.py --baseline REV, a before/after of one change
+EXTERNAL = ("device", "device-train", "soak", "comfyui", "comfyui-rss", "hotloop")
 QUICK = {"core": ["--sizes", "448x256", "--repeats", "1"], "core-malloc": ["--repeats", "1"], "flow": ["--pairs", "1"], "pipeline": ["--pairs", "2"],
          "quality": ["--triplets", "2"]}
 

@@ -1,17 +1,22 @@
-"""PerVFI ComfyUI nodes: thin adapters over :mod:`pervfi_core.pipeline`.
+"""PerVFI ComfyUI nodes on ComfyUI's V3 node API: thin adapters over :mod:`pervfi_core.pipeline`.
 
-Node ids start with ``PerVFI``; every node sits in a ``PerVFI`` category. Custom types passed
-between them: ``PERVFI_MODEL`` (generator), ``PERVFI_FLOW_MODEL`` (motion estimator),
-``PERVFI_FLOW`` (flows of every consecutive pair), ``PERVFI_BLEND`` (asymmetric blends of every
-new frame, ready for decoding). Inside ComfyUI, PERVFI_MODEL and PERVFI_FLOW_MODEL are ModelPatchers
-(ComfyUI's model manager loads and offloads them); stand-alone they are the plain engines.
+Node ids start with ``PerVFI`` (kept from the first releases, so saved workflows load); the nodes sit in
+``video/PerVFI`` beside core's frame interpolation, the loaders in ``model/loaders/PerVFI``. Custom types
+passed between them: ``PERVFI_MODEL`` (the engine), ``PERVFI_FLOW_MODEL`` (motion estimator),
+``PERVFI_FLOW`` (optical flow of every consecutive pair), ``PERVFI_BLEND`` (asymmetric blends of every new
+frame, ready for decoding). Inside ComfyUI, PERVFI_MODEL and PERVFI_FLOW_MODEL are ModelPatchers (ComfyUI's
+model manager loads and offloads them); stand-alone they are the plain engines.
+
+ComfyUI reads :func:`comfy_entrypoint` (re-exported by the pack's ``__init__.py``); the oldest ComfyUI it
+supports is 0.10.0, the first whose V3 schema has ``search_aliases``.
 """
+from .comfy import ComfyExtension
 from .interpolate import PerVFIInterpolate
 from .loaders import PerVFILoadFlowModel, PerVFILoadModel
 from .stages import PerVFIASBBlend, PerVFIFlowDecode, PerVFIFlowEstimation, PerVFIFlowToImage
 from .video import PerVFIInterpolateVideo
 
-_NODES = (
+NODES = (
     PerVFILoadModel,
     PerVFILoadFlowModel,
     PerVFIFlowEstimation,
@@ -21,8 +26,16 @@ _NODES = (
     PerVFIInterpolateVideo,
     PerVFIFlowToImage,
 )
+OLDEST_COMFYUI = "0.10.0"
 
-NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in _NODES}
-NODE_DISPLAY_NAME_MAPPINGS = {cls.__name__: cls.DISPLAY_NAME for cls in _NODES}
 
-__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
+class PerVFIExtension(ComfyExtension):
+    async def get_node_list(self):
+        return list(NODES)
+
+
+async def comfy_entrypoint() -> PerVFIExtension:
+    return PerVFIExtension()
+
+
+__all__ = ["NODES", "OLDEST_COMFYUI", "PerVFIExtension", "comfy_entrypoint"]

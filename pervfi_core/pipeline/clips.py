@@ -100,14 +100,30 @@ def loop_frames(frames: torch.Tensor) -> torch.Tensor:
     return torch.cat([frames, frames[:1]])
 
 
+def output_count(schedule, n: int, *, first_frame: int = 0, final: bool = True, skip_before: int = 0) -> int:
+    """How many frames :func:`.stages.generate` emits for ``n`` input frames starting at clip-wide index
+    ``first_frame``, leaving out those with an index below ``skip_before``."""
+    targets = [tg for i in range(first_frame, first_frame + n - 1) for tg in schedule.targets_in_pair(i)]
+    last = schedule.final_target(first_frame + n) if final and n >= 2 else None
+    return sum(tg.index >= skip_before for tg in targets + ([last] if last is not None else []))
+
+
 def _run(frames: torch.Tensor, model, estimator, schedule, *, opts: Options, hooks: Hooks, first_frame: int,
-         final: bool, skip_before: int) -> ClipResult:
+         final: bool, skip_before: int, alloc=None) -> ClipResult:
     """generate() over ``frames`` (clip-wide index ``first_frame``, checked by the caller), keeping outputs with
-    index >= ``skip_before``."""
+    index >= ``skip_before``.
+
+    Every output frame is written into one tensor allocated up front (no concatenation at the end, which
+    held the clip twice): ``alloc(m)`` returns it, (m,3,H,W) with any strides (e.g. a permuted view of a
+    host's [m,H,W,3] buffer); by default it is allocated on the park device in the frames' dtype. New
+    frames are clamped to [0, 1] as they are written.
+    """
     n = frames.shape[0]
     park = hooks.park_device or frames.device
+    count = output_count(schedule, n, first_frame=first_frame, final=final, skip_before=skip_before)
+    out = alloc(count) if alloc is not None else torch.empty(count, *frames.shape[1:], device=park, dtype=frames.dtype)
     cuts: list[int] = []
-    kept, first = [], None
+    k, first = 0, None
     start = time.perf_counter()
     with trusted():  # generate() runs to its end inside the scope
         for target, value, is_new in generate((frames[i:i + 1] for i in range(n)), model, estimator, schedule,
@@ -116,18 +132,19 @@ def _run(frames: torch.Tensor, model, estimator, schedule, *, opts: Options, hoo
             if target.index < skip_before:
                 continue
             first = target.index if first is None else first
-            kept.append(value.to(device=park, dtype=frames.dtype) if is_new else value.to(park))
-    out = torch.cat(kept) if kept else frames.new_zeros(0, *frames.shape[1:]).to(park)
-    return ClipResult(out, first if first is not None else skip_before, n - 1, cuts, time.perf_counter() - start)
+            out[k:k + 1].copy_(value.clamp(0, 1) if is_new else value)
+            k += 1
+    return ClipResult(out[:k], first if first is not None else skip_before, n - 1, cuts, time.perf_counter() - start)
 
 
 def interpolate_clip(frames: torch.Tensor, model, estimator, timesteps=2, *, loop: bool = False,
-                     options: Options | None = None, hooks: Hooks | None = None, **overrides) -> ClipResult:
+                     options: Options | None = None, hooks: Hooks | None = None, alloc=None, **overrides) -> ClipResult:
     """A whole clip: frames (N,3,H,W) in [0,1] -> :class:`ClipResult`, inputs kept exactly.
 
     ``timesteps``: a multiplier, a :class:`~.schedule.Retime` or explicit timesteps. ``loop``: also
     interpolate from the last frame back to the first and drop the closing copy of the first frame
-    (needs N >= 2). Without ``loop`` the frames are those of :func:`.stages.interpolate`.
+    (needs N >= 2). Without ``loop`` the frames are those of :func:`.stages.interpolate`. ``alloc``: where
+    the output goes (see :func:`_run`).
     """
     if loop:
         frames = loop_frames(frames)  # checks the frames
@@ -137,7 +154,7 @@ def interpolate_clip(frames: torch.Tensor, model, estimator, timesteps=2, *, loo
             raise InputError(f"frames: need at least 2 frames to interpolate, got {frames.shape[0]}")
     opts, hooks = make_options(options, **overrides), hooks or Hooks()
     return _run(frames, model, estimator, as_schedule(timesteps), opts=opts, hooks=hooks, first_frame=0,
-                final=not loop, skip_before=0)
+                final=not loop, skip_before=0, alloc=alloc)
 
 
 @dataclass
@@ -166,7 +183,7 @@ class ChunkedClip:
         return bool(diff <= OVERLAP_TOLERANCE)
 
     def feed(self, frames: torch.Tensor, model, estimator, timesteps=2, *, overlap: bool,
-             options: Options | None = None, hooks: Hooks | None = None, **overrides) -> ClipResult:
+             options: Options | None = None, hooks: Hooks | None = None, alloc=None, **overrides) -> ClipResult:
         """The output frames of the next part ``frames`` (N,3,H,W) in [0,1] (see the module docstring).
 
         ``overlap``: the part starts with the previous part's last frame (checked: InputError otherwise);
@@ -196,7 +213,7 @@ class ChunkedClip:
             what = "the first chunk of a clip" if not self.started else "an overlapping chunk"
             raise InputError(f"chunk mode: {what} needs at least 2 frames, got {parts.shape[0]}")
         result = _run(parts, model, estimator, schedule, opts=opts, hooks=hooks, first_frame=first, final=True,
-                      skip_before=self.emitted)
+                      skip_before=self.emitted, alloc=alloc)
         self.last_frame = parts[-1:].detach().float().cpu().clone()
         self.last_index = first + parts.shape[0] - 1
         self.emitted = max(self.emitted, result.first_output + result.frames.shape[0])

@@ -77,11 +77,33 @@ def interpolate_frames(frames: Iterable[np.ndarray], model, estimator, schedule,
         yield to_uint8(value) if is_new else value
 
 
+def input_info(path):
+    """Size, frame rate, frame count and audio of a video file or frame folder, read before a run
+    (:class:`pervfi_core.video.VideoInfo`)."""
+    from ..video import probe
+
+    return probe(path)
+
+
+def _looped(frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    """The frames, then the first one again (the pair that closes a loop)."""
+    first = None
+    for frame in frames:
+        first = frame if first is None else first
+        yield frame
+    if first is not None:
+        yield first
+
+
 def interpolate_file(input_path, output_path, model, estimator, *, multiplier: int | None = None,
                      fps: float | None = None, input_fps: float | None = None, options: Options | None = None,
                      hooks: Hooks | None = None, overwrite: bool = False, crf: int = 16,
-                     report: RunReport | None = None, **overrides) -> RunReport:
+                     report: RunReport | None = None, loop: bool = False, **overrides) -> RunReport:
     """Interpolate a video file or folder of frames into a video file or folder of PNG frames.
+
+    ``loop``: a seamless loop, as :func:`.clips.interpolate_clip` makes it (the last frame is also
+    interpolated towards the first, which is kept from the start of the stream; its closing copy is
+    not written).
 
     The output is written under a temporary name and renamed when complete; on any error or
     interruption (KeyboardInterrupt) the temporary output is removed and the exception re-raised.
@@ -98,15 +120,16 @@ def interpolate_file(input_path, output_path, model, estimator, *, multiplier: i
     report = report if report is not None else RunReport()  # the caller's (a progress bar may read it)
     report.fps_in, report.fps_out = info.fps, schedule.output_fps(info.fps)
     start = time.perf_counter()
-    total = info.frame_count - 1 if info.frame_count else None
+    total = info.frame_count - 1 + int(loop) if info.frame_count else None
     # Nothing between creating the writer and write_all (which aborts it on any error or stop signal): a
     # stop signal there would strand its temporary file.
     try:
         writer = open_output(output_path, width=info.width, height=info.height, fps=report.fps_out,
                              audio_from=Path(input_path) if info.audio_codec else None, audio_codec=info.audio_codec,
                              overwrite=overwrite, crf=crf, sample_aspect=info.sample_aspect)
-        write_all(writer, interpolate_frames(reader, model, estimator, schedule, options=opts, hooks=hooks,
-                                             total_pairs=total, report=report))
+        write_all(writer, interpolate_frames(_looped(reader) if loop else reader, model, estimator, schedule,
+                                             options=opts, hooks=hooks, total_pairs=total, report=report,
+                                             final=not loop))
     finally:
         reader.close()
     report.seconds = time.perf_counter() - start

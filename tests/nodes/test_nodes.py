@@ -14,43 +14,65 @@ from nodes.loaders import PerVFILoadFlowModel, PerVFILoadModel
 from nodes.stages import PerVFIASBBlend, PerVFIFlowDecode, PerVFIFlowEstimation, PerVFIFlowToImage
 from pervfi_core.engine import DEFAULT_TAU
 from pervfi_core.errors import InputError
-from testkit.nodes import ROOT, run_node
+from testkit.nodes import ROOT, run_node, schema_inputs
 
 
 # ---------------------------------------------------------------- the contract ComfyUI relies on
-@pytest.mark.parametrize("node_id", sorted(nodes.NODE_CLASS_MAPPINGS))
-def test_every_node_declares_what_comfyui_reads(node_id):
-    cls = nodes.NODE_CLASS_MAPPINGS[node_id]
-    assert node_id.startswith("PerVFI") and cls.CATEGORY.split("/")[0] == "PerVFI"
-    assert nodes.NODE_DISPLAY_NAME_MAPPINGS[node_id] and cls.DESCRIPTION
-    assert callable(getattr(cls(), cls.FUNCTION))
-    assert isinstance(cls.RETURN_TYPES, tuple) and len(cls.RETURN_NAMES) == len(cls.RETURN_TYPES)
-    assert len(cls.OUTPUT_TOOLTIPS) == len(cls.RETURN_TYPES)
-    spec = cls.INPUT_TYPES()
-    assert spec["required"]
-    for kind, section in spec.items():
-        if kind == "hidden":  # filled in by ComfyUI (e.g. the prompt), never shown
-            continue
-        for name, entry in section.items():
-            assert len(entry) == 2 and entry[1].get("tooltip"), f"{node_id}.{name} has no tooltip"
+NODE_IDS = [cls.define_schema().node_id for cls in nodes.NODES]
 
 
-def test_tau_is_a_slider_from_0_to_1_defaulting_to_the_default_tau():
+@pytest.mark.parametrize("cls", nodes.NODES, ids=NODE_IDS)
+def test_every_node_declares_a_v3_schema_with_names_descriptions_and_tooltips(cls):
+    schema = cls.define_schema()
+    assert schema.node_id == cls.__name__ and schema.node_id.startswith("PerVFI")
+    assert schema.category in ("video/PerVFI", "model/loaders/PerVFI")  # beside core's "video" and "model/loaders"
+    assert schema.display_name and schema.description and schema.search_aliases
+    for port in [*schema.inputs, *schema.outputs]:
+        assert port.tooltip, f"{schema.node_id}.{port.id} has no tooltip"
+    assert callable(cls.execute)
+
+
+def test_display_names_show_the_three_stages_and_search_finds_the_core_words():
+    names = {cls.__name__: cls.define_schema().display_name for cls in nodes.NODES}
+    assert names["PerVFIFlowEstimation"] == "PerVFI Motion (optical flow)"
+    assert names["PerVFIASBBlend"] == "PerVFI Asymmetric Blend (ASB)"
+    assert names["PerVFIFlowDecode"] == "PerVFI Decode (τ)"
+    aliases = set(PerVFIInterpolate.define_schema().search_aliases)
+    assert {"rife", "film", "vfi", "slow motion", "interpolate frames"} <= aliases
+
+
+def test_tau_is_a_slider_from_0_to_1_defaulting_to_the_core_s_and_the_seed_stays_fixed():
+    from pervfi_core.pipeline import DEFAULT_TAU
+
     for cls in (PerVFIFlowDecode, PerVFIInterpolate):
-        kind, opts = cls.INPUT_TYPES()["required"]["tau"]
-        assert (kind, opts["min"], opts["max"], opts["default"], opts["display"]) == ("FLOAT", 0.0, 1.0, DEFAULT_TAU, "slider")
+        tau, seed = schema_inputs(cls)["tau"], schema_inputs(cls)["seed"]
+        assert (tau.min, tau.max, tau.default, tau.display_mode) == (0.0, 1.0, DEFAULT_TAU, "slider")
+        assert seed.control_after_generate == "fixed"  # never 'randomize': an unchanged Queue must not re-run
+
+
+def test_multiplier_limit_is_the_core_s():
+    from pervfi_core.pipeline.schedule import MULTIPLIER_RANGE
+
+    for cls in (PerVFIInterpolate, PerVFIASBBlend):
+        spec = schema_inputs(cls)["multiplier"]
+        assert (spec.min, spec.max) == MULTIPLIER_RANGE
 
 
 def test_pack_loads_the_way_comfyui_imports_it():
-    # ComfyUI imports the folder as a package named after the folder, from its __init__.py.
+    # ComfyUI imports the folder as a package named after the folder, from its __init__.py, and awaits
+    # comfy_entrypoint() -> extension -> get_node_list().
+    import asyncio
+
     spec = importlib.util.spec_from_file_location("comfyui-pervfi-under-test", ROOT / "__init__.py",
                                                   submodule_search_locations=[str(ROOT)])
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     try:
         spec.loader.exec_module(module)
-        assert set(module.NODE_CLASS_MAPPINGS) == set(nodes.NODE_CLASS_MAPPINGS)
-        assert module.NODE_DISPLAY_NAME_MAPPINGS["PerVFIFlowDecode"] == "PerVFI Flow Decode"
+        assert not hasattr(module, "NODE_CLASS_MAPPINGS")  # ComfyUI would read it instead of the entrypoint
+        extension = asyncio.run(module.comfy_entrypoint())
+        listed = asyncio.run(extension.get_node_list())
+        assert [c.define_schema().node_id for c in listed] == NODE_IDS
     finally:
         for name in [n for n in sys.modules if n.startswith(spec.name)]:
             del sys.modules[name]
@@ -182,9 +204,9 @@ def test_flow_from_another_clip_is_refused(clip, default_models):
 def test_wrong_links_and_timesteps_are_refused(clip, default_models):
     model, flow_model = default_models
     flow, = run_node(PerVFIFlowEstimation, frames=clip[:2], flow_model=flow_model)
-    with pytest.raises(InputError, match="PerVFI Flow Estimation"):
+    with pytest.raises(InputError, match="PerVFI Motion"):
         run_node(PerVFIASBBlend, frames=clip[:2], flow=clip, model=model, multiplier=2)
-    with pytest.raises(InputError, match="PerVFI ASB Blend"):
+    with pytest.raises(InputError, match="PerVFI Asymmetric Blend"):
         run_node(PerVFIFlowDecode, blend=flow, model=model, tau=0.3, seed=0)
     for bad in ("0.5, abc", "0.5, 1.5", "0.6, 0.4"):
         with pytest.raises(InputError, match="timesteps"):
@@ -198,8 +220,8 @@ def test_wrong_links_and_timesteps_are_refused(clip, default_models):
 def test_wrong_checkpoint_architecture_is_refused(tmp_path, parity_dir):
     from pervfi_core.errors import ArchitectureMismatchError
 
-    with pytest.raises(ArchitectureMismatchError, match="Load PerVFI Flow Estimator"):  # RAFT as a generator
-        PerVFILoadModel().load(str(parity_dir / "weights" / "raft_small.safetensors"), "float32")
+    with pytest.raises(ArchitectureMismatchError, match="Load PerVFI Motion Estimator"):  # RAFT as a generator
+        PerVFILoadModel.execute(str(parity_dir / "weights" / "raft_small.safetensors"), "float32")
 
 
 # ---------------------------------------------------------------- ComfyUI glue (progress, cancel, folders)
@@ -242,9 +264,11 @@ def test_model_folders_are_registered_and_listed(fake_comfyui, parity_dir):
     assert pervfi_dir in weights.model_dirs("pervfi")
     pervfi_dir.mkdir(parents=True)
     shutil.copy(parity_dir / "weights" / "pervfi_vb.safetensors", pervfi_dir / "my_vb.safetensors")
-    choices = PerVFILoadModel.INPUT_TYPES()["required"]["checkpoint"][0]
-    assert choices[:4] == ["default", "training-free", "pervfi-v00", "pervfi-vb"] and "my_vb.safetensors" in choices
-    assert "pervfi-own" in choices  # embedded in the pack: always available
+    choices = schema_inputs(PerVFILoadModel)["checkpoint"].options
+    ids = [c.split(" · ")[0] for c in choices]
+    assert ids[:2] == ["default", "training-free"] and "my_vb.safetensors" in choices
+    assert "pervfi-rife" not in ids and len(ids) == len(set(ids))  # each engine once: the default is pervfi-rife
+    assert "pervfi-own" in ids  # embedded in the pack: always available
     model, = run_node(PerVFILoadModel, checkpoint="my_vb.safetensors", dtype="float32")
     model = rt.unwrap(model)  # inside ComfyUI the engine travels in a ModelPatcher
     assert model.info.architecture == "pervfi-vb" and not model.stochastic
@@ -287,7 +311,7 @@ def test_rife_checkpoints_in_the_frame_interpolation_folder_are_offered_and_load
     folder.mkdir(parents=True)
     torch.manual_seed(0)
     torch.save({f"module.{k}": v for k, v in IFNet().state_dict().items()}, folder / "rife426.pth")
-    choices = PerVFILoadFlowModel.INPUT_TYPES()["required"]["checkpoint"][0]
+    choices = schema_inputs(PerVFILoadFlowModel)["checkpoint"].options
     assert "rife426.pth" in choices
     assert weights.model_dirs("pervfi_flow")[0] == fake_comfyui.tmp / "models" / "pervfi_flow"
     est, = run_node(PerVFILoadFlowModel, estimator="rife", checkpoint="rife426.pth")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from fractions import Fraction
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from nodes.stages import PerVFIASBBlend, PerVFIFlowDecode, PerVFIFlowEstimation
 from nodes.video import PerVFIInterpolateVideo
 from pervfi_core.errors import InputError
 from pervfi_core.pipeline import Retime
+from nodes.standin_io import HiddenHolder
 from testkit.nodes import run_node
 
 AUDIO = {"waveform": torch.zeros(1, 2, 4800), "sample_rate": 48000}
@@ -92,16 +94,16 @@ def test_loop_mode_closes_the_loop(clip, models):
 def test_meta_batch_chunks_concatenate_to_one_run(clip, models, mode, bounds):
     frames = _long(clip)
     whole, _, _ = _interpolate(frames, models)
-    node, outs = PerVFIInterpolate(), []
-    for k, (a, b) in enumerate(bounds):  # the Meta Batch Manager re-runs the workflow; the node instance stays
+    outs = []
+    for k, (a, b) in enumerate(bounds):  # the Meta Batch Manager re-runs the workflow; the node's id stays
         prompt = {"1": {"class_type": "VHS_BatchManager", "inputs": {"frames_per_batch": 3, "requeue": k}}}
-        out, _, report = node.interpolate(frames[a:b], *models, 2, 0.3, 0, chunk_mode=mode, prompt=prompt)
+        out, _, report = _interpolate(frames[a:b], models, chunk_mode=mode, hidden=HiddenHolder(f"chunks-{mode}", prompt))
         outs.append(out)
         assert json.loads(report)["chunk"]["index"] == k
     assert torch.equal(torch.cat(outs), whole)
     # batch 0 again: a new clip starts (the last clip's frame is not carried over)
-    restart, _, _ = node.interpolate(frames[:3], *models, 2, 0.3, 0, chunk_mode=mode,
-                                     prompt={"1": {"class_type": "VHS_BatchManager", "inputs": {"requeue": 0}}})
+    restart, _, _ = _interpolate(frames[:3], models, chunk_mode=mode, hidden=HiddenHolder(
+        f"chunks-{mode}", {"1": {"class_type": "VHS_BatchManager", "inputs": {"requeue": 0}}}))
     assert torch.equal(restart, whole[:5])
 
 
@@ -113,15 +115,17 @@ def test_meta_batch_index_is_read_from_the_prompt():
 
 def test_bad_input_gets_a_clear_error_and_nothing_else(clip, models):
     model, flow_model = models
-    node = PerVFIInterpolateVideo()
+    node = SimpleNamespace(interpolate=lambda video, model, flow_model, m, tau, seed, **kw: run_node(
+        PerVFIInterpolateVideo, video=video, model=model, flow_model=flow_model, multiplier=m, tau=tau, seed=seed, **kw))
     empty = rt.make_video(clip[:0], Fraction(25), None)
     with pytest.raises(InputError, match="VIDEO has no frames"):
         node.interpolate(empty, model, flow_model, 2, 0.3, 0)
     for rate in (0, -25):  # a rate that reached the node through a link (widgets refuse it earlier)
         with pytest.raises(InputError, match="positive frame rate"):
             node.interpolate(rt.make_video(clip, rate, None), model, flow_model, 2, 0.3, 0)
-        with pytest.raises(InputError, match="positive frame rate"):
-            PerVFIInterpolate().interpolate(clip, model, flow_model, 2, 0.3, 0, source_fps=rate)
+        if rate:  # 0 is the widget's "not given"
+            with pytest.raises(InputError, match="positive frame rate"):
+                PerVFIInterpolate.execute(clip, model, flow_model, 2, 0.3, 0, source_fps=rate)
     with pytest.raises(InputError, match="below the source fps"):
         node.interpolate(rt.make_video(clip, 30, None), model, flow_model, 2, 0.3, 0, target_fps=24.0)
     with pytest.raises(InputError, match="same size"):
@@ -135,8 +139,8 @@ def test_bad_input_gets_a_clear_error_and_nothing_else(clip, models):
 
 
 def test_chunks_out_of_order_or_not_continuing_are_refused(clip, models):
-    frames, node = _long(clip), PerVFIInterpolate()
-    run = lambda x, **kw: node.interpolate(x, *models, 2, 0.3, 0, **kw)  # noqa: E731
+    frames, node = _long(clip), HiddenHolder("chunks-out-of-order")
+    run = lambda x, **kw: _interpolate(x, models, hidden=node, **kw)  # noqa: E731
     with pytest.raises(InputError, match="has not run chunk 0"):
         run(frames[3:6], chunk_mode="consecutive", chunk_index=1)
     first, _, _ = run(frames[:4], chunk_mode="overlapping", chunk_index=0)

@@ -119,3 +119,24 @@ def test_frame_rate_schedule_is_the_cli_timeline_and_refuses_bad_rates():
         frame_rate_schedule(2, 30, 24)
     with pytest.raises(InputError, match="target fps: expected a positive"):
         frame_rate_schedule(2, 24, -60)
+
+
+def test_the_clip_is_written_into_the_buffer_alloc_returns():
+    """One output buffer (the nodes' IMAGE, BHWC) filled frame by frame: no concatenation at the end."""
+    from pervfi_core.pipeline.clips import interpolate_clip, output_count
+    from pervfi_core.pipeline.schedule import Retime
+    from pervfi_core.training_free import TrainingFreeVFI
+
+    frames = torch.rand(4, 3, 16, 24)
+    zero = lambda a, b: (torch.zeros(1, 2, 16, 24), torch.zeros(1, 2, 16, 24))  # noqa: E731
+    buffers = []
+
+    def alloc(count):
+        buffers.append(torch.full((count, 16, 24, 3), -1.0))
+        return buffers[-1].permute(0, 3, 1, 2)
+
+    for loop in (False, True):
+        result = interpolate_clip(frames, TrainingFreeVFI(), zero, 3, loop=loop, alloc=alloc)
+        plain = interpolate_clip(frames, TrainingFreeVFI(), zero, 3, loop=loop)
+        assert result.frames.data_ptr() == buffers[-1].data_ptr() and torch.equal(result.frames, plain.frames)
+        assert buffers[-1].shape[0] == output_count(Retime(multiplier=3), 4 + loop, final=not loop) == len(plain.frames)
