@@ -199,7 +199,7 @@ def measure(fn, device: torch.device, repeats: int) -> tuple[float, int | None]:
 
 def speed_memory(device: torch.device, sizes, repeats: int, est, names) -> list[dict]:
     from nodes.interpolate import PerVFIInterpolate
-    from pervfi_core.pipeline import flow_pair, interpolate_pair
+    from pervfi_core.pipeline import DEFAULT_TAU, flow_pair, interpolate_pair
     from pervfi_core.pipeline.memory import call_pixels
 
     rows = []
@@ -214,7 +214,7 @@ def speed_memory(device: torch.device, sizes, repeats: int, est, names) -> list[
             inputs = [v.to(model.dtype) for v in (x[:1], x[1:])]
             with torch.no_grad():
                 core_s, core_peak = measure(lambda: interpolate_pair(*inputs, [0.5], model, flows=flows), device, repeats)
-            node_s, node_peak = measure(lambda: PerVFIInterpolate().interpolate(image, model, est, 2, 0.3, 0),
+            node_s, node_peak = measure(lambda: PerVFIInterpolate.execute(image, model, est, 2, DEFAULT_TAU, 0),
                                         device, repeats)
             pixels = call_pixels(model, height, width, batch=1)
             rows.append({"engine": name, "size": f"{width}x{height}", "flow_s": round(flow_s, 4),

@@ -108,7 +108,7 @@ def output_count(schedule, n: int, *, first_frame: int = 0, final: bool = True, 
     return sum(tg.index >= skip_before for tg in targets + ([last] if last is not None else []))
 
 
-def _run(frames: torch.Tensor, model, estimator, schedule, *, opts: Options, hooks: Hooks, first_frame: int,
+def _run(frames: torch.Tensor, engine, estimator, schedule, *, opts: Options, hooks: Hooks, first_frame: int,
          final: bool, skip_before: int, alloc=None) -> ClipResult:
     """generate() over ``frames`` (clip-wide index ``first_frame``, checked by the caller), keeping outputs with
     index >= ``skip_before``.
@@ -126,7 +126,7 @@ def _run(frames: torch.Tensor, model, estimator, schedule, *, opts: Options, hoo
     k, first = 0, None
     start = time.perf_counter()
     with trusted():  # generate() runs to its end inside the scope
-        for target, value, is_new in generate((frames[i:i + 1] for i in range(n)), model, estimator, schedule,
+        for target, value, is_new in generate((frames[i:i + 1] for i in range(n)), engine, estimator, schedule,
                                               place=hooks.place, options=opts, hooks=hooks, total_pairs=n - 1,
                                               cuts=cuts, first_frame=first_frame, final=final):
             if target.index < skip_before:
@@ -137,7 +137,7 @@ def _run(frames: torch.Tensor, model, estimator, schedule, *, opts: Options, hoo
     return ClipResult(out[:k], first if first is not None else skip_before, n - 1, cuts, time.perf_counter() - start)
 
 
-def interpolate_clip(frames: torch.Tensor, model, estimator, timesteps=2, *, loop: bool = False,
+def interpolate_clip(frames: torch.Tensor, engine, estimator, timesteps=2, *, loop: bool = False,
                      options: Options | None = None, hooks: Hooks | None = None, alloc=None, **overrides) -> ClipResult:
     """A whole clip: frames (N,3,H,W) in [0,1] -> :class:`ClipResult`, inputs kept exactly.
 
@@ -153,7 +153,7 @@ def interpolate_clip(frames: torch.Tensor, model, estimator, timesteps=2, *, loo
         if frames.shape[0] < 2:
             raise InputError(f"frames: need at least 2 frames to interpolate, got {frames.shape[0]}")
     opts, hooks = make_options(options, **overrides), hooks or Hooks()
-    return _run(frames, model, estimator, as_schedule(timesteps), opts=opts, hooks=hooks, first_frame=0,
+    return _run(frames, engine, estimator, as_schedule(timesteps), opts=opts, hooks=hooks, first_frame=0,
                 final=not loop, skip_before=0, alloc=alloc)
 
 
@@ -182,7 +182,7 @@ class ChunkedClip:
         diff = (frames[:1].detach().float().cpu() - self.last_frame).abs().max()
         return bool(diff <= OVERLAP_TOLERANCE)
 
-    def feed(self, frames: torch.Tensor, model, estimator, timesteps=2, *, overlap: bool,
+    def feed(self, frames: torch.Tensor, engine, estimator, timesteps=2, *, overlap: bool,
              options: Options | None = None, hooks: Hooks | None = None, alloc=None, **overrides) -> ClipResult:
         """The output frames of the next part ``frames`` (N,3,H,W) in [0,1] (see the module docstring).
 
@@ -212,7 +212,7 @@ class ChunkedClip:
         if parts.shape[0] < 2:
             what = "the first chunk of a clip" if not self.started else "an overlapping chunk"
             raise InputError(f"chunk mode: {what} needs at least 2 frames, got {parts.shape[0]}")
-        result = _run(parts, model, estimator, schedule, opts=opts, hooks=hooks, first_frame=first, final=True,
+        result = _run(parts, engine, estimator, schedule, opts=opts, hooks=hooks, first_frame=first, final=True,
                       skip_before=self.emitted, alloc=alloc)
         self.last_frame = parts[-1:].detach().float().cpu().clone()
         self.last_index = first + parts.shape[0] - 1

@@ -53,7 +53,7 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     return x.permute(1, 2, 0).cpu().numpy()
 
 
-def interpolate_frames(frames: Iterable[np.ndarray], model, estimator, schedule, *, options: Options | None = None,
+def interpolate_frames(frames: Iterable[np.ndarray], engine, estimator, schedule, *, options: Options | None = None,
                        hooks: Hooks | None = None, total_pairs: int | None = None, report: RunReport | None = None,
                        first_frame: int = 0, final: bool = True, **overrides) -> Iterator[np.ndarray]:
     """Yield the output frames (uint8 (H,W,3)) for a stream of input frames, in order.
@@ -70,7 +70,7 @@ def interpolate_frames(frames: Iterable[np.ndarray], model, estimator, schedule,
             report.frames_in += 1
             yield frame
 
-    for _, value, is_new in generate(counted(), model, estimator, schedule, place=lambda f: to_tensor(f, hooks),
+    for _, value, is_new in generate(counted(), engine, estimator, schedule, place=lambda f: to_tensor(f, hooks),
                                      options=opts, hooks=hooks, total_pairs=total_pairs, cuts=report.cuts,
                                      first_frame=first_frame, final=final):
         report.frames_out += 1
@@ -95,7 +95,7 @@ def _looped(frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         yield first
 
 
-def interpolate_file(input_path, output_path, model, estimator, *, multiplier: int | None = None,
+def interpolate_file(input_path, output_path, engine, estimator, *, multiplier: int | None = None,
                      fps: float | None = None, input_fps: float | None = None, options: Options | None = None,
                      hooks: Hooks | None = None, overwrite: bool = False, crf: int = 16,
                      report: RunReport | None = None, loop: bool = False, **overrides) -> RunReport:
@@ -127,7 +127,7 @@ def interpolate_file(input_path, output_path, model, estimator, *, multiplier: i
         writer = open_output(output_path, width=info.width, height=info.height, fps=report.fps_out,
                              audio_from=Path(input_path) if info.audio_codec else None, audio_codec=info.audio_codec,
                              overwrite=overwrite, crf=crf, sample_aspect=info.sample_aspect)
-        write_all(writer, interpolate_frames(_looped(reader) if loop else reader, model, estimator, schedule,
+        write_all(writer, interpolate_frames(_looped(reader) if loop else reader, engine, estimator, schedule,
                                              options=opts, hooks=hooks, total_pairs=total, report=report,
                                              final=not loop))
     finally:

@@ -28,7 +28,7 @@ def new_frames_per_pair(timesteps) -> int:
 def call_pixels(engine, height: int, width: int, *, batch: int, options: Options | None = None) -> int:
     """Pixels (frames x H x W) of the largest engine call on H x W frames with ``batch`` new frames per pair.
 
-    Whole frames in the plan's batches, or one tile with the model's context around it (the motion
+    Whole frames in the plan's batches, or one tile with the engine's context around it (the motion
     part of a tile's margin is known only once the flows are; the out-of-memory policy covers it).
     """
     opts = make_options(options)

@@ -1,8 +1,8 @@
 """The three stages of PerVFI as functions: estimate_flow -> blend -> decode (paper Fig. 2), and fused.
 
 One API for the command line, the ComfyUI nodes and the tests. Frames are ``(N, 3, H, W)`` in
-[0, 1]; flows are in pixels, channel 0 = x. ``model`` is an :class:`~pervfi_core.engines.Engine`
-(:class:`pervfi_core.model.PerVFI` or the training-free engine); ``estimator`` a motion estimator
+[0, 1]; flows are in pixels, channel 0 = x. ``engine`` is an :class:`~pervfi_core.engine.Engine`
+(PerVFI, pervfi-rife or the training-free engine); ``estimator`` a motion estimator
 (``est(img0, img1) -> (F0->1, F1->0)``, :func:`pervfi_core.engines.load_estimator`). Options
 (τ, seed, scene threshold, batch, pixel budgets) come as an :class:`~.options.Options` and/or as
 keyword overrides of its fields.
@@ -64,7 +64,7 @@ class PairFlows:
 
 @dataclass
 class TiledBlend:
-    """One blend per spatial tile of a frame above the pixel budget (what ``model.blend`` returns for
+    """One blend per spatial tile of a frame above the pixel budget (what ``engine.blend`` returns for
     each crop), with the boxes of :func:`~.tiling.tile_boxes`; :func:`decode` decodes every tile and
     keeps its core, as the fused path does."""
 
@@ -101,7 +101,7 @@ class PairBlend:
 
 @dataclass
 class Blends:
-    """Output of :func:`blend`: everything :func:`decode` needs except the frames and the model."""
+    """Output of :func:`blend`: everything :func:`decode` needs except the frames and the engine."""
 
     n_frames: int
     schedule: object
@@ -175,15 +175,15 @@ def estimate_flow(frames: torch.Tensor, estimator, *, engine=None, options: Opti
 
 
 # ------------------------------------------------------------------------------ stage 2: ASB
-def _blend_crops(model, inputs: Sequence[torch.Tensor], ts: Sequence[float]):
-    """``model.blend`` of one crop of a pair for the timesteps ``ts`` (the pair expanded to a batch; None
+def _blend_crops(engine, inputs: Sequence[torch.Tensor], ts: Sequence[float]):
+    """``engine.blend`` of one crop of a pair for the timesteps ``ts`` (the pair expanded to a batch; None
     flows stay None)."""
     t = torch.tensor(list(ts), device=inputs[0].device, dtype=inputs[0].dtype)
     with torch.no_grad():
-        return model.blend(*(None if x is None else x.expand(len(ts), -1, -1, -1) for x in inputs), t)
+        return engine.blend(*(None if x is None else x.expand(len(ts), -1, -1, -1) for x in inputs), t)
 
 
-def blend(frames: torch.Tensor, flows: PairFlows, model, timesteps=2, *, options: Options | None = None,
+def blend(frames: torch.Tensor, flows: PairFlows, engine, timesteps=2, *, options: Options | None = None,
           hooks: Hooks | None = None, **overrides) -> Blends:
     """Stage 2: asymmetric blending for every new frame.
 
@@ -193,7 +193,7 @@ def blend(frames: torch.Tensor, flows: PairFlows, model, timesteps=2, *, options
     (:class:`TiledBlend`), so that blend -> decode gives the frames :func:`interpolate` gives.
     """
     _check_frames(frames)
-    check_engine("model", model)
+    check_engine("engine", engine)
     opts, hooks = make_options(options, **overrides), hooks or Hooks()
     schedule = as_schedule(timesteps)
     n = frames.shape[0]
@@ -201,24 +201,24 @@ def blend(frames: torch.Tensor, flows: PairFlows, model, timesteps=2, *, options
         if f is not None and (f.shape[0] != n - 1 or f.shape[2:] != frames.shape[2:]):
             raise InputError(f"flows: expected {n - 1} pairs of {tuple(frames.shape[2:])} flows for {n} frames, "
                              f"got {tuple(f.shape)}; were they computed for these frames?")
-    if not model.needs_motion:
+    if not engine.needs_motion:
         flows = PairFlows(None, None)  # it finds its own motion: flows that came along (checked above) are not used
     elif flows.forward is None or flows.backward is None:
-        raise InputError(f"flows: {model.name} blends along motion, and these flows hold none (estimated "
+        raise InputError(f"flows: {engine.name} blends along motion, and these flows hold none (estimated "
                          "without a motion estimator, or for an engine that finds its own); estimate them with one")
     else:
         check_image("flows.forward", flows.forward, channels=2)
         check_image("flows.backward", flows.backward, channels=2)
     with trusted():
-        return _blend_pairs(frames, flows, model, schedule, opts, hooks)
+        return _blend_pairs(frames, flows, engine, schedule, opts, hooks)
 
 
-def _blend_pairs(frames: torch.Tensor, flows: PairFlows, model, schedule, opts: Options, hooks: Hooks) -> Blends:
+def _blend_pairs(frames: torch.Tensor, flows: PairFlows, engine, schedule, opts: Options, hooks: Hooks) -> Blends:
     """:func:`blend` after its entry checks."""
     n = frames.shape[0]
     out = Blends(n, schedule, log=hooks.log)
     h, w = frames.shape[2:]
-    work_plan = plan(model, h, w, opts.batch_size, opts.blend_max_pixels, hooks)
+    work_plan = plan(engine, h, w, opts.batch_size, opts.blend_max_pixels, hooks)
     for i in range(n - 1):
         hooks.check_interrupt()
         new = [tg for tg in schedule.targets_in_pair(i) if not tg.is_input]
@@ -232,7 +232,7 @@ def _blend_pairs(frames: torch.Tensor, flows: PairFlows, model, schedule, opts: 
 
             def work(start: int, stop: int, tile: int | None) -> list:
                 ts = [float(tg.t) for tg in new[start:stop]]
-                step = lambda parts: hooks.park(_blend_crops(model, parts, ts))  # noqa: E731
+                step = lambda parts: hooks.park(_blend_crops(engine, parts, ts))  # noqa: E731
                 if tile is None:
                     return [PairBlend(i, new[start:stop], step(inputs))]
                 tiles = list(over_tiles(step, inputs, tile=tile, margin=context(), hooks=hooks))
@@ -244,21 +244,21 @@ def _blend_pairs(frames: torch.Tensor, flows: PairFlows, model, schedule, opts: 
 
 
 # ------------------------------------------------------------------------------ stage 3: decode
-def _decode_blend(model, blend, *, tau: float, seed: int, hooks: Hooks) -> torch.Tensor:
-    """model.decode of a Blend, or of every tile of a TiledBlend with the cores stitched."""
-    device = model.device
+def _decode_blend(engine, blend, *, tau: float, seed: int, hooks: Hooks) -> torch.Tensor:
+    """engine.decode of a Blend, or of every tile of a TiledBlend with the cores stitched."""
+    device = engine.device
     if not isinstance(blend, TiledBlend):
-        return model.decode(blend.to(device=device), tau=tau, seed=seed)
+        return engine.decode(blend.to(device=device), tau=tau, seed=seed)
 
     def pieces():
         for outer, inner, b in blend.tiles:
             hooks.check_interrupt()
-            yield outer, inner, model.decode(b.to(device=device), tau=tau, seed=seed)
+            yield outer, inner, engine.decode(b.to(device=device), tau=tau, seed=seed)
 
     return paste_cores(pieces(), blend.size)
 
 
-def decode(frames: torch.Tensor, blends: Blends, model, *, options: Options | None = None,
+def decode(frames: torch.Tensor, blends: Blends, engine, *, options: Options | None = None,
            hooks: Hooks | None = None, **overrides) -> torch.Tensor:
     """Stage 3: the output clip (M,3,H,W) in [0,1] — input frames (unchanged) and new frames interleaved.
 
@@ -267,7 +267,7 @@ def decode(frames: torch.Tensor, blends: Blends, model, *, options: Options | No
     the blend stage).
     """
     _check_frames(frames)
-    check_engine("model", model)
+    check_engine("engine", engine)
     opts, hooks = make_options(options, **overrides), hooks or Hooks()
     new = {}
     for item in blends.items:
@@ -279,7 +279,7 @@ def decode(frames: torch.Tensor, blends: Blends, model, *, options: Options | No
         def run(start: int, stop: int, item=item) -> list:
             part = item.blend if (start, stop) == (0, item.blend.batch) else item.blend.select(start, stop)
             with torch.no_grad():
-                return [_decode_blend(model, part, tau=opts.tau, seed=opts.seed_for(item.targets[start].index),
+                return [_decode_blend(engine, part, tau=opts.tau, seed=opts.seed_for(item.targets[start].index),
                                       hooks=hooks)]
 
         y = torch.cat(run_batched(run, item.blend.batch, item.blend.batch, hooks))
@@ -289,7 +289,7 @@ def decode(frames: torch.Tensor, blends: Blends, model, *, options: Options | No
 
 
 # ------------------------------------------------------------------------------ fused
-def interpolate_pair(img0: torch.Tensor, img1: torch.Tensor, ts: Sequence[float], model, estimator=None, *,
+def interpolate_pair(img0: torch.Tensor, img1: torch.Tensor, ts: Sequence[float], engine, estimator=None, *,
                      flows=None, seeds: Sequence[int] | None = None, options: Options | None = None,
                      hooks: Hooks | None = None, **overrides) -> torch.Tensor:
     """All three stages for one pair: images (1,3,H,W) -> new frames (len(ts),3,H,W) at timesteps ``ts``.
@@ -298,19 +298,19 @@ def interpolate_pair(img0: torch.Tensor, img1: torch.Tensor, ts: Sequence[float]
     of at most the pixel budget, tiles with context for larger frames, the out-of-memory policy.
     ``flows``: (F0->1, F1->0) already estimated; an engine that finds its own motion gets (None, None).
     """
-    check_engine("model", model)
+    check_engine("engine", engine)
     check_estimator("estimator", estimator)
     opts, hooks = make_options(options, **overrides), hooks or Hooks()
-    if not model.needs_motion:
+    if not engine.needs_motion:
         flows = (None, None)
     elif flows is None:
-        _need_estimator(model, estimator)
+        _need_estimator(engine, estimator)
         with torch.no_grad():
             flows = flow_pair(estimator, img0, img1, max_pixels=opts.flow_max_pixels)
     fflow, bflow = flows
     seeds = list(seeds) if seeds is not None else [opts.seed_for(k) for k in range(len(ts))]
     h, w = img0.shape[-2:]
-    work_plan = plan(model, h, w, min(opts.batch_size, len(ts)), opts.blend_max_pixels, hooks)
+    work_plan = plan(engine, h, w, min(opts.batch_size, len(ts)), opts.blend_max_pixels, hooks)
     inputs = [img0, img1, fflow, bflow]
     context = functools.cache(lambda: margin(fflow, bflow))  # a device sync: asked only when tiling
 
@@ -318,22 +318,22 @@ def interpolate_pair(img0: torch.Tensor, img1: torch.Tensor, ts: Sequence[float]
         hooks.check_interrupt()
 
         def step(parts):
-            b = _blend_crops(model, parts, ts[start:stop])
+            b = _blend_crops(engine, parts, ts[start:stop])
             with torch.no_grad():
-                return model.decode(b, tau=opts.tau, seed=seeds[start])
+                return engine.decode(b, tau=opts.tau, seed=seeds[start])
 
         return [step(inputs) if tile is None else run_tiled(step, inputs, tile=tile, margin=context(), hooks=hooks)]
 
     return torch.cat(run_adaptive(work, len(ts), work_plan, max(h, w), hooks))
 
 
-def _need_estimator(model, estimator) -> None:
-    if estimator is None and model.needs_motion:
-        raise InputError(f"estimator: {model.name} blends along motion; give a motion estimator "
+def _need_estimator(engine, estimator) -> None:
+    if estimator is None and engine.needs_motion:
+        raise InputError(f"estimator: {engine.name} blends along motion; give a motion estimator "
                          "(only an engine that finds its own motion runs without one)")
 
 
-def generate(frames: Iterable, model, estimator, schedule, *, place: Callable[[object], torch.Tensor],
+def generate(frames: Iterable, engine, estimator, schedule, *, place: Callable[[object], torch.Tensor],
              options: Options | None = None, hooks: Hooks | None = None, total_pairs: int | None = None,
              cuts: list[int] | None = None, first_frame: int = 0, final: bool = True
              ) -> Iterator[tuple[Target, object, bool]]:
@@ -351,9 +351,9 @@ def generate(frames: Iterable, model, estimator, schedule, *, place: Callable[[o
     Raises InputError for fewer than 2 frames (after consuming them), or for a frame that is not
     (1,3,H,W) in about [0, 1] (each frame is checked once, as it arrives).
     """
-    check_engine("model", model)  # once per run, before the first pair
+    check_engine("engine", engine)  # once per run, before the first pair
     check_estimator("estimator", estimator)
-    _need_estimator(model, estimator)
+    _need_estimator(engine, estimator)
     opts, hooks = make_options(options), hooks or Hooks()
     prev = prev_t = None
     n = 0
@@ -377,7 +377,7 @@ def generate(frames: Iterable, model, estimator, schedule, *, place: Callable[[o
                     yield tg, prev if nearest_input(tg) == i else frame, False
             elif new:
                 with trusted():
-                    ys = interpolate_pair(prev_t, cur_t, [float(tg.t) for tg in new], model, estimator,
+                    ys = interpolate_pair(prev_t, cur_t, [float(tg.t) for tg in new], engine, estimator,
                                           seeds=[opts.seed_for(tg.index) for tg in new], options=opts, hooks=hooks)
                 for k, tg in enumerate(new):
                     yield tg, ys[k:k + 1], True
@@ -390,7 +390,7 @@ def generate(frames: Iterable, model, estimator, schedule, *, place: Callable[[o
         yield last, prev, False
 
 
-def interpolate(frames: torch.Tensor, model, estimator, timesteps=2, *, options: Options | None = None,
+def interpolate(frames: torch.Tensor, engine, estimator, timesteps=2, *, options: Options | None = None,
                 hooks: Hooks | None = None, cuts: list[int] | None = None, first_frame: int = 0, final: bool = True,
                 **overrides) -> torch.Tensor:
     """All stages fused per pair: frames (N,3,H,W) in [0,1] -> (M,3,H,W), inputs kept exactly.
@@ -406,7 +406,7 @@ def interpolate(frames: torch.Tensor, model, estimator, timesteps=2, *, options:
     park = hooks.park_device or frames.device
     with trusted():  # all frames checked above; generate() runs to its end inside the scope
         out = [value.to(device=park, dtype=frames.dtype) if is_new else value
-               for _, value, is_new in generate((frames[i:i + 1] for i in range(n)), model, estimator,
+               for _, value, is_new in generate((frames[i:i + 1] for i in range(n)), engine, estimator,
                                                 as_schedule(timesteps), place=hooks.place, options=opts, hooks=hooks,
                                                 total_pairs=n - 1, cuts=cuts, first_frame=first_frame, final=final)]
     return torch.cat([x.to(park) for x in out])

@@ -23,7 +23,7 @@ from .hooks import Hooks, OutOfMemory
 from .options import BLEND_MAX_PIXELS
 
 MIN_TILE = 64  # px; smaller tiles would be mostly context
-TILE_CONTEXT = 32  # px of context around a tile beyond the largest motion (receptive field of the model)
+TILE_CONTEXT = 32  # px of context around a tile beyond the largest motion (receptive field of the engine)
 # px of context for an engine that finds its own motion (no flows to size the margin from): the
 # receptive field plus motions of up to 32 px; larger motion across a tile border is cut off there
 SELF_MOTION_CONTEXT = TILE_CONTEXT + 32
@@ -56,7 +56,7 @@ def plan(engine, height: int, width: int, batch: int, budget: int | None, hooks:
 
 
 def margin(fflow: torch.Tensor | None, bflow: torch.Tensor | None) -> int:
-    """Context around a tile: the largest motion plus the model's receptive field (one device sync: ask
+    """Context around a tile: the largest motion plus the engine's receptive field (one device sync: ask
     only when tiling); :data:`SELF_MOTION_CONTEXT` without flows (an engine that finds its own motion)."""
     if fflow is None or bflow is None:
         return SELF_MOTION_CONTEXT

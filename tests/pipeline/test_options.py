@@ -105,10 +105,10 @@ def test_frames_outside_0_1_or_without_values_are_refused(frames, needle):
 def test_an_estimator_where_the_engine_goes_and_the_reverse_are_named():
     estimator, engine = _estimator_and_engine()
     frames = torch.rand(3, 3, 16, 16)
-    with pytest.raises(InputError, match="model: expected an engine .* got a motion estimator"):
+    with pytest.raises(InputError, match="engine: expected an engine .* got a motion estimator"):
         pipeline.interpolate(frames, estimator, engine, 2)
     with pytest.raises(InputError, match="estimator: expected a motion estimator .* got an engine"):
         pipeline.estimate_flow(frames, engine)
     flows = pipeline.estimate_flow(frames, estimator)
-    with pytest.raises(InputError, match="model: expected an engine"):
+    with pytest.raises(InputError, match="engine: expected an engine"):
         pipeline.blend(frames, flows, estimator, 2)
