@@ -30,9 +30,10 @@ class PerVFILoadModel:
         "Loads a PerVFI generator. 'default' is 'pervfi-rife', the best measured: PerVFI's asymmetric "
         "blending and normalizing-flow decoder on the pretrained RIFE 4.25/4.26 IFNet (a rife425/426.pth in "
         "models/frame_interpolation is used, else about 25 MB are downloaded on first use; without them, the "
-        "'training-free' engine: PerVFI's asymmetric blending on images, no weights, deterministic). 'pervfi-own' is the project's own trained weights, shipped with the pack, about 15x "
-        "slower on a CPU and slightly lower in quality. 'pervfi-own-flow' is the project's own "
-        "normalizing-flow decoder, also shipped: τ and the seed act on it without any download. 'pervfi-v00' is the "
+        "'training-free' engine: PerVFI's asymmetric blending on images, no weights, deterministic). "
+        "'pervfi-own' is the project's own trained weights, shipped with the pack: slower on a CPU and slightly "
+        "lower in quality (figures: its model card, weights/MODEL_CARD.md). 'pervfi-own-flow' is the project's "
+        "own normalizing-flow decoder, also shipped: τ and the seed act on it without any download. 'pervfi-v00' is the "
         "official stochastic model (τ matters), 'pervfi-vb' its fast deterministic variant; they "
         "are downloaded into models/pervfi on first use. Other files found in models/pervfi are listed too."
     )
