@@ -1,7 +1,7 @@
 """The report of a run: what ran, where, with which settings, what it found and how long it took.
 
 One dictionary (JSON-ready) for the nodes' ``report`` output and any script: the engine (its name
-and :class:`~pervfi_core.engines.EngineInfo`), the motion estimator, device and dtype, τ and seed
+and :class:`~pervfi_core.engine.EngineInfo`), the motion estimator, device and dtype, τ and seed
 (and whether the engine uses them), the schedule (multiplier, explicit timesteps or frame rates),
 frame counts, scene cuts, the tile plan, the notes the pipeline made (``Hooks.log``: capped budgets,
 out-of-memory retries) and the timing.
@@ -46,7 +46,7 @@ def describe_schedule(timesteps, fps_in=None) -> dict:
 
 
 def describe_engine(engine) -> dict:
-    """Name, kind and descriptor (:class:`~pervfi_core.engines.EngineInfo`) of an engine (JSON-ready)."""
+    """Name, kind and descriptor (:class:`~pervfi_core.engine.EngineInfo`) of an engine (JSON-ready)."""
     return {"name": engine.name, "stochastic": bool(engine.stochastic), **asdict(engine.info)}
 
 
