@@ -1,6 +1,7 @@
 """The training-free engine: PerVFI's asymmetric blending (paper §3.1) applied to images, no weights.
 
-The default engine (why: BENCHMARKS.md, "What the figures decide"). It keeps the paper's idea — one frame
+The best engine without weights, and the default engine's fallback offline (BENCHMARKS.md, "What the
+figures decide"). It keeps the paper's idea — one frame
 is *primary* and provides every pixel it can see at time t; the other frame only fills the primary's
 holes — but blends RGB images instead of learned features, with hand-set instead of learned masks, so it
 needs no training and runs fast on a CPU. It implements the :class:`~pervfi_core.engine.Engine` contract;
