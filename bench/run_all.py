@@ -69,6 +69,8 @@ BENCHES = {
 # ComfyUI checkout with its own environment (comfyui-rss: bench/comfyui_rss.py, the same); hotloop:
 # bench/bench_hotloop.py --baseline REV, a before/after of one change
 EXTERNAL = ("device", "device-train", "soak", "comfyui", "comfyui-rss", "hotloop")
+# summary: what the figures decide, written by hand from the sections (the README links to it); it comes first
+SUMMARY = "summary"
 QUICK = {"core": ["--sizes", "448x256", "--repeats", "1"], "core-malloc": ["--repeats", "1"], "flow": ["--pairs", "1"], "pipeline": ["--pairs", "2"],
          "quality": ["--triplets", "2"]}
 
@@ -110,7 +112,7 @@ def main() -> int:
         print(f"[bench] {name}: {'ok' if ok else 'FAILED ' + info}", flush=True)
         if not ok:
             failures.append(f"- {name}: {info}")
-    sections = [(RESULTS / f"{n}.md").read_text() for n in (*BENCHES, *EXTERNAL) if (RESULTS / f"{n}.md").is_file()]
+    sections = [(RESULTS / f"{n}.md").read_text() for n in (SUMMARY, *BENCHES, *EXTERNAL) if (RESULTS / f"{n}.md").is_file()]
     header = (f"# Benchmarks\n\nWritten by `python bench/run_all.py` on {datetime.date.today()}: {machine()}.\n"
               "Each section names the command that produced it; timings on a shared 2-core CPU are "
               "indicative (re-run for your machine).\n")

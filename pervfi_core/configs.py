@@ -35,7 +35,7 @@ CONFIGS: dict[str, tuple[str, dict]] = {
     "compact-vb": ("vb", _COMPACT),
     # residual configs: the decoder adds a correction to the training-free frame (PerVFI's ``base``
     # option), so an untrained model starts at the training-free engine; "residual-vb" is the shipped
-    # embedded default (weights/MODEL_CARD.md)
+    # pervfi-own (weights/MODEL_CARD.md)
     "residual-vb": ("vb", dict(_COMPACT, base="training-free")),
     "residual-compact": ("flow", dict(_COMPACT_FLOW, base="training-free")),
     # the τ-capable embedded model: the flow decoder (Eq. 10-17) models the residual to today's

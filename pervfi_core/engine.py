@@ -9,9 +9,9 @@ An *engine* makes new frames from two frames in two steps (paper Fig. 2):
     the part τ and the seed act on (§3.2), re-run alone when only they change.
 
 Each engine carries an :class:`EngineInfo` (what was loaded, from where; spandrel's
-``ModelDescriptor`` in spirit). How engines are found, built and loaded is
-:mod:`pervfi_core.engines` (the registry and the loader); this module is the floor every engine and
-the pipeline stand on.
+``ModelDescriptor`` in spirit). Engines are listed in :mod:`pervfi_core.registry` (one spec each,
+:class:`pervfi_core.specs.EngineSpec`) and loaded by :mod:`pervfi_core.engines`; this module is the floor
+every engine and the pipeline stand on. Adding an engine: CONTRIBUTING.md.
 """
 from __future__ import annotations
 

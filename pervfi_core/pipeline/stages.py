@@ -2,7 +2,7 @@
 
 One API for the command line, the ComfyUI nodes and the tests. Frames are ``(N, 3, H, W)`` in
 [0, 1]; flows are in pixels, channel 0 = x. ``engine`` is an :class:`~pervfi_core.engine.Engine`
-(PerVFI, pervfi-rife or the training-free engine); ``estimator`` a motion estimator
+(any engine of :mod:`pervfi_core.registry`, :func:`pervfi_core.engines.load_engine`); ``estimator`` a motion estimator
 (``est(img0, img1) -> (F0->1, F1->0)``, :func:`pervfi_core.engines.load_estimator`). Options
 (τ, seed, scene threshold, batch, pixel budgets) come as an :class:`~.options.Options` and/or as
 keyword overrides of its fields.
