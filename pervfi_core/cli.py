@@ -266,14 +266,18 @@ def _interpolate_locked(args: argparse.Namespace, options) -> int:
     device = pick_device(args.device)
     dtype = pick_dtype(args.dtype, device)
     model = load_engine(args.engine, device=device, dtype=dtype)
-    estimator = load_estimator(args.flow, device=device)
+    # an engine that finds its own motion (pervfi-rife) runs no estimator: none is loaded
+    estimator = load_estimator(args.flow, device=device) if model.needs_motion else None
+    if estimator is None and args.flow != "auto":
+        logging.getLogger("pervfi_core").warning("--flow %s is not used: %s finds its own motion", args.flow, model.name)
     report = RunReport()
     bar = None if args.quiet else ProgressBar(report=report)
     console = _console_log()
     if console is not None:
         console.bar = bar
     hooks = Hooks(device=device, dtype=dtype, progress=bar)
-    _info(f"engine: {model.name}; motion: {estimator.name}; device: {device}")
+    motion = estimator.name if estimator is not None else "the engine's own"
+    _info(f"engine: {model.name}; motion: {motion}; device: {device}")
     before = _identity(args.output)
     try:
         report = interpolate_file(args.input, args.output, model, estimator, multiplier=args.multiplier, fps=args.fps,

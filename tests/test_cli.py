@@ -37,6 +37,22 @@ def test_x2_video_with_audio(tmp_path, clip, capsys):
     assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]  # no temporary files left
 
 
+def test_an_engine_with_its_own_motion_loads_no_estimator(tmp_path, clip, capsys, monkeypatch):
+    import pervfi_core.engines
+
+    original = pervfi_core.engines.load_estimator
+
+    def refuse(name="auto", **kwargs):  # the engine's own trunk (RIFE's IFNet) is loaded through here too
+        if name != "rife":
+            raise AssertionError(f"motion estimator {name!r} loaded for an engine that finds its own motion")
+        return original(name, **kwargs)
+
+    monkeypatch.setattr(pervfi_core.engines, "load_estimator", refuse)
+    rc, err = _run(capsys, clip, tmp_path / "out.mp4")  # the default engine, pervfi-rife
+    assert rc == 0, err
+    assert "engine: pervfi-rife; motion: the engine's own" in err
+
+
 def test_fps_retiming_to_png_folder_and_back(tmp_path, clip, capsys):
     out = tmp_path / "frames"
     rc, err = _run(capsys, clip, out, "--fps", 60)
