@@ -34,7 +34,8 @@ done
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PYTHON="${PYTHON:-python}"
 if [ "${DEVICE_ENGINE:-}" = "pervfi-rife" ]; then
-  exec bash "$ROOT/bench/device_train_rife.sh" ${CPU:+--cpu} "$OUT"
+  . "$ROOT/bench/device_train_rife.sh"  # uses the CPU, OUT, ROOT and PYTHON read above
+  exit $?
 fi
 ITEMS="${DEVICE_ITEMS:-$ROOT/bench/device_items.pt}"
 CONFIG="${DEVICE_CONFIG:-residual-flow-wide}"

@@ -1,21 +1,9 @@
 #!/usr/bin/env bash
-# pervfi-rife's head on a GPU (bench/device_train.sh with DEVICE_ENGINE=pervfi-rife runs this; see there).
+# pervfi-rife's head on a GPU: the part of bench/device_train.sh for DEVICE_ENGINE=pervfi-rife, sourced by it after
+# it has read its arguments (CPU, OUT, ROOT, PYTHON); run bench/device_train.sh, see there.
 #
-#   bash bench/device_train_rife.sh OUT          # on a GPU: batch 16 at 256 px, DEVICE_TRAIN_S (420 s) of training
-#   bash bench/device_train_rife.sh --cpu OUT    # three steps on the CPU: checks that the recipe works
-set -u
-CPU=""
-OUT=""
-for arg in "$@"; do
-  case "$arg" in
-    --cpu) CPU=1 ;;
-    -h|--help) sed -n 2,5p "$0"; exit 0 ;;
-    *) OUT="$arg" ;;
-  esac
-done
-[ -n "$OUT" ] || { echo "usage: bash bench/device_train_rife.sh [--cpu] OUT" >&2; exit 2; }
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-PYTHON="${PYTHON:-python}"
+#   DEVICE_ENGINE=pervfi-rife bash bench/device_train.sh OUT        # GPU: batch 16 at 256 px, DEVICE_TRAIN_S (420 s)
+#   DEVICE_ENGINE=pervfi-rife bash bench/device_train.sh --cpu OUT  # three steps on the CPU: the recipe works
 ITEMS="${DEVICE_ITEMS:-$ROOT/bench/device_items_rife}"
 ls "$ITEMS"/trunk_*.pt >/dev/null 2>&1 || {
   echo "no prepared trunk outputs in $ITEMS: run python -m pervfi_core.train.pervfi_rife prepare --out $ITEMS" >&2; exit 2; }
