@@ -143,6 +143,7 @@ class PerVFILoadModel(io.ComfyNode):
 
     @classmethod
     def define_schema(cls):
+        checkpoints = checkpoint_choices("pervfi")  # scans the model folders: once
         return io.Schema(
             node_id="PerVFILoadModel",
             display_name="Load PerVFI Model",
@@ -158,7 +159,7 @@ class PerVFILoadModel(io.ComfyNode):
                 "'pervfi-v00' (stochastic) and 'pervfi-vb' (its fast deterministic variant) are the official "
                 "checkpoints, downloaded into models/pervfi on first use."),
             inputs=[
-                io.Combo.Input("checkpoint", options=checkpoint_choices("pervfi"), default=checkpoint_choices("pervfi")[0],
+                io.Combo.Input("checkpoint", options=checkpoints, default=checkpoints[0],
                                tooltip="The engine: 'default' (pervfi-rife), a checkpoint (marked when it is "
                                        "downloaded on first use, with its size) or a file in models/pervfi."),
                 io.Combo.Input("dtype", options=list(DTYPES), default="auto",
@@ -196,7 +197,7 @@ class PerVFILoadFlowModel(io.ComfyNode):
 
     @classmethod
     def define_schema(cls):
-        estimators = estimator_choices()
+        estimators, checkpoints = estimator_choices(), checkpoint_choices("pervfi_flow")  # the list scans the folders: once
         return io.Schema(
             node_id="PerVFILoadFlowModel",
             display_name="Load PerVFI Motion Estimator (optical flow)",
@@ -214,8 +215,7 @@ class PerVFILoadFlowModel(io.ComfyNode):
                                        "DIS (no weights). rife: RIFE 4.25/4.26 at t = 0.5 (better motion than DIS, "
                                        "about 5x its CPU time). gmflow-refine: two-scale GMFlow. gmflow, raft, "
                                        "raft-small: the official networks."),
-                io.Combo.Input("checkpoint", options=checkpoint_choices("pervfi_flow"),
-                               default=checkpoint_choices("pervfi_flow")[0],
+                io.Combo.Input("checkpoint", options=checkpoints, default=checkpoints[0],
                                tooltip="'default' = the estimator's own weights (none for dis). Otherwise weights "
                                        "of the estimator's architecture: a marked checkpoint or a file in "
                                        "models/pervfi_flow (rife: also models/frame_interpolation). A checkpoint "
