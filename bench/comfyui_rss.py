@@ -13,7 +13,6 @@ before the prompt, the peak, and the output's size as float32 frames (what the I
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import threading
@@ -26,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from comfyui_smoke import PACK, submit, wait_up  # noqa: E402
+from comfyui_smoke import PACK, stop as stop_server, submit, wait_up  # noqa: E402
 
 
 def rss_mb(pid: int) -> float:
@@ -113,11 +112,7 @@ def measure(comfy: Path, python: str, port: int, path: str, clip: str, limit: fl
         sampler.join()
         return {"before": before, "peak": max(peak), **result}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
         log.close()
 
 

@@ -50,6 +50,15 @@ def _post(url: str, doc: dict):
         return err.code, json.loads(err.read() or b"{}")
 
 
+def stop(proc) -> None:
+    """End the server we started: politely, then for sure."""
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def wait_up(base: str, proc, limit: float = 180) -> None:
     end = time.time() + limit
     while time.time() < end:
@@ -238,11 +247,7 @@ def main(argv=None) -> int:
             extra_lines += ["**validation**", "", f"* {refused}", ""]
             print(refused, flush=True)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc)
     version = next((line.split("ComfyUI version:", 1)[1].strip() for line in log_path.read_text().splitlines()
                     if "ComfyUI version:" in line), "unknown")  # log lines carry a coloured level prefix
     lines = [f"## The pack in a real headless ComfyUI ({datetime.date.today()})", "",
