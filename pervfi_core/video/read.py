@@ -69,6 +69,40 @@ class FFmpegFrames:
         self.close()
 
 
+def slot_filters(info: VideoInfo, *, fps_given: bool = False) -> list[str]:
+    """The ffmpeg filters that give one frame per slot of the container's timing: where it has empty
+    slots (AVI null frames, dropped frames: :attr:`VideoInfo.held_frames`), ffmpeg's fps filter puts each
+    picture on its own slot and holds the previous one in the empty ones; otherwise none (timestamps
+    passed through). The one rule of every reader that counts frames: :class:`VideoReader` and the Ray
+    pre-pass and its segment reads (pervfi_core/distributed), so all deliver the same frames. A rate
+    the caller gave (``fps_given``) times the decoded pictures as they come."""
+    if info.held_frames and not fps_given:
+        return [f"fps={info.fps.numerator}/{info.fps.denominator}"]
+    return []
+
+
+def slot_limit(info: VideoInfo, filters: list[str]) -> list[str]:
+    """ffmpeg output options that go with :func:`slot_filters`: at most the slots counted (the fps filter
+    may pad the last picture's duration), timestamps passed through."""
+    return ["-fps_mode", "passthrough", *(["-frames:v", str(info.frame_count)] if filters else [])]
+
+
+def check_frame_count(path, info: VideoInfo, frames_read: int) -> bool:
+    """Whether a stream read to its end stopped well short of ``info.frame_count`` (then a WARNING names
+    both counts): a cut-off file. One rule for the local reader and the Ray pre-pass."""
+    expected, fps = info.frame_count, float(info.fps)
+    if not expected:
+        return False
+    # A count estimated from the duration can be high by the audio's extra length: allow half a second.
+    slack = 2 if info.frame_count_exact or info.truncated else max(2, math.ceil(0.5 * fps))
+    if frames_read >= expected - slack:
+        return False
+    logger.warning("%s ended after %d frames (%.2f s) but declares %d frames (%.2f s): the file is probably cut "
+                   "short; the output covers only the %d frames read", path, frames_read, frames_read / fps,
+                   expected, expected / fps, frames_read)
+    return True
+
+
 class VideoReader:
     """Iterate over the frames of a video file as ``uint8`` arrays ``(H, W, 3)`` RGB, one at a time.
 
@@ -115,17 +149,10 @@ class VideoReader:
 
     def __iter__(self) -> Iterator[np.ndarray]:
         w, h = self.info.width, self.info.height
-        info = self.info
-        if info.held_frames and not self.fps_given:
-            # Null or dropped frames: one frame per slot of the container's constant rate, the previous
-            # picture held in the empty ones (ffmpeg's fps filter puts each picture on its own slot), at
-            # most the slots counted.
-            timing = ["-vf", f"fps={info.fps.numerator}/{info.fps.denominator}", "-fps_mode", "passthrough",
-                      "-frames:v", str(info.frame_count)]
-        else:
-            timing = ["-fps_mode", "passthrough"]
+        filters = slot_filters(self.info, fps_given=self.fps_given)
         cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-i", str(self.path),
-               "-map", "0:V:0", *timing, "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+               "-map", "0:V:0", *(["-vf", ",".join(filters)] if filters else []),
+               *slot_limit(self.info, filters), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
         self._warn()
         self.frames_read, self.finished, self.truncated = 0, False, False
         log = tempfile.TemporaryFile()
@@ -143,17 +170,7 @@ class VideoReader:
             log.close()
 
     def _check_count(self) -> None:
-        expected, fps = self.info.frame_count, float(self.info.fps)
-        if not expected:
-            return
-        # A count estimated from the duration can be high by the audio's extra length: allow half a second.
-        slack = 2 if self.info.frame_count_exact or self.info.truncated else max(2, math.ceil(0.5 * fps))
-        if self.frames_read < expected - slack:
-            self.truncated = True
-            logger.warning("%s ended after %d frames (%.2f s) but declares %d frames (%.2f s): the file is "
-                           "probably cut short; the output covers only the %d frames read",
-                           self.path, self.frames_read, self.frames_read / fps, expected, expected / fps,
-                           self.frames_read)
+        self.truncated = check_frame_count(self.path, self.info, self.frames_read)
 
     def close(self) -> None:
         if self._frames is not None:
