@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .outputs import output_kind
+
 logger = logging.getLogger("pervfi_core.video")
 
 ALPHA_VIDEO = (".mov", ".mkv")
@@ -66,8 +68,6 @@ RGB8 = FrameFormat()
 
 def holds(output) -> FrameFormat:
     """What an output can hold: a folder of PNG frames everything, a video file by its container."""
-    from .write import output_kind
-
     if output_kind(output) == "frames":
         return FrameFormat(alpha=True, deep=True)
     ext = Path(output).suffix.lower()
@@ -77,8 +77,6 @@ def holds(output) -> FrameFormat:
 def carried(info, output, *, source=None) -> FrameFormat:
     """What of the input ``source`` (its :class:`~.probe.VideoInfo` ``info``) the frames carry to
     ``output``; a source deeper than a video output keeps (:data:`VIDEO_BITS`) is said aloud."""
-    from .write import output_kind
-
     room = holds(output)
     alpha, deep = info.has_alpha and room.alpha, info.bit_depth > 8 and room.deep
     lossless = output_kind(output) == "frames" or alpha and Path(output).suffix.lower() == ".mkv"  # PNG, FFV1

@@ -26,27 +26,12 @@ from ..errors import InputError
 from .advice import FFMPEG_ADVICE, WriteError, advice, folder_error, os_write_error, tail
 from .carry import RGB8, FrameFormat, holds, video_codec
 from .claim import OutputLock, temp_name
+from .outputs import output_kind
 from .process import STOP_SIGNALS, Child, ffmpeg_exe
 
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".m4v", ".webm", ".avi")
 # Audio codecs an MP4/MOV container takes as they are; anything else is re-encoded to AAC.
 _MP4_AUDIO = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}
 CRF_RANGE = (0, 51)  # x264's quality scale (lower is better); VP9 gets crf + 15, capped at its 63
-
-
-def output_kind(path: str | os.PathLike) -> str:
-    """``"video"`` for a known video extension, ``"frames"`` for a folder (no extension)."""
-    if str(path) == "-":
-        raise InputError("output '-': writing to standard output is not supported; give a video file name "
-                         f"({', '.join(VIDEO_EXTENSIONS)}) or a folder name for PNG frames")
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix in VIDEO_EXTENSIONS:
-        return "video"
-    if suffix == "" or path.is_dir():
-        return "frames"
-    raise InputError(f"output {path}: unknown extension {suffix!r}; use a video file "
-                     f"({', '.join(VIDEO_EXTENSIONS)}) or a folder name without extension for PNG frames")
 
 
 @contextlib.contextmanager
