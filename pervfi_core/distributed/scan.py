@@ -102,9 +102,10 @@ def scan_input(path, *, fps=None, threshold: float) -> Scan:
 
 def _warn(path, info, frames: int) -> None:
     """Say what a single-process run would say about the input's timing (pervfi_core/video/read.py)."""
-    from ..video.read import check_frame_count
+    from ..video.read import check_frame_count, warn_dropped
 
-    if not Path(path).is_dir():
+    if not Path(path).is_dir():  # a folder's reader has said it as it read
+        warn_dropped(path, info)  # segments travel as 8-bit RGB
         check_frame_count(path, info, frames)
     if info.variable_rate:
         logger.warning("%s has a variable frame rate: the output is re-timed to a constant %g fps", path,

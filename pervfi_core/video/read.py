@@ -133,7 +133,7 @@ class VideoReader:
 
     def _warn(self) -> None:
         info = self.info
-        _warn_dropped(self.path, info, self.format)
+        warn_dropped(self.path, info, self.format)
         if info.truncated:
             logger.warning("%s looks cut short (incomplete download or copy?): it declares %.2f s (about %s frames) "
                            "but its data ends earlier; only the frames present will be processed",
@@ -179,8 +179,8 @@ class VideoReader:
         self._frames = None
 
 
-def _warn_dropped(path, info: VideoInfo, fmt: FrameFormat) -> None:
-    """One WARNING line for each thing of the input the frames do not carry (alpha, depth)."""
+def warn_dropped(path, info: VideoInfo, fmt: FrameFormat = RGB8) -> None:
+    """One WARNING line for each thing of the input the frames of ``fmt`` do not carry (alpha, depth)."""
     if info.has_alpha and not fmt.alpha:
         logger.warning("%s has an alpha channel (%s) that is not carried: the output is opaque (RGB only); write "
                        "a .mov or .mkv file or PNG frames to keep it", path, info.pixel_format)
@@ -271,7 +271,7 @@ class FrameFolderReader:
         return np.ascontiguousarray(frame)
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        _warn_dropped(self.path, self.info, self.format)
+        warn_dropped(self.path, self.info, self.format)
         self.frames_read = 0
         for file in self.files:
             img = self._frame(file)
