@@ -61,7 +61,8 @@ def undone_on_failure(path: Path, *files: Path):
         yield
     except BaseException:
         for file in files:
-            Path(file).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # absent, or its folder could never be made (a file in the way)
+                Path(file).unlink()
         for folder in created:
             try:
                 folder.rmdir()

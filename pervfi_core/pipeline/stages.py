@@ -125,7 +125,7 @@ def nearest_input(target: Target) -> int:
 
 
 def _check_frames(frames) -> None:
-    """The entry check of a clip: (N,3,H,W) float, N >= 2, finite, in about [0, 1] (one pass, one sync)."""
+    """The entry check of a clip: (N,3,H,W) float, N >= 2, finite, in [0, 1] (checks.FRAME_TOLERANCE) (one pass, one sync)."""
     check_image("frames", frames, max_value=MAX_FRAME_VALUE)
     if frames.shape[0] < 2:
         raise InputError(f"frames: need at least 2 frames to interpolate, got {frames.shape[0]}")
@@ -380,7 +380,7 @@ def generate(frames: Iterable, engine, estimator, schedule, *, place: Callable[[
     says whether this part ends the clip (only then the output frame on the last input is emitted).
     Parts that overlap by one input frame concatenate to exactly the whole run.
     Raises InputError for fewer than 2 frames (after consuming them), or for a frame that is not
-    (1,3,H,W) / (1,4,H,W) in about [0, 1] (each frame is checked once, as it arrives).
+    (1,3,H,W) / (1,4,H,W) in [0, 1] (each frame is checked once, as it arrives).
     """
     check_engine("engine", engine)  # once per run, before the first pair
     check_estimator("estimator", estimator)
