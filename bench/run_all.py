@@ -55,6 +55,8 @@ BENCHES = {
                    "results/validation.md"),
     "rife-tau": ("pervfi-rife: what τ changes, and flicker on a real clip",
                  ["bench_rife_tau.py", "--tau", "0.5"], "results/rife_tau.md"),
+    "carry": ("Alpha and bit depth: what each output keeps (codec and pixel format read back)",
+              ["bench_carry.py"], "results/carry.md"),
     "quality": ("Interpolation quality on real clips",
                 ["bench_quality.py"], "results/quality.md"),
     "training": ("The project's trained model against the training-free default",

@@ -6,11 +6,21 @@ errors that name the node input and say how to fix the graph.
 """
 from __future__ import annotations
 
+import logging
+
 import torch
 from einops import rearrange
 
 from pervfi_core.checks import check_image
 from pervfi_core.errors import InputError
+
+log = logging.getLogger(__name__)
+
+# ComfyUI IMAGEs should be in [0, 1], but some nodes leave them slightly outside (upscalers overshoot
+# at edges, sharpening rings): such frames are clamped here with a warning, since the graph gives no
+# other way to fix them, while the Python API refuses anything outside [0, 1] (pervfi_core/checks.py).
+# Beyond this range the data is of another scale (0..255, [-1, 1]): refused, clamping would hide it.
+STRAY_RANGE = (-0.25, 2.0)
 
 
 def _describe(x) -> str:
@@ -23,7 +33,8 @@ def frames_from_image(image, *, name: str = "frames", min_frames: int = 1) -> to
     """IMAGE ``[B, H, W, 3]`` (or a list of such batches) -> frames ``(B, 3, H, W)`` float in [0, 1].
 
     Raises :class:`InputError` for a MASK, RGBA or grayscale images, frames of different sizes,
-    or fewer than ``min_frames`` frames.
+    values of another scale (outside :data:`STRAY_RANGE`), or fewer than ``min_frames`` frames.
+    Values slightly outside [0, 1] are clamped, with a warning.
     """
     if isinstance(image, (list, tuple)):
         parts = [frames_from_image(p, name=name) for p in image]
@@ -57,7 +68,12 @@ def frames_from_image(image, *, name: str = "frames", min_frames: int = 1) -> to
         )
     else:
         frames = rearrange(image, "b h w c -> b c h w")
-    check_image(name, frames)
+    low, high = STRAY_RANGE
+    check_image(name, frames, min_value=low, max_value=high)
+    if bool(((frames < 0) | (frames > 1)).any()):
+        log.warning("%s: values from %g to %g lie outside [0, 1] (an upstream node overshoots); clamped to "
+                    "[0, 1]", name, float(frames.amin()), float(frames.amax()))
+        frames = frames.clamp(0, 1)
     if frames.shape[0] < min_frames:
         raise InputError(
             f"{name}: expected at least {min_frames} frames, got {frames.shape[0]}; interpolation needs "

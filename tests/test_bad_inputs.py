@@ -24,10 +24,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from testkit.cli import (cli_command, cli_env, ffmpeg_run, leftovers, lock_held_elsewhere, noise_clip,
+from testkit.cli import (cli_command, cli_env, ffmpeg_run, leftovers, lock_held_elsewhere, noise_clip, output_layout,
                          processes_naming, readonly_folder, run_main, small_disk, write_png)
 from pervfi_core.video import probe
-from testkit.clips import alpha_mov, anamorphic_mp4, bframe_avi, dropped_frames_avi, make_clip, ten_bit_mkv
+from testkit.clips import (alpha_mov, anamorphic_mp4, bframe_avi, dropped_frames_avi, hevc_10_bit_mkv, make_clip,
+                           png_in_mov, prores_mov, ten_bit_mkv)
 
 ROOT = Path(__file__).resolve().parents[1]
 OWN_WEIGHTS = ROOT / "weights" / "pervfi_own.safetensors"
@@ -98,7 +99,11 @@ def src(tmp_path_factory) -> Path:
     bframe_avi(d / "bframes.avi")
     dropped_frames_avi(d / "dropped.avi")
     alpha_mov(d / "alpha.mov")
+    png_in_mov(d / "png_alpha.mov")
+    prores_mov(d / "prores4444.mov", alpha=True)
+    prores_mov(d / "prores422.mov")
     ten_bit_mkv(d / "deep10.mkv")
+    hevc_10_bit_mkv(d / "hevc10.mkv")
     anamorphic_mp4(d / "anamorphic.mp4")
     (d / "empty_folder").mkdir()
     (d / "broken").mkdir()
@@ -218,7 +223,8 @@ CASES = [
     ("home-unwritable", ["{src}/clip.mp4", "{out}", "--model", "pervfi-vb"], 2,
      "Set PERVFI_HOME to a writable folder", "home_is_under_a_file"),
 ]
-# Rows that work: the output appears, alone, and the message says what needs saying.
+# Rows that work: the output appears, alone, and the message says what needs saying; where a row names a
+# layout ("<codec> <pix_fmt>", testkit.cli.output_layout), the output has it.
 WORKING = [
     ("rgba-png-frames", ["{src}/rgba", "{out}", *TF], "3 -> 5 frames"),
     ("gray-png-frames", ["{src}/gray", "{dir}/frames", *TF], "3 -> 5 frames"),
@@ -234,9 +240,32 @@ WORKING = [
     # timing from the container: B-frames in AVI (decode times only) and dropped frames held
     ("bframe-avi-at-its-true-rate", ["{src}/bframes.avi", "{out}", *TF], "50 -> 99 frames, 25 -> 50 fps"),
     ("dropped-frames-held", ["{src}/dropped.avi", "{out}", *TF], "50 -> 99 frames, 25 -> 50 fps"),
-    # what the pipeline cannot carry is said aloud
-    ("alpha-said-aloud", ["{src}/alpha.mov", "{dir}/o.mov", *TF], "has an alpha channel (argb) that is not carried"),
-    ("ten-bit-said-aloud", ["{src}/deep10.mkv", "{out}", *TF], "has 10 bits per sample (yuv420p10le)"),
+    # what the input carries: kept where the output holds it (video/carry.py), else said aloud
+    ("alpha-said-aloud", ["{src}/alpha.mov", "{out}", *TF], "has an alpha channel (argb) that is not carried",
+     "h264 yuv420p"),
+    ("qtrle-alpha-kept-in-mov", ["{src}/alpha.mov", "{dir}/o.mov", *TF], "; alpha kept", "prores yuva444p12le"),
+    ("qtrle-alpha-kept-in-mkv", ["{src}/alpha.mov", "{dir}/o.mkv", *TF], "; alpha kept", "ffv1 bgra"),
+    ("qtrle-alpha-kept-in-png-frames", ["{src}/alpha.mov", "{dir}/frames", *TF], "; alpha kept", "png rgba"),
+    ("png-in-mov-alpha-kept", ["{src}/png_alpha.mov", "{dir}/o.mov", *TF], "; alpha kept", "prores yuva444p12le"),
+    ("prores4444-kept-in-mkv", ["{src}/prores4444.mov", "{dir}/o.mkv", *TF], "; alpha and 12-bit samples kept",
+     "ffv1 gbrap16le"),
+    ("prores4444-in-mov-keeps-10-bits", ["{src}/prores4444.mov", "{dir}/o.mov", *TF], "o.mov keeps 10 of them",
+     "prores yuva444p12le"),
+    ("prores4444-kept-in-png-frames", ["{src}/prores4444.mov", "{dir}/frames", *TF], "; alpha and 12-bit samples kept",
+     "png rgba64le"),
+    ("prores4444-alpha-said-aloud-in-mp4", ["{src}/prores4444.mov", "{out}", *TF], "has an alpha channel",
+     "hevc yuv444p10le"),
+    ("rgba-png-frames-kept", ["{src}/rgba", "{dir}/frames", *TF], "; alpha kept", "png rgba"),
+    ("16-bit-png-frames-kept", ["{src}/deep", "{dir}/frames", *TF], "; 16-bit samples kept", "png rgb48le"),
+    ("ten-bit-said-aloud", ["{src}/deep10.mkv", "{dir}/o.webm", *TF], "has 10 bits per sample (yuv420p10le)",
+     "vp9 yuv420p"),
+    ("ten-bit-h264-kept-in-mp4", ["{src}/deep10.mkv", "{out}", *TF], "; 10-bit samples kept", "hevc yuv420p10le"),
+    ("ten-bit-hevc-kept-in-mkv", ["{src}/hevc10.mkv", "{dir}/o.mkv", *TF], "; 10-bit samples kept",
+     "hevc yuv420p10le"),
+    ("ten-bit-hevc-kept-in-png-frames", ["{src}/hevc10.mkv", "{dir}/frames", *TF], "; 10-bit samples kept",
+     "png rgb48le"),
+    ("prores422-kept-in-mov", ["{src}/prores422.mov", "{dir}/o.mov", *TF], "; 10-bit samples kept",
+     "hevc yuv422p10le"),
 ]
 
 
@@ -293,7 +322,7 @@ def _content(path: Path):
 
 @pytest.mark.parametrize("case", WORKING, ids=[c[0] for c in WORKING])
 def test_inputs_that_work_keep_working(case, src, tmp_path, capsys):
-    name, template, needle = case
+    name, template, needle, *layout = case
     out = tmp_path / "out"
     out.mkdir()
     argv = _argv(template, src, out)
@@ -302,6 +331,8 @@ def test_inputs_that_work_keep_working(case, src, tmp_path, capsys):
     assert needle in err and "wrote" in err and "error" not in err
     target = Path(argv[1]).name
     assert target in leftovers(out) and all(p.split("/")[0] == target and "pervfi-" not in p for p in leftovers(out))
+    if layout:
+        assert output_layout(Path(argv[1])) == layout[0]
 
 
 def test_the_corpus_is_large_enough():

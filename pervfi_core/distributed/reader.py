@@ -2,7 +2,8 @@
 
 Frame folders: the segment's files, read by :class:`pervfi_core.video.FrameFolderReader`. Video
 files: ffmpeg with the same decode as :class:`pervfi_core.video.VideoReader` (first video stream,
-timestamps passed through, rgb24), started near the segment:
+timestamps passed through or put on the container's slots by the pre-pass's ``filters``, rgb24),
+started near the segment:
 
 * seek: ``-ss`` to :data:`SEEK_MARGIN` seconds before the segment's first timestamp (the demuxer goes
   back to a keyframe, so decoding starts clean), then ``select`` the frames from that timestamp on;
@@ -85,7 +86,8 @@ def _read_video(path: Path, segment: Segment, scan: Scan, *, seek: bool) -> Iter
     else:
         start, select = ["-copyts"], f"select='gte(n\\,{segment.start})'"
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "info", "-nostdin", *start, "-i", str(path),
-           "-map", "0:V:0", "-fps_mode", "passthrough", "-vf", f"{select},showinfo", "-frames:v", str(want),
+           "-map", "0:V:0", "-fps_mode", "passthrough", "-vf", ",".join([*scan.filters, select, "showinfo"]),
+           "-frames:v", str(want),
            "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
     try:
         yield from _decode(cmd, path, segment, scan)

@@ -30,7 +30,8 @@ _SHOWINFO = re.compile(r"\bn:\s*(\d+)\s+pts:\s*(-?\d+)\s+pts_time:\s*(\S+).*?\bc
 @dataclass
 class Scan:
     """What the pre-pass learnt. ``pts``/``checksums``: per frame, for video files (empty for folders);
-    ``seekable``: timestamps strictly increase, so a timestamp names one frame."""
+    ``seekable``: timestamps strictly increase, so a timestamp names one frame (not so where ``filters``
+    hold pictures over empty slots: their timestamps are the filter's, not the file's)."""
 
     n_frames: int
     width: int
@@ -42,6 +43,7 @@ class Scan:
     checksums: list[str] = field(default_factory=list)
     seekable: bool = False
     audio_codec: str | None = None
+    filters: list[str] = field(default_factory=list)  # video.slot_filters: what puts frames on their slots
 
     def to_json(self) -> dict:
         d = dict(self.__dict__)
@@ -70,6 +72,8 @@ def scan_input(path, *, fps=None, threshold: float) -> Scan:
     it cannot be read or has fewer than 2 frames."""
     from ..video import open_input
 
+    from ..video.read import slot_filters
+
     reader = open_input(path, fps=fps)
     info = reader.info
     scan = Scan(0, info.width, info.height, info.fps, audio_codec=info.audio_codec)
@@ -77,7 +81,8 @@ def scan_input(path, *, fps=None, threshold: float) -> Scan:
         frames = (f if f.shape[1] <= SCAN_WIDTH else _shrink(f) for f in reader)
     else:
         reader.close()  # probed; the pre-pass runs its own ffmpeg (timestamps, checksums, small frames)
-        frames = _scan_video(Path(path), scan)
+        scan.filters = slot_filters(info, fps_given=reader.fps_given)  # the frames a local run reads
+        frames = _scan_video(Path(path), scan, info)
     small, cuts, tail = [], [], None
     for frame in frames:
         small.append(frame)
@@ -90,17 +95,18 @@ def scan_input(path, *, fps=None, threshold: float) -> Scan:
     if scan.n_frames < 2:
         raise InputError(f"{path}: need at least 2 frames to interpolate, found {scan.n_frames}")
     _warn(path, info, scan.n_frames)
-    if scan.pts:
+    if scan.pts and not scan.filters:
         scan.seekable = len(scan.pts) == scan.n_frames and all(a < b for a, b in zip(scan.pts, scan.pts[1:]))
     return scan
 
 
 def _warn(path, info, frames: int) -> None:
-    """Say what a single-process run would say about the input's timing (pervfi_core/video.py)."""
-    declared = info.frame_count
-    if declared and frames < declared - max(2, round(0.5 * float(info.fps))):
-        logger.warning("%s ended after %d frames but declares %d: the file is probably cut short; the output "
-                       "covers only the frames read", path, frames, declared)
+    """Say what a single-process run would say about the input's timing (pervfi_core/video/read.py)."""
+    from ..video.read import check_frame_count, warn_dropped
+
+    if not Path(path).is_dir():  # a folder's reader has said it as it read
+        warn_dropped(path, info)  # segments travel as 8-bit RGB
+        check_frame_count(path, info, frames)
     if info.variable_rate:
         logger.warning("%s has a variable frame rate: the output is re-timed to a constant %g fps", path,
                        float(info.fps))
@@ -122,16 +128,19 @@ def _shrink(frame: np.ndarray) -> np.ndarray:
     return cv2.resize(frame, (SCAN_WIDTH, max(1, round(h * SCAN_WIDTH / w))), interpolation=cv2.INTER_AREA)
 
 
-def _scan_video(path: Path, scan: Scan):
-    """Yield small RGB frames of a video file; fills ``scan.pts``/``pts_time``/``checksums`` at the end."""
+def _scan_video(path: Path, scan: Scan, info):
+    """Yield small RGB frames of a video file, the frames a local run reads (``scan.filters``); fills
+    ``scan.pts``/``pts_time``/``checksums`` at the end."""
     from ..video import FFmpegFrames, ffmpeg_exe
+    from ..video.read import slot_limit
 
     w = SCAN_WIDTH if scan.width > SCAN_WIDTH else scan.width
     h = max(1, round(scan.height * w / scan.width))
     # -copyts: the timestamps the segment reader's seek sees; showinfo before scaling: the decoded frame
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "info", "-nostdin", "-copyts", "-i", str(path),
-           "-map", "0:V:0", "-fps_mode", "passthrough", "-vf", f"showinfo,scale={w}:{h}:flags=area",
-           "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+           "-map", "0:V:0", *slot_limit(info, scan.filters),
+           "-vf", ",".join([*scan.filters, "showinfo", f"scale={w}:{h}:flags=area"]), "-f", "rawvideo", "-pix_fmt",
+           "rgb24", "-"]
     with tempfile.TemporaryFile() as log:
         frames = FFmpegFrames(cmd, w, h, log)
         yield from frames

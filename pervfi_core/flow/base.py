@@ -34,7 +34,7 @@ _CHANNEL_HINTS = {
 
 
 def check_frames(img0, img1) -> None:
-    """Raise :class:`InputError` unless both are (B, 3, H, W) float tensors of one shape in about [0, 1].
+    """Raise :class:`InputError` unless both are (B, 3, H, W) float tensors of one shape in [0, 1].
 
     The value scan (one pass and one sync per image) is skipped inside :func:`~pervfi_core.checks.trusted`:
     the pipeline checks all its frames once, up front, and calls the estimator in that scope."""

@@ -5,7 +5,9 @@ per-pair generator as :func:`.stages.interpolate`, fed with 8-bit arrays; it hol
 the current input frame (as arrays and as tensors), the flows of that pair and the blends of at most
 one batch of new frames, and every output frame is handed on (written) before the next input is read.
 
-Input frames appear in the output bit for bit (8-bit faithful); new frames are rounded to 8 bits.
+Input frames appear in the output bit for bit; new frames are rounded to the input's sample size (8
+bits, or 16 where the output keeps more: video/carry.py). An alpha channel, where the output keeps it,
+is interpolated beside the colour (:func:`.stages.generate`).
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ class RunReport:
 
     frames_in: int = 0
     frames_out: int = 0
+    kept: str = ""  # what of the input beyond 8-bit RGB the output keeps ("alpha and 10-bit samples")
     fps_in: Fraction | None = None
     fps_out: Fraction | None = None
     cuts: list[int] = field(default_factory=list)
@@ -42,39 +45,55 @@ class RunReport:
 
 
 def to_tensor(frame: np.ndarray, hooks: Hooks) -> torch.Tensor:
-    """uint8 (H,W,3) RGB -> (1,3,H,W) in [0,1] on ``hooks.device``."""
+    """uint8 or uint16 (H,W,C) RGB or RGBA -> (1,C,H,W) in [0,1] on ``hooks.device``."""
+    if frame.dtype == np.uint16:  # 0..65535; float32 holds every 16-bit value exactly
+        x = torch.from_numpy(frame.astype(np.float32)).permute(2, 0, 1)[None]
+        return hooks.place(x.to(device=hooks.device or "cpu") / 65535.0)
     x = torch.from_numpy(np.array(frame, dtype=np.uint8, copy=True)).permute(2, 0, 1)[None]
     return hooks.place(x.to(device=hooks.device or "cpu").float() / 255.0)
 
 
+def to_array(x: torch.Tensor, dtype=np.uint8) -> np.ndarray:
+    """(C,H,W) or (1,C,H,W) in [0,1] -> (H,W,C) of ``dtype`` (uint8: 0..255, uint16: 0..65535), rounded."""
+    top = np.iinfo(dtype).max
+    x = x.reshape(x.shape[-3:]).detach().float().clamp(0, 1).mul(top).round()
+    x = x.byte() if top == 255 else x.int()
+    return x.permute(1, 2, 0).cpu().numpy().astype(dtype, copy=False)
+
+
 def to_uint8(x: torch.Tensor) -> np.ndarray:
     """(3,H,W) or (1,3,H,W) in [0,1] -> uint8 (H,W,3), rounded."""
-    x = x.reshape(x.shape[-3:]).detach().float().clamp(0, 1).mul(255).round().byte()
-    return x.permute(1, 2, 0).cpu().numpy()
+    return to_array(x)
 
 
 def interpolate_frames(frames: Iterable[np.ndarray], engine, estimator, schedule, *, options: Options | None = None,
                        hooks: Hooks | None = None, total_pairs: int | None = None, report: RunReport | None = None,
                        first_frame: int = 0, final: bool = True, **overrides) -> Iterator[np.ndarray]:
-    """Yield the output frames (uint8 (H,W,3)) for a stream of input frames, in order.
+    """Yield the output frames for a stream of input frames (uint8 or uint16 (H,W,3), or (H,W,4) with
+    alpha), in order.
 
     ``schedule`` is a :class:`~.schedule.Retime` (or explicit timesteps). Input frames come out as
-    they went in; new frames are rounded to 8 bits. ``first_frame``/``final``: a part of a longer clip
+    they went in; new frames are rounded to the input frames' sample type (their alpha interpolated
+    beside the colour, :func:`.stages.generate`). ``first_frame``/``final``: a part of a longer clip
     (:func:`.stages.generate`). Raises InputError for fewer than 2 frames.
     """
     opts, hooks = make_options(options, **overrides), hooks or Hooks()
     report = report if report is not None else RunReport()
 
+    dtype = np.uint8  # of the input frames: new frames are rounded to it
+
     def counted():
+        nonlocal dtype
         for frame in frames:
             report.frames_in += 1
+            dtype = frame.dtype
             yield frame
 
     for _, value, is_new in generate(counted(), engine, estimator, schedule, place=lambda f: to_tensor(f, hooks),
                                      options=opts, hooks=hooks, total_pairs=total_pairs, cuts=report.cuts,
                                      first_frame=first_frame, final=final):
         report.frames_out += 1
-        yield to_uint8(value) if is_new else value
+        yield to_array(value, dtype) if is_new else value
 
 
 def input_info(path):
@@ -108,16 +127,18 @@ def interpolate_file(input_path, output_path, engine, estimator, *, multiplier: 
     The output is written under a temporary name and renamed when complete; on any error or
     interruption (KeyboardInterrupt) the temporary output is removed and the exception re-raised.
     """
-    from ..video import open_input, open_output, write_all
+    from ..video import carried, open_input, open_output, write_all
 
     opts, hooks = make_options(options, **overrides), hooks or Hooks()
     if Path(output_path).resolve() == Path(input_path).resolve():
         raise InputError(f"output {output_path} is the input; choose another name")
     reader = open_input(input_path, fps=input_fps)
     info = reader.info
+    reader.format = fmt = carried(info, output_path, source=input_path)  # alpha, depth: what the output holds
+    report = report if report is not None else RunReport()  # the caller's (a progress bar may read it)
+    report.kept = fmt.describe()
     schedule = Retime(multiplier=multiplier, fps_out=fps, fps_in=info.fps) if fps is not None \
         else Retime(multiplier=multiplier if multiplier is not None else 2)
-    report = report if report is not None else RunReport()  # the caller's (a progress bar may read it)
     report.fps_in, report.fps_out = info.fps, schedule.output_fps(info.fps)
     start = time.perf_counter()
     total = info.frame_count - 1 + int(loop) if info.frame_count else None
@@ -126,7 +147,8 @@ def interpolate_file(input_path, output_path, engine, estimator, *, multiplier: 
     try:
         writer = open_output(output_path, width=info.width, height=info.height, fps=report.fps_out,
                              audio_from=Path(input_path) if info.audio_codec else None, audio_codec=info.audio_codec,
-                             overwrite=overwrite, crf=crf, sample_aspect=info.sample_aspect)
+                             overwrite=overwrite, crf=crf, sample_aspect=info.sample_aspect, fmt=fmt,
+                             source_pix_fmt=info.pixel_format)
         write_all(writer, interpolate_frames(_looped(reader) if loop else reader, engine, estimator, schedule,
                                              options=opts, hooks=hooks, total_pairs=total, report=report,
                                              final=not loop))

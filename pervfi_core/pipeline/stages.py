@@ -125,7 +125,7 @@ def nearest_input(target: Target) -> int:
 
 
 def _check_frames(frames) -> None:
-    """The entry check of a clip: (N,3,H,W) float, N >= 2, finite, in about [0, 1] (one pass, one sync)."""
+    """The entry check of a clip: (N,3,H,W) float, N >= 2, finite, in [0, 1] (checks.FRAME_TOLERANCE) (one pass, one sync)."""
     check_image("frames", frames, max_value=MAX_FRAME_VALUE)
     if frames.shape[0] < 2:
         raise InputError(f"frames: need at least 2 frames to interpolate, got {frames.shape[0]}")
@@ -333,6 +333,35 @@ def _need_estimator(engine, estimator) -> None:
                          "(only an engine that finds its own motion runs without one)")
 
 
+def interpolate_alpha(a0: torch.Tensor, a1: torch.Tensor, ts: Sequence[float], engine, *, flows=None,
+                      seeds: Sequence[int] | None = None, options: Options | None = None,
+                      hooks: Hooks | None = None) -> torch.Tensor:
+    """The alpha (len(ts),1,H,W) of new frames between alphas (1,1,H,W): run through the same engine as a
+    gray image, along ``flows``, the motion of the RGB pair (an engine that finds its own motion finds it
+    in the alpha).
+
+    Why so: a time-weighted blend (1-t)·A0 + t·A1 would leave a moving opaque shape as two half-transparent
+    ghosts at its old and new places while the colour shows it once, in between; moved by the colour's
+    motion, the alpha stays on the colour. Costs a second blend and decode per new frame, no second flow.
+    """
+    if engine.needs_motion and flows is None:
+        raise InputError(f"flows: {engine.name} blends along motion; give the RGB pair's (F0->1, F1->0)")
+    gray = interpolate_pair(a0.expand(-1, 3, -1, -1).contiguous(), a1.expand(-1, 3, -1, -1).contiguous(), ts,
+                            engine, None, flows=flows, seeds=seeds, options=options, hooks=hooks)
+    return gray.mean(dim=1, keepdim=True).clamp(0, 1)
+
+
+def _split_alpha(name: str, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(1,3,H,W) -> (x, None); (1,4,H,W) RGBA -> (RGB, alpha (1,1,H,W)); each checked (in [0, 1])."""
+    if x.ndim == 4 and x.shape[1] == 4:
+        check_image(f"{name} alpha", x[:, 3:], channels=1, max_value=MAX_FRAME_VALUE)
+        x, alpha = x[:, :3], x[:, 3:]
+    else:
+        alpha = None
+    check_image(name, x, max_value=MAX_FRAME_VALUE)  # no value scan when trusted
+    return x, alpha
+
+
 def generate(frames: Iterable, engine, estimator, schedule, *, place: Callable[[object], torch.Tensor],
              options: Options | None = None, hooks: Hooks | None = None, total_pairs: int | None = None,
              cuts: list[int] | None = None, first_frame: int = 0, final: bool = True
@@ -340,27 +369,28 @@ def generate(frames: Iterable, engine, estimator, schedule, *, place: Callable[[
     """The one per-pair loop: ``(target, value, is_new)`` for every output frame, in order.
 
     ``frames`` is any iterable of input frames (tensors, 8-bit arrays); ``place(frame)`` makes the
-    (1,3,H,W) tensor the engine sees. ``value`` is the input frame itself (``is_new`` False: the frame
-    on the grid, or the nearer frame repeated across a scene cut) or a new frame (1,3,H,W) in [0,1].
-    Holds two input frames and one pair's flows and blends at a time. Cut pairs are appended to ``cuts``.
+    (1,3,H,W) tensor the engine sees, or (1,4,H,W): RGB and an alpha, interpolated beside the colour by
+    :func:`interpolate_alpha` (the scene test looks at the colour). ``value`` is the input frame itself
+    (``is_new`` False: the frame on the grid, or the nearer frame repeated across a scene cut) or a new
+    frame (1,C,H,W) in [0,1]. Holds two input frames and one pair's flows and blends at a time. Cut pairs
+    are appended to ``cuts``.
 
     A part of a longer clip: ``first_frame`` is the clip-wide index of the first frame given, so targets,
     their indices and hence the seeds of new frames are those of one run over the whole clip; ``final``
     says whether this part ends the clip (only then the output frame on the last input is emitted).
     Parts that overlap by one input frame concatenate to exactly the whole run.
     Raises InputError for fewer than 2 frames (after consuming them), or for a frame that is not
-    (1,3,H,W) in about [0, 1] (each frame is checked once, as it arrives).
+    (1,3,H,W) / (1,4,H,W) in [0, 1] (each frame is checked once, as it arrives).
     """
     check_engine("engine", engine)  # once per run, before the first pair
     check_estimator("estimator", estimator)
     _need_estimator(engine, estimator)
     opts, hooks = make_options(options), hooks or Hooks()
-    prev = prev_t = None
+    prev = prev_t = prev_a = None
     n = 0
     for frame in frames:
         hooks.check_interrupt()
-        cur_t = place(frame)
-        check_image(f"frame {first_frame + n}", cur_t, max_value=MAX_FRAME_VALUE)  # no value scan when trusted
+        cur_t, cur_a = _split_alpha(f"frame {first_frame + n}", place(frame))
         if prev is not None:
             i = first_frame + n - 1
             targets = schedule.targets_in_pair(i)
@@ -376,18 +406,31 @@ def generate(frames: Iterable, engine, estimator, schedule, *, place: Callable[[
                 for tg in new:
                     yield tg, prev if nearest_input(tg) == i else frame, False
             elif new:
+                ts, seeds = [float(tg.t) for tg in new], [opts.seed_for(tg.index) for tg in new]
                 with trusted():
-                    ys = interpolate_pair(prev_t, cur_t, [float(tg.t) for tg in new], engine, estimator,
-                                          seeds=[opts.seed_for(tg.index) for tg in new], options=opts, hooks=hooks)
+                    ys = _new_frames(prev_t, cur_t, prev_a, cur_a, ts, engine, estimator, seeds, opts, hooks)
                 for k, tg in enumerate(new):
                     yield tg, ys[k:k + 1], True
             hooks.report(n, total_pairs)
-        prev, prev_t, n = frame, cur_t, n + 1
+        prev, prev_t, prev_a, n = frame, cur_t, cur_a, n + 1
     if n < 2:
         raise InputError(f"need at least 2 input frames to interpolate, got {n}")
     last = schedule.final_target(first_frame + n) if final else None
     if last is not None:
         yield last, prev, False
+
+
+def _new_frames(img0, img1, a0, a1, ts, engine, estimator, seeds, opts: Options, hooks: Hooks) -> torch.Tensor:
+    """New frames (len(ts),C,H,W) of one pair: RGB, and the alpha beside it where both frames have one."""
+    if a0 is None or a1 is None:
+        return interpolate_pair(img0, img1, ts, engine, estimator, seeds=seeds, options=opts, hooks=hooks)
+    flows = None
+    if engine.needs_motion:  # one motion for colour and alpha
+        with torch.no_grad():
+            flows = flow_pair(estimator, img0, img1, max_pixels=opts.flow_max_pixels)
+    rgb = interpolate_pair(img0, img1, ts, engine, estimator, flows=flows, seeds=seeds, options=opts, hooks=hooks)
+    alpha = interpolate_alpha(a0, a1, ts, engine, flows=flows, seeds=seeds, options=opts, hooks=hooks)
+    return torch.cat([rgb, alpha.to(rgb)], dim=1)
 
 
 def interpolate(frames: torch.Tensor, engine, estimator, timesteps=2, *, options: Options | None = None,

@@ -55,8 +55,10 @@ class VideoInfo:
 
     @property
     def bit_depth(self) -> int:
+        """Bits per sample: 10 for yuv420p10le, 16 for gray16le and the packed rgb48le / rgba64le."""
         m = re.search(r"(\d+)(?:le|be)$", self.pixel_format or "")
-        return int(m.group(1)) if m and int(m.group(1)) > 8 else 8
+        bits = {48: 16, 64: 16}.get(int(m.group(1)), int(m.group(1))) if m else 8
+        return bits if bits > 8 else 8
 
 
 def _as_fraction(fps: float) -> Fraction:

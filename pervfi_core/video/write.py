@@ -24,28 +24,14 @@ import numpy as np
 from ..checks import check_whole
 from ..errors import InputError
 from .advice import FFMPEG_ADVICE, WriteError, advice, folder_error, os_write_error, tail
+from .carry import RGB8, FrameFormat, holds, video_codec
 from .claim import OutputLock, temp_name
+from .outputs import output_kind
 from .process import STOP_SIGNALS, Child, ffmpeg_exe
 
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".m4v", ".webm", ".avi")
 # Audio codecs an MP4/MOV container takes as they are; anything else is re-encoded to AAC.
 _MP4_AUDIO = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}
 CRF_RANGE = (0, 51)  # x264's quality scale (lower is better); VP9 gets crf + 15, capped at its 63
-
-
-def output_kind(path: str | os.PathLike) -> str:
-    """``"video"`` for a known video extension, ``"frames"`` for a folder (no extension)."""
-    if str(path) == "-":
-        raise InputError("output '-': writing to standard output is not supported; give a video file name "
-                         f"({', '.join(VIDEO_EXTENSIONS)}) or a folder name for PNG frames")
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix in VIDEO_EXTENSIONS:
-        return "video"
-    if suffix == "" or path.is_dir():
-        return "frames"
-    raise InputError(f"output {path}: unknown extension {suffix!r}; use a video file "
-                     f"({', '.join(VIDEO_EXTENSIONS)}) or a folder name without extension for PNG frames")
 
 
 @contextlib.contextmanager
@@ -90,31 +76,27 @@ class VideoWriter(_Claimed):
     """Encode ``uint8`` RGB frames ``(H, W, 3)`` to a video file; optionally copy audio from a source.
 
     Codec by container: H.264 (``.mp4 .mkv .mov .m4v``; yuv420p, or yuv444p for odd sizes), VP9
-    (``.webm``), MPEG-4 part 2 (``.avi``). Audio is copied (``-map 1:a? -c:a copy``) when the
+    (``.webm``), MPEG-4 part 2 (``.avi``). Frames of another ``fmt`` (RGBA, ``uint16``) go to the codecs
+    of :func:`.carry.video_codec` (ProRes 4444, FFV1, HEVC Main 10), in the chroma layout of
+    ``source_pix_fmt`` where it fits. Audio is copied (``-map 1:a? -c:a copy``) when the
     container accepts the codec, else re-encoded (AAC; Opus for WebM). ``sample_aspect``: the pixel
     aspect ratio (SAR) the output declares, so anamorphic sources keep their shape. A failing
     encoder (ffmpeg gone, non-zero exit, killed) raises :class:`WriteError` with ffmpeg's last messages.
     """
 
     def __init__(self, path, *, width: int, height: int, fps: Fraction, audio_from=None,
-                 audio_codec: str | None = None, crf: int = 16, sample_aspect: Fraction | None = None):
+                 audio_codec: str | None = None, crf: int = 16, sample_aspect: Fraction | None = None,
+                 fmt: FrameFormat = RGB8, source_pix_fmt: str | None = None):
         self.path = Path(path)
         self.tmp = temp_name(self.path)
-        self.size = (height, width)
+        self.size, self.fmt = (height, width), fmt
         self.frames_written = 0
         self._proc: subprocess.Popen | None = None
         ext = self.path.suffix.lower()
         even = width % 2 == 0 and height % 2 == 0
-        if ext == ".webm":
-            vcodec = ["-c:v", "libvpx-vp9", "-crf", str(min(crf + 15, 63)), "-b:v", "0",
-                      "-pix_fmt", "yuv420p" if even else "yuv444p"]
-        elif ext == ".avi":
-            vcodec = ["-c:v", "mpeg4", "-q:v", "2", "-pix_fmt", "yuv420p"]
-        else:
-            vcodec = ["-c:v", "libx264", "-crf", str(crf), "-preset", "medium",
-                      "-pix_fmt", "yuv420p" if even else "yuv444p"]
+        vcodec = video_codec(ext, fmt, crf=crf, even=even, source_pix_fmt=source_pix_fmt)
         cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
-               "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
+               "-f", "rawvideo", "-pix_fmt", fmt.rawvideo, "-s", f"{width}x{height}",
                "-r", f"{fps.numerator}/{fps.denominator}", "-i", "-"]
         if audio_from is not None and audio_codec is not None:
             copy = (ext in (".mkv",) or (ext in (".mp4", ".mov", ".m4v") and audio_codec in _MP4_AUDIO)
@@ -160,8 +142,7 @@ class VideoWriter(_Claimed):
                           path=self.path, errno=code)
 
     def write(self, frame: np.ndarray) -> None:
-        if frame.shape != (*self.size, 3) or frame.dtype != np.uint8:
-            raise InputError(f"frame: expected uint8 {(*self.size, 3)}, got {frame.dtype} {frame.shape}")
+        _check_frame(frame, self.size, self.fmt)
         try:
             self._proc.stdin.write(np.ascontiguousarray(frame).tobytes())
         except OSError:  # BrokenPipeError / EPIPE: ffmpeg is gone
@@ -209,7 +190,8 @@ class VideoWriter(_Claimed):
 
 
 class FrameFolderWriter(_Claimed):
-    """Write numbered PNG frames ``frame_000000.png ...`` into a folder, atomically.
+    """Write numbered PNG frames ``frame_000000.png ...`` into a folder, atomically: 8-bit RGB, or RGBA
+    and/or 16-bit PNGs for frames of another ``fmt``.
 
     Frames go into a hidden temporary folder beside the target, renamed to the final name in
     :meth:`close`; a previous output (``overwrite``) is replaced only then. Every frame is encoded in
@@ -217,10 +199,11 @@ class FrameFolderWriter(_Claimed):
     :class:`WriteError` naming the OS error at once (``cv2.imwrite`` would only return False).
     """
 
-    def __init__(self, path, *, width: int, height: int, overwrite: bool = False, **_unused):
+    def __init__(self, path, *, width: int, height: int, overwrite: bool = False, fmt: FrameFormat = RGB8,
+                 **_unused):
         import cv2  # noqa: F401
 
-        self.path = Path(path)
+        self.path, self.fmt = Path(path), fmt
         _check_target(self.path, "frames", overwrite)
         self.tmp = temp_name(self.path)
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -234,10 +217,10 @@ class FrameFolderWriter(_Claimed):
     def write(self, frame: np.ndarray) -> None:
         import cv2
 
-        if frame.shape != (*self.size, 3) or frame.dtype != np.uint8:
-            raise InputError(f"frame: expected uint8 {(*self.size, 3)}, got {frame.dtype} {frame.shape}")
+        _check_frame(frame, self.size, self.fmt)
         file = self.tmp / f"frame_{self.frames_written:06d}.png"
-        ok, png = cv2.imencode(".png", np.ascontiguousarray(frame[:, :, ::-1]))
+        bgr = frame[:, :, [2, 1, 0, 3]] if self.fmt.alpha else frame[:, :, ::-1]  # OpenCV's channel order
+        ok, png = cv2.imencode(".png", np.ascontiguousarray(bgr))
         if not ok:
             self.abort()
             raise WriteError(f"OpenCV could not encode frame {self.frames_written} as PNG for {self.path}", path=file)
@@ -280,14 +263,25 @@ class FrameFolderWriter(_Claimed):
         self._unclaim()
 
 
+def _check_frame(frame: np.ndarray, size: tuple[int, int], fmt: FrameFormat) -> None:
+    if frame.shape != (*size, fmt.channels) or frame.dtype != fmt.dtype:
+        raise InputError(f"frame: expected {fmt.dtype.name} {(*size, fmt.channels)}, got {frame.dtype} {frame.shape}")
+
+
 def open_output(path, *, width: int, height: int, fps: Fraction, audio_from=None, audio_codec=None,
-                overwrite: bool = False, crf: int = 16, sample_aspect: Fraction | None = None):
+                overwrite: bool = False, crf: int = 16, sample_aspect: Fraction | None = None,
+                fmt: FrameFormat = RGB8, source_pix_fmt: str | None = None):
     """A :class:`VideoWriter` or :class:`FrameFolderWriter` chosen by the extension of ``path``, holding
-    the output's lock (:class:`InputError` at once when another run writes there)."""
+    the output's lock (:class:`InputError` at once when another run writes there). ``fmt``: the frames'
+    layout (:mod:`.carry`; ``source_pix_fmt``: the input's, for the chroma layout of deep video)."""
     path = Path(path)
     kind = output_kind(path)
     if kind == "video":
         check_crf(crf)
+    room = holds(path)
+    if fmt.alpha > room.alpha or fmt.deep > room.deep:
+        raise InputError(f"output {path}: a {path.suffix or 'frame folder'} holds no {fmt.rawvideo} frames "
+                         "(pervfi_core.video.carry lists what each output holds)")
     lock = OutputLock(path).acquire()
     try:
         # With overwrite, an existing output is replaced only when the new one is complete (close()).
@@ -295,9 +289,10 @@ def open_output(path, *, width: int, height: int, fps: Fraction, audio_from=None
         _make_parent(path)
         if kind == "video":
             writer = VideoWriter(path, width=width, height=height, fps=fps, audio_from=audio_from,
-                                 audio_codec=audio_codec, crf=crf, sample_aspect=sample_aspect)
+                                 audio_codec=audio_codec, crf=crf, sample_aspect=sample_aspect, fmt=fmt,
+                                 source_pix_fmt=source_pix_fmt)
         else:
-            writer = FrameFolderWriter(path, width=width, height=height, overwrite=overwrite)
+            writer = FrameFolderWriter(path, width=width, height=height, overwrite=overwrite, fmt=fmt)
     except BaseException:
         lock.release()
         raise

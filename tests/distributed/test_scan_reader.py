@@ -71,3 +71,25 @@ def test_a_file_that_is_not_a_video_is_refused_before_any_work(tmp_path):
     bad.write_bytes(b"not a video" * 100)
     with pytest.raises(InputError):
         scan_input(bad, threshold=0.2)
+
+
+def test_a_clip_with_dropped_frames_is_counted_and_read_as_a_local_run_reads_it(tmp_path, caplog):
+    """Null or dropped frames hold the previous picture (video.slot_filters): the pre-pass counts those slots
+    as the local reader does, and segments concatenate to exactly its frames (it used to count 48 of 50)."""
+    import logging
+
+    from testkit.clips import dropped_frames_avi
+
+    src = dropped_frames_avi(tmp_path / "dropped.avi", frames=48)  # 48 pictures over 50 slots of 1/25 s
+    local = [f.copy() for f in open_input(src)]
+    with caplog.at_level(logging.WARNING):
+        scan = scan_input(src, threshold=0)
+    assert scan.n_frames == len(local) == 50 and caplog.records == []  # and no "cut short" warning
+    assert not scan.seekable  # the held pictures' timestamps are the filter's: read from the start
+    segments = plan_segments(scan.n_frames, 20)
+    got: list = []
+    for seg in segments:
+        frames = list(read_segment(src, seg, scan))
+        assert all(np.array_equal(a, b) for a, b in zip(frames, local[seg.start:seg.stop + 1], strict=True))
+        got += frames if not got else frames[1:]  # segments overlap by one frame
+    assert len(got) == 50

@@ -61,6 +61,27 @@ def test_rgba_gets_one_line_naming_core_s_split_node(clip, models):
     assert "\n" not in str(err.value)
 
 
+def test_an_image_that_strays_slightly_outside_0_1_is_clamped_with_a_warning(clip, models, caplog):
+    """Upstream nodes may overshoot [0, 1] a little (upscalers, sharpening): the nodes clamp such frames and
+    say so; data of another scale (0..255) is still refused. The Python API refuses both (checks.py)."""
+    import logging
+
+    stray = clip.clone()
+    stray[1, 0, 0, 0], stray[2, 1, 1, 1] = 1.03, -0.02
+    with caplog.at_level(logging.WARNING, logger="nodes.images"):
+        out, _, _ = run_node(PerVFIInterpolate, frames=stray, model=models[0], flow_model=models[1], multiplier=2,
+                             tau=0.3, seed=0)
+    assert [r.getMessage() for r in caplog.records] == [
+        "frames: values from -0.02 to 1.03 lie outside [0, 1] (an upstream node overshoots); clamped to [0, 1]"]
+    assert torch.equal(out[::2], stray.clamp(0, 1)) and float(out.amin()) >= 0 and float(out.amax()) <= 1
+    caplog.clear()
+    with pytest.raises(InputError, match="divide 8-bit data by 255"):
+        run_node(PerVFIInterpolate, frames=clip * 255, model=models[0], flow_model=models[1], multiplier=2,
+                 tau=0.3, seed=0)
+    run_node(PerVFIInterpolate, frames=clip, model=models[0], flow_model=models[1], multiplier=2, tau=0.3, seed=0)
+    assert caplog.records == []  # frames in [0, 1]: not a word
+
+
 def test_unwired_source_fps_is_reported_as_unknown_and_the_estimator_is_named(clip, models):
     from nodes.stages import PerVFIASBBlend, PerVFIFlowDecode, PerVFIFlowEstimation
 

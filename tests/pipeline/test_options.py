@@ -93,13 +93,28 @@ def _estimator_and_engine():
 @pytest.mark.parametrize("frames,needle", [
     (torch.rand(3, 3, 16, 16) - 0.5, "frames: expected values in [0, 1], got a minimum of -0.4"),
     (torch.rand(3, 3, 16, 16) * 255, "divide 8-bit data by 255"),
+    (torch.linspace(0, 1.01, 3 * 3 * 16 * 16).reshape(3, 3, 16, 16), "got a maximum of 1.01; clamp them"),
+    (torch.linspace(-1e-3, 1, 3 * 3 * 16 * 16).reshape(3, 3, 16, 16), "got a minimum of -0.001; clamp them"),
     (torch.rand(3, 3, 16, 16, device="meta"), "frames: a tensor on the 'meta' device"),
-], ids=["negative", "8-bit-scale", "meta"])
+], ids=["negative", "8-bit-scale", "slight-overshoot", "slight-undershoot", "meta"])
 def test_frames_outside_0_1_or_without_values_are_refused(frames, needle):
     est = ZeroFlow()
     with pytest.raises(InputError, match=re.escape(needle)):
         pipeline.interpolate(frames, LinearBlend(), est, 2)
     assert est.calls == 0
+
+
+def test_frames_within_float_rounding_of_0_1_pass():
+    """A colour op in float32 on data in [0, 1] may land a few ulps outside (checks.FRAME_TOLERANCE)."""
+    from pervfi_core.checks import FRAME_TOLERANCE
+
+    frames = torch.rand(3, 3, 16, 16)
+    frames[0, 0, 0, 0], frames[1, 0, 0, 0] = 1 + FRAME_TOLERANCE / 2, -FRAME_TOLERANCE / 2
+    assert pipeline.interpolate(frames, LinearBlend(), ZeroFlow(), 2).shape == (5, 3, 16, 16)
+    for bad in (1 + 2 * FRAME_TOLERANCE, -2 * FRAME_TOLERANCE):
+        frames[2, 0, 0, 0] = bad
+        with pytest.raises(InputError, match=r"frames: expected values in \[0, 1\].*clamp them with x.clamp\(0, 1\)"):
+            pipeline.interpolate(frames, LinearBlend(), ZeroFlow(), 2)
 
 
 def test_an_estimator_where_the_engine_goes_and_the_reverse_are_named():

@@ -61,7 +61,7 @@ def _two_scenes(h=32, w=48):
     ramp = torch.linspace(0, 1, w).expand(h, w)
     a = torch.stack([0.1 + 0.2 * ramp, 0.1 + 0.1 * ramp, 0.5 + 0.3 * ramp])
     back = ramp.flip(-1)
-    b = torch.stack([0.7 + 0.3 * back, 0.4 + 0.2 * back, 0.2 * back])
+    b = torch.stack([0.68 + 0.3 * back, 0.4 + 0.2 * back, 0.2 * back])
     return [a + 0.01 * k for k in range(3)] + [b + 0.01 * k for k in range(3)]
 
 

