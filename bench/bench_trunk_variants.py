@@ -33,22 +33,15 @@ from bench_validation import DEFAULT_VALIDATION, RIFE, Scorer, _table, read_png,
 from pervfi_core.engines import load_estimator  # noqa: E402
 from pervfi_core.ops.warp import backward_warp  # noqa: E402
 from pervfi_core.pervfi_rife.trunk import RIFETrunk, TrunkOutput, rife_frame  # noqa: E402
+from pervfi_core.training_free import gaussian_blur  # noqa: E402
 
 HALF_ABOVE_PX = 24
-
-
-def gaussian(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    r = int(3 * sigma + 0.5)
-    k = torch.exp(-torch.arange(-r, r + 1, dtype=x.dtype) ** 2 / (2 * sigma * sigma))
-    k = (k / k.sum()).repeat(x.shape[1], 1, 1)
-    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), k[:, None], groups=x.shape[1])
-    return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k[:, :, :, None], groups=x.shape[1])
 
 
 def variants(trunk: RIFETrunk, img0: torch.Tensor, img1: torch.Tensor) -> dict[str, torch.Tensor]:
     out = trunk(img0, img1, 0.5)
     rife = rife_frame(out)
-    detail = rife - gaussian(rife, 1.0)
+    detail = rife - gaussian_blur(rife, 1.0)
     disagree = ((out.warped0 - out.warped1).abs().mean(1, keepdim=True) * 20).clamp(0, 1)
     h, w = img0.shape[-2:]
     small = trunk(*(F.interpolate(x, scale_factor=0.5, mode="bilinear", antialias=True) for x in (img0, img1)), 0.5)
@@ -58,7 +51,7 @@ def variants(trunk: RIFETrunk, img0: torch.Tensor, img1: torch.Tensor) -> dict[s
                                         warped1=backward_warp(img1, f1, padding="border"),
                                         flow_t0=f0, flow_t1=f1, mask=up(small.mask), features=out.features))
     median = float(torch.cat([out.flow_t0, out.flow_t1], 1).norm(dim=1).median())
-    return {RIFE: rife, "unsharp 0.3/σ1": rife + 0.3 * detail, "unsharp 0.3/σ2": rife + 0.3 * (rife - gaussian(rife, 2.0)),
+    return {RIFE: rife, "unsharp 0.3/σ1": rife + 0.3 * detail, "unsharp 0.3/σ2": rife + 0.3 * (rife - gaussian_blur(rife, 2.0)),
             "unsharp 0.6/σ1 where warps disagree": rife + 0.6 * disagree * detail, "half scale": half_frame,
             f"half scale above {HALF_ABOVE_PX} px": half_frame if median > HALF_ABOVE_PX else rife}
 

@@ -55,6 +55,8 @@ BENCHES = {
                    "results/validation.md"),
     "rife-tau": ("pervfi-rife: what τ changes, and flicker on a real clip",
                  ["bench_rife_tau.py", "--tau", "0.5"], "results/rife_tau.md"),
+    "trunk-variants": ("Inference-time changes to RIFE 4.25/4.26's frame (sharpening, half-scale motion) on the validation set",
+                       ["bench_trunk_variants.py"], "results/trunk-variants.md"),
     "carry": ("Alpha and bit depth: what each output keeps (codec and pixel format read back)",
               ["bench_carry.py"], "results/carry.md"),
     "quality": ("Interpolation quality on real clips",
