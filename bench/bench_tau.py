@@ -133,7 +133,7 @@ def main(argv=None) -> dict:
     torch.set_num_threads(2)
     model, baseline = load_trained(args.weights), load_engine("training-free")
     if not model.stochastic:
-        raise SystemExit(f"{args.weights}: a deterministic decoder; the τ sweep needs a flow decoder")
+        raise SystemExit(f"{args.weights}: a deterministic decoder; the τ sweep needs the normalizing-flow decoder")
     est, score = load_estimator("dis"), Scorer()
     results: dict = {"sweep": {}, "flicker": {}}
     with tempfile.TemporaryDirectory() as tmp:

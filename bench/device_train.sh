@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU training recipe: train the wide τ-capable residual model (config residual-flow-wide) on prepared
+# GPU training recipe: train the wide τ-capable residual model (config residual-cnf-wide) on prepared
 # items, in one short run.
 #
 #   bash bench/device_train.sh OUT          # on a GPU: --device cuda --amp, under 9 minutes, <= 8 files in OUT
@@ -7,8 +7,8 @@
 #
 # The GPU machine reaches no registry, so the items travel prepared (bench/prepare_device_items.py,
 # git-ignored, passed with carry). Environment: DEVICE_ITEMS (default bench/device_items.pt),
-# DEVICE_CONFIG (default residual-flow-wide; residual-flow continues the shipped narrow model),
-# DEVICE_INIT (default: weights/pervfi_own_flow.safetensors for residual-flow, none otherwise: untrained,
+# DEVICE_CONFIG (default residual-cnf-wide; residual-cnf continues the shipped narrow model),
+# DEVICE_INIT (default: weights/pervfi_own_flow.safetensors for residual-cnf, none otherwise: untrained,
 # a residual config already gives the training-free frame at τ = 0, which is all the shipped narrow
 # weights reach on held-out clips; "none" starts from scratch), DEVICE_TRAIN_S (training wall time,
 # default 420 s), PYTHON. OUT gets weights.safetensors, metrics.jsonl, environment.json, summary.md and
@@ -38,9 +38,9 @@ if [ "${DEVICE_ENGINE:-}" = "pervfi-rife" ]; then
   exit $?
 fi
 ITEMS="${DEVICE_ITEMS:-$ROOT/bench/device_items.pt}"
-CONFIG="${DEVICE_CONFIG:-residual-flow-wide}"
+CONFIG="${DEVICE_CONFIG:-residual-cnf-wide}"
 SHIPPED="none"
-[ "$CONFIG" = "residual-flow" ] && SHIPPED="$ROOT/weights/pervfi_own_flow.safetensors"
+case "$CONFIG" in residual-cnf|residual-flow) SHIPPED="$ROOT/weights/pervfi_own_flow.safetensors";; esac  # residual-flow: its old name
 INIT="${DEVICE_INIT:-$SHIPPED}"
 [ -f "$ITEMS" ] || { echo "no prepared items at $ITEMS: run bench/prepare_device_items.py first" >&2; exit 2; }
 mkdir -p "$OUT"

@@ -3,7 +3,8 @@
 Dropdowns list each engine once, then the manifest's checkpoints (marked when they are fetched on first use,
 with their size where the manifest records it), then other files found in the ``pervfi`` / ``pervfi_flow``
 model folders. A choice is its id followed by `` · `` and the mark; saved workflows that hold the bare id
-(``raft-sintel``, ``training-free``) still load. A combination that cannot load (a weight-free estimator
+(``raft-sintel``, ``training-free``) or an earlier id of a checkpoint (a manifest alias: ``pervfi-own-flow`` is
+today's ``pervfi-own-tau``) still load. A combination that cannot load (a weight-free estimator
 with a checkpoint, RAFT weights for GMFlow, motion weights as an engine) is refused when the prompt is
 validated, with one sentence, before anything is downloaded. A download inside ComfyUI logs one line and
 drives the node's progress bar.
@@ -32,6 +33,13 @@ def choice_id(choice: str) -> str:
     """The id inside a dropdown choice (``'raft-sintel · raft, download on first use'`` -> ``'raft-sintel'``)."""
     ident = str(choice).split(SEP, 1)[0].strip()
     return LEGACY.get(ident, ident)
+
+
+def checkpoint_id(choice: str) -> str:
+    """:func:`choice_id` of a checkpoint choice, an earlier id (a manifest alias) read as today's id."""
+    ident = choice_id(choice)
+    entry = engines.checkpoint_entry(ident)
+    return entry.id if entry is not None else ident
 
 
 def _size(entry) -> str:
@@ -88,14 +96,14 @@ def estimator_choices() -> list[str]:
 
 def _known(value: str, choices: list[str], what: str) -> str | None:
     ids = {choice_id(c) for c in choices} | set(LEGACY)
-    if str(value) in choices or choice_id(value) in ids:
+    if str(value) in choices or checkpoint_id(value) in ids:
         return None
     return f"{what} {value!r} is not available here; pick one from the list (refresh after adding files)"
 
 
 def model_problem(checkpoint: str) -> str | None:
     """One sentence when ``checkpoint`` cannot be a PerVFI engine, else None (no file is read)."""
-    entry = engines.checkpoint_entry(choice_id(checkpoint))
+    entry = engines.checkpoint_entry(checkpoint_id(checkpoint))
     if entry is not None and entry.kind != "pervfi":
         return (f"{entry.id} holds {entry.architecture} motion weights, not a PerVFI engine: load it with "
                 "'Load PerVFI Motion Estimator (optical flow)'")
@@ -104,7 +112,7 @@ def model_problem(checkpoint: str) -> str | None:
 
 def estimator_problem(estimator: str, checkpoint: str) -> str | None:
     """One sentence when this estimator cannot load this checkpoint, else None (no file is read, nothing downloaded)."""
-    name, ident = choice_id(estimator), choice_id(checkpoint)
+    name, ident = choice_id(estimator), checkpoint_id(checkpoint)
     if name not in engines.estimator_choices():
         return f"estimator {estimator!r} is unknown; pick one of {', '.join(engines.estimator_choices())}"
     if (problem := _known(checkpoint, checkpoint_choices("pervfi_flow"), "checkpoint")) is not None:
@@ -154,7 +162,7 @@ class PerVFILoadModel(io.ComfyNode):
                 "asymmetric blending and normalizing-flow decoder on the pretrained RIFE 4.25/4.26 IFNet (a "
                 "rife425/426.pth in models/frame_interpolation is used, else about 25 MB are downloaded on first "
                 "use). 'training-free' needs no weights (PerVFI's asymmetric blending on images, deterministic). "
-                "'pervfi-own' (deterministic) and 'pervfi-own-flow' (a normalizing-flow "
+                "'pervfi-own' (deterministic) and 'pervfi-own-tau' (a normalizing-flow "
                 "decoder: τ and the seed act on it) are the project's own weights, shipped with the pack. "
                 "'pervfi-v00' (stochastic) and 'pervfi-vb' (its fast deterministic variant) are the official "
                 "checkpoints, downloaded into models/pervfi on first use."),
@@ -181,7 +189,7 @@ class PerVFILoadModel(io.ComfyNode):
     @classmethod
     def execute(cls, checkpoint, dtype) -> io.NodeOutput:
         comfy.register_model_folders()
-        ident = choice_id(checkpoint)
+        ident = checkpoint_id(checkpoint)
         bar = announce_download(ident, "PerVFI model download")
         # loaded where models wait (ComfyUI's offload device); the model manager moves it for each run
         model = engines.load_engine(ident, device=comfy.offload_device(),
@@ -233,7 +241,7 @@ class PerVFILoadFlowModel(io.ComfyNode):
     @classmethod
     def execute(cls, estimator, checkpoint) -> io.NodeOutput:
         comfy.register_model_folders()
-        name, ident = choice_id(estimator), choice_id(checkpoint)
+        name, ident = choice_id(estimator), checkpoint_id(checkpoint)
         if (problem := estimator_problem(name, ident)) is not None:  # also outside ComfyUI's validation
             raise PerVFIError(problem)
         own = name if name != AUTO else ("gmflow-refine" if comfy.torch_device().type != "cpu" else None)  # auto's rule
