@@ -38,17 +38,19 @@ def make_norm(norm: str, channels: int) -> nn.Module:
 
 
 class ResidualBlock(nn.Module):
-    """relu(shortcut(x) + relu(n2(conv2(relu(n1(conv1 x)))))) with two 3×3 convolutions."""
+    """relu(shortcut(x) + relu(n2(conv2(relu(n1(conv1 x)))))) with two 3×3 convolutions; the shortcut is a
+    1×1 projection (with bias) when the stride or the width changes. GMFlow's backbone is built of the same
+    block, with bias-free 3×3 convolutions (``bias=False``)."""
 
-    def __init__(self, *, in_channels: int, channels: int, norm: str, stride: int = 1):
+    def __init__(self, *, in_channels: int, channels: int, norm: str, stride: int = 1, bias: bool = True):
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, channels, 3, padding=1, stride=stride)
-        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv1 = nn.Conv2d(in_channels, channels, 3, padding=1, stride=stride, bias=bias)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=bias)
         self.relu = nn.ReLU()
         self.norm1 = make_norm(norm, channels)
         self.norm2 = make_norm(norm, channels)
         self.downsample = None
-        if stride != 1:
+        if stride != 1 or in_channels != channels:
             self.norm3 = make_norm(norm, channels)
             # Same module as norm3: the official layout stores it under both names.
             self.downsample = nn.Sequential(nn.Conv2d(in_channels, channels, 1, stride=stride), self.norm3)
