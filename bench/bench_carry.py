@@ -24,6 +24,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from pervfi_core.cli import main  # noqa: E402
 from testkit.cli import output_layout, write_png  # noqa: E402
 from testkit.clips import alpha_mov, hevc_10_bit_mkv, png_in_mov, prores_mov, ten_bit_mkv  # noqa: E402
+from report import write_report  # noqa: E402
 
 OUTPUTS = ("o.mp4", "o.mov", "o.mkv", "o.webm", "frames")
 
@@ -65,10 +66,9 @@ def run(out: Path) -> None:
                                "-q"])
                 result = output_layout(target) if rc == 0 else f"exit {rc}"
                 rows.append(f"| {name} ({output_layout(src)}) | {output} | {result} | {said(err.getvalue())} |")
-    out.write_text(f"# What each output keeps of alpha and deep inputs\n\nMeasured {datetime.date.today()} by "
-                   "`python bench/bench_carry.py` (ffmpeg's names; ProRes 4444 always decodes as 12-bit, "
-                   "its encoder takes 10).\n\n" + "\n".join(rows) + "\n")
-    print(out.read_text())
+    write_report(out, ["# What each output keeps of alpha and deep inputs", "",
+                       f"Measured {datetime.date.today()} by `python bench/bench_carry.py` (ffmpeg's names; ProRes "
+                       "4444 always decodes as 12-bit, its encoder takes 10).", "", *rows])
 
 
 if __name__ == "__main__":

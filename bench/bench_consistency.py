@@ -14,9 +14,7 @@ This is a measurement, not a product option: the engine adopts neither (see the 
 """
 from __future__ import annotations
 
-import argparse
 import datetime
-import os
 import sys
 from pathlib import Path
 
@@ -27,18 +25,17 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, as in the other benches
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_default import registry_subsets, tally  # noqa: E402
+from bench_default import engine_frame, registry_parser, score_registry  # noqa: E402
 from pervfi_core import training_free as tf  # noqa: E402
 from pervfi_core.engines import load_estimator  # noqa: E402
-from pervfi_core.metrics import LPIPS, psnr  # noqa: E402
 from pervfi_core.ops.softsplat import softsplat  # noqa: E402
-
-HERE = Path(__file__).resolve().parent
+from pervfi_core.ops.warp import backward_warp  # noqa: E402
+from report import write_report  # noqa: E402
 
 
 def consistency(f_ab: torch.Tensor, f_ba: torch.Tensor) -> torch.Tensor:
     """c_A (B,1,H,W) in px: how far the round trip A -> B -> A misses its start."""
-    return (f_ab + tf._backward_warp_border(f_ba, f_ab)).norm(dim=1, keepdim=True)
+    return (f_ab + backward_warp(f_ba, f_ab, padding="border")).norm(dim=1, keepdim=True)
 
 
 class Consistent(tf.TrainingFreeVFI):
@@ -80,23 +77,9 @@ VARIANTS = {"shipped": {}, "metric γ=0.1": dict(gamma=0.1), "metric γ=0.3": di
 
 @torch.inference_mode()
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--opencv-doc", default=os.environ.get("PERVFI_OPENCV_DOC"))
-    p.add_argument("--triplets", type=int, default=8)
-    p.add_argument("--out", type=Path, default=HERE / "results" / "consistency.md")
-    args = p.parse_args(argv)
-    torch.set_num_threads(2)
-    engines = {k: Consistent(**v) for k, v in VARIANTS.items()}
-    dis, alex = load_estimator("dis"), LPIPS(net="alex").eval()
-    rows, total = [], {k: [] for k in engines}
-    for name, subset, tris in registry_subsets(args):
-        scores = {k: [] for k in engines}
-        for i0, gt, i1 in tris:
-            f, b = dis(i0, i1)
-            for k, e in engines.items():
-                y = e.decode(e.blend(i0, i1, f, b, 0.5))
-                scores[k].append((float(psnr(y, gt)), float(alex(y, gt))))
-        tally(rows, total, name, subset, scores, count=False)
+    args = registry_parser(__doc__, triplets=8, out="consistency.md").parse_args(argv)
+    fns = {k: engine_frame(Consistent(**v)) for k, v in VARIANTS.items()}
+    rows, total = score_registry(args, fns, load_estimator("dis"), count=False)
     lines = [f"# Forward-backward consistency in the default engine ({datetime.date.today()})", "",
              f"`python bench/bench_consistency.py{' --opencv-doc DIR' if args.opencv_doc else ''} "
              f"--triplets {args.triplets}` — t = 0.5, DIS flows, 448 px wide.", "",
@@ -107,9 +90,7 @@ def main(argv=None) -> None:
         lines.append(f"| all ({len(v)}) | {k} | {v[:, 0].mean():.2f} | {v[:, 1].mean():.4f} | "
                      f"{int((v[:, 1] < ref[:, 1]).sum())}/{len(v)} |")
     lines += ["", "| clip | triplets | variant | PSNR↑ | LPIPS-alex↓ |", "|---|---|---|---|---|", *rows]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_report(args.out, lines)
 
 
 if __name__ == "__main__":

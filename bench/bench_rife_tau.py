@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -34,6 +33,7 @@ from pervfi_core.engines import load_engine, load_estimator  # noqa: E402
 from bench_default import clips as find_clips, read  # noqa: E402
 from bench_tau import flicker  # noqa: E402
 from bench_validation import DEFAULT_VALIDATION, read_png, triplets  # noqa: E402
+from report import write_report  # noqa: E402
 
 MISALIGNED = 8 / 255
 
@@ -105,11 +105,7 @@ def main(argv=None) -> dict | None:
               "Mean |o_k+1 − o_k| in 8-bit levels where both pairs' DIS flows are under 0.5 px "
               f"({100 * fl['static_fraction']:.0f} % of the pixels).", "",
               "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols), "| " + " | ".join(f"{fl[k]:.3f}" for k in cols) + " |"]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-    if args.json:
-        args.json.write_text(json.dumps(res, indent=1))
+    write_report(args.out, lines, data=res, json_path=args.json)
     return res
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import sys
 import tempfile
@@ -41,6 +40,7 @@ from pervfi_core.engines import load_engine, load_estimator  # noqa: E402
 from pervfi_core.metrics import DISTS, LPIPS, psnr, ssim  # noqa: E402
 
 from bench_default import clips as find_clips, read  # noqa: E402
+from report import write_report  # noqa: E402
 
 HELD_OUT = ("bikes.mp4", "bigbuckbunny.mp4", "vtest.avi", "Megamind.avi")
 TAUS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
@@ -133,7 +133,7 @@ def main(argv=None) -> dict:
     torch.set_num_threads(2)
     model, baseline = load_trained(args.weights), load_engine("training-free")
     if not model.stochastic:
-        raise SystemExit(f"{args.weights}: a deterministic decoder; the τ sweep needs a flow decoder")
+        raise SystemExit(f"{args.weights}: a deterministic decoder; the τ sweep needs the normalizing-flow decoder")
     est, score = load_estimator("dis"), Scorer()
     results: dict = {"sweep": {}, "flicker": {}}
     with tempfile.TemporaryDirectory() as tmp:
@@ -154,11 +154,7 @@ def main(argv=None) -> dict:
                 results["flicker"][name] = flicker(heads[name], model, est, args.flicker_pairs, flicker_tau(chosen))
                 print(f"{name}: flicker done", file=sys.stderr)
     lines = report(args, names, results, means)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-    if args.json:
-        args.json.write_text(json.dumps({"args": vars(args), **results}, indent=1, default=str))
+    write_report(args.out, lines, data={"args": vars(args), **results}, json_path=args.json)
     return results
 
 

@@ -34,6 +34,7 @@ from pervfi_core.engines import load_estimator  # noqa: E402
 from pervfi_core.ops.warp import backward_warp  # noqa: E402
 from pervfi_core.pervfi_rife.trunk import RIFETrunk, TrunkOutput, rife_frame  # noqa: E402
 from pervfi_core.training_free import gaussian_blur  # noqa: E402
+from report import write_report  # noqa: E402
 
 HALF_ABOVE_PX = 24
 
@@ -83,9 +84,7 @@ def main(argv=None) -> dict | None:
              f"{len(items)} triplets of ../shared/validation, t = 0.5, full resolution (SSIM and LPIPS-vgg not "
              "computed: '–').", ""]
     lines += _table("## Overall", scores, None) + _table("## Per motion class", scores, "class")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_report(args.out, lines)
     return scores
 
 

@@ -37,6 +37,7 @@ sys.path.insert(0, str(HERE.parent))  # the checkout, as in the other benches
 from pervfi_core.engines import load_engine, load_estimator  # noqa: E402
 from pervfi_core.metrics import DISTS, LPIPS, psnr, ssim  # noqa: E402
 from pervfi_core.pervfi_rife.trunk import RIFETrunk, rife_frame  # noqa: E402
+from report import write_report  # noqa: E402
 
 DEFAULT_VALIDATION = HERE.parent.parent / "shared" / "validation"
 METRICS = ("psnr", "ssim", "lpips_alex", "lpips_vgg", "dists")
@@ -199,11 +200,7 @@ def main(argv=None) -> dict | None:
     results = {"scores": scores, "seconds": {k: np.mean(v, axis=0).tolist() for k, v in seconds.items()},
                "side_by_side": side, "time_size": args.time_size, "n": len(items)}
     lines = report(args, results)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
+    write_report(args.out, lines, data=results, json_path=args.json)
     return results
 
 

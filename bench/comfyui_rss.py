@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from comfyui_smoke import PACK, stop as stop_server, submit, wait_up  # noqa: E402
+from report import write_report  # noqa: E402
 
 
 def rss_mb(pid: int) -> float:
@@ -141,9 +142,7 @@ def main(argv=None) -> int:
             print(row, flush=True)
     lines = ["| frames in | size | path | result | seconds | RSS before (MB) | peak RSS (MB) | growth (MB) | "
              "output as float32 (GB) |", "|---|---|---|---|---|---|---|---|---|", *rows]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    header = f"## Peak server RSS in ComfyUI (x2, default engine, `python bench/comfyui_rss.py`)\n\n"
-    args.out.write_text(header + "\n".join(lines) + "\n")
+    write_report(args.out, ["## Peak server RSS in ComfyUI (x2, default engine, `python bench/comfyui_rss.py`)", "", *lines])
     return 0
 
 

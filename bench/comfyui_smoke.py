@@ -32,6 +32,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from report import write_report  # noqa: E402
+
 WORKFLOWS = ROOT / "example_workflows"
 PACK = "comfyui-pervfi"
 
@@ -259,9 +263,7 @@ def main(argv=None) -> int:
              *[f"| {n} | {s} | {t:.1f} | {d.replace('|', '/')} |" for n, s, t, d in rows], "",
              "Self-built graphs around core nodes, queued three times unchanged with the default widgets, then "
              f"with another seed (upscale model: `{args.upscale_model}`):", "", *extra_lines]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_report(args.out, lines)
     return 0 if not problems and all(r[1] == "success" for r in rows) else 1
 
 

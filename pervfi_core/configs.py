@@ -1,6 +1,6 @@
 """Every PerVFI model configuration, official and the project's own, in one table.
 
-``CONFIGS[name] = (decoder, overrides)``: the decoder kind (``"flow"``, the conditional normalizing
+``CONFIGS[name] = (decoder, overrides)``: the decoder kind (``"cnf"``, the conditional normalizing
 flow of the official v00; ``"vb"``, the deterministic decoder) and keyword overrides of
 :class:`pervfi_core.model.PerVFI`'s official hyperparameters. :func:`build_model` builds any of them;
 the training package and the engine loader both use this table (inference never imports ``train/``).
@@ -8,6 +8,8 @@ the training package and the engine loader both use this table (inference never 
 The configuration travels with the weights the project trains: :func:`config_metadata` gives the
 safetensors metadata (``pervfi_model_config`` = JSON of the full :attr:`PerVFI.config`) and
 :func:`model_from_metadata` rebuilds the model from it, so a loader never needs to know the name.
+Files and commands written before the decoder's rename ("flow" names the optical flow only) use the old
+names; :data:`RENAMED` maps them, in one place.
 """
 from __future__ import annotations
 
@@ -21,36 +23,40 @@ META_MODEL_CONFIG = "pervfi_model_config"
 META_CONFIG_NAME = "pervfi_config_name"
 
 # The narrow ASB + fusion that every compact config shares: it trains on two CPU cores
-# (0.84 M parameters with the flow decoder, against the official 8.7 M).
+# (0.84 M parameters with the normalizing-flow decoder, against the official 8.7 M).
 _COMPACT = dict(encoder_channels=(13, 16, 24), metric_rows=(16, 16, 16, 24), dcn_groups=(2, 2, 2), fuse_width=16,
                 fuse_branches=(16, 16, 24))
-_COMPACT_FLOW = dict(_COMPACT, n_flows=4, flow_hidden=24)  # 4 flow steps per block
+_COMPACT_CNF = dict(_COMPACT, n_steps=4, coupling_hidden=24)  # 4 Glow steps per block
 
 CONFIGS: dict[str, tuple[str, dict]] = {
     # the official models (paper §4.1); their weights are downloaded (weights_manifest.json)
-    "v00": ("flow", {}),
+    "v00": ("cnf", {}),
     "vb": ("vb", {}),
     # the project's own, for CPU-sized training budgets
-    "compact": ("flow", _COMPACT_FLOW),
+    "compact": ("cnf", _COMPACT_CNF),
     "compact-vb": ("vb", _COMPACT),
     # residual configs: the decoder adds a correction to the training-free frame (PerVFI's ``base``
     # option), so an untrained model starts at the training-free engine; "residual-vb" is the shipped
     # pervfi-own (weights/MODEL_CARD.md)
     "residual-vb": ("vb", dict(_COMPACT, base="training-free")),
-    "residual-compact": ("flow", dict(_COMPACT_FLOW, base="training-free")),
-    # the τ-capable embedded model: the flow decoder (Eq. 10-17) models the residual to today's
-    # training-free engine (motion trust on)
-    "residual-flow": ("flow", dict(_COMPACT_FLOW, base="training-free-trust")),
+    "residual-compact": ("cnf", dict(_COMPACT_CNF, base="training-free")),
+    # the τ-capable embedded model (pervfi-own-tau): the normalizing-flow decoder (Eq. 10-17) models the
+    # residual to today's training-free engine (motion trust on)
+    "residual-cnf": ("cnf", dict(_COMPACT_CNF, base="training-free-trust")),
     # the same residual model wider, with about 3x the parameters (2.4 M, under 10 MB exported), for GPUs
     # (bench/device_train.sh); untrained it too gives exactly the training-free frame at τ = 0
-    "residual-flow-wide": ("flow", dict(encoder_channels=(24, 32, 48), metric_rows=(16, 24, 32, 48),
-                                        dcn_groups=(3, 4, 4), n_flows=6, flow_hidden=48, fuse_width=32,
-                                        fuse_branches=(24, 32, 48), base="training-free-trust")),
+    "residual-cnf-wide": ("cnf", dict(encoder_channels=(24, 32, 48), metric_rows=(16, 24, 32, 48),
+                                      dcn_groups=(3, 4, 4), n_steps=6, coupling_hidden=48, fuse_width=32,
+                                      fuse_branches=(24, 32, 48), base="training-free-trust")),
     # the smallest valid set, for tests and smoke runs
-    "tiny": ("flow", dict(encoder_channels=(13, 16, 16), metric_rows=(16, 8, 8, 8), dcn_groups=(2, 2, 2), n_flows=2,
-                          flow_hidden=8, fuse_width=8, fuse_branches=(8, 8, 8))),
+    "tiny": ("cnf", dict(encoder_channels=(13, 16, 16), metric_rows=(16, 8, 8, 8), dcn_groups=(2, 2, 2), n_steps=2,
+                         coupling_hidden=8, fuse_width=8, fuse_branches=(8, 8, 8))),
 }
 ALIASES = {"pervfi-v00": "v00", "pervfi-vb": "vb"}  # the weights-manifest architecture ids
+#: Names from before the normalizing-flow decoder was named the decoder, as the shipped weights' metadata,
+#: older exports and commands still spell them -> today's: config names, config keys, the decoder kind.
+RENAMED = {"residual-flow": "residual-cnf", "residual-flow-wide": "residual-cnf-wide",
+           "n_flows": "n_steps", "flow_hidden": "coupling_hidden", "flow": "cnf"}
 
 #: Residual bases (``base=`` in a config): keyword arguments of the training-free engine whose frame the
 #: decoder corrects. "training-free" is the engine as pervfi-own was trained on it, before motion trust;
@@ -70,10 +76,15 @@ def network(**config) -> PerVFI:
     return model.eval()
 
 
+def config_name(name: str) -> str:
+    """Today's name of a config: an alias of :data:`ALIASES` or an old name of :data:`RENAMED` resolved."""
+    return ALIASES.get(name, RENAMED.get(name, name))
+
+
 def build_model(config: str = "v00", **overrides):
     """A PerVFI model with random weights, in eval mode, for ``config`` (a name of :data:`CONFIGS` or an
     alias of :data:`ALIASES`); keyword ``overrides`` (see :class:`~pervfi_core.model.PerVFI`) on top."""
-    name = ALIASES.get(config, config)
+    name = config_name(config)
     if name not in CONFIGS:
         raise InputError(f"config: expected one of {(*CONFIGS, *ALIASES)}, got {config!r}")
     decoder, base = CONFIGS[name]
@@ -88,8 +99,12 @@ def config_metadata(model, name: str) -> dict[str, str]:
 
 
 def model_from_metadata(metadata: dict[str, str]):
-    """Rebuild the (untrained) model described by :func:`config_metadata`'s metadata."""
+    """Rebuild the (untrained) model described by :func:`config_metadata`'s metadata (old names read
+    through :data:`RENAMED`)."""
     if META_MODEL_CONFIG not in metadata:
         raise InputError(f"weights metadata has no {META_MODEL_CONFIG!r}: not a file written by pervfi_core.train")
-    cfg = json.loads(metadata[META_MODEL_CONFIG])
-    return network(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()})
+    cfg = {RENAMED.get(k, k): tuple(v) if isinstance(v, list) else v
+           for k, v in json.loads(metadata[META_MODEL_CONFIG]).items()}
+    if "decoder" in cfg:
+        cfg["decoder"] = RENAMED.get(cfg["decoder"], cfg["decoder"])
+    return network(**cfg)

@@ -10,7 +10,9 @@ decoder (vb). Changing τ or the seed re-runs only this.
 
 Submodule names are the official key prefixes, so official checkpoints load strictly:
 ``featurePyramid``, ``deformableAlign``, ``attentionMerge``, ``multiscaleFuse`` and ``condFLownet``
-(v00) or ``generator`` (vb). This module is the network only: how it is run as an engine (name, memory,
+(v00) or ``generator`` (vb). In the project's own names "flow" is the optical flow only; the conditional
+normalizing flow is the decoder, kind ``"cnf"`` (configs written before the rename load through
+:data:`pervfi_core.configs.RENAMED`). This module is the network only: how it is run as an engine (name, memory,
 τ handling) is :mod:`pervfi_core.pervfi_engine`; :data:`ARCHITECTURE` recognises its checkpoints and
 reads its constructor arguments from tensor shapes.
 """
@@ -32,19 +34,20 @@ from .ops.padding import padding_for
 from .specs import Architecture, shape_of
 
 SIZE_MULTIPLE = 8  # three 2x levels in the generator (and the pyramid's 1/4 level)
-DECODERS = {"flow": "condFLownet", "vb": "generator"}  # decoder kind -> official key prefix
+DECODERS = {"cnf": "condFLownet", "vb": "generator"}  # decoder kind -> official key prefix
 
 
 class PerVFI(nn.Module):
     """PerVFI network. Hyperparameters (keyword-only) default to the official models.
 
     Args:
-        decoder: ``"flow"`` (conditional normalizing flow, official v00) or ``"vb"`` (deterministic).
+        decoder: ``"cnf"`` (the conditional normalizing flow, official v00) or ``"vb"`` (deterministic).
         encoder_channels: widths of the pyramid stages (the levels have 3 + c0, c1, c2 channels).
         metric_rows: widths of the Softmetric rows, full to 1/8 resolution (the first > 12: 12 image
             channels plus the error channels).
         dcn_groups: deformable offset groups per level l0, l1, l2 (each divides its level's channels).
-        n_flows: flow steps K per block of the normalizing flow; flow_hidden: its coupling width.
+        n_steps: Glow steps K per block of the normalizing flow; coupling_hidden: the width of their
+            affine-coupling networks.
         fuse_width: stem and bottleneck width of the fusion; fuse_branches: its HRNet branch widths.
         base: ``None`` (official) or an engine whose frame the decoder corrects (a project extension for
             small models trained on little compute; :mod:`pervfi_core.configs` builds it): the decoder then
@@ -54,16 +57,16 @@ class PerVFI(nn.Module):
             the base frame.
     """
 
-    def __init__(self, *, decoder: str = "flow", encoder_channels: Sequence[int] = (32, 64, 96),
+    def __init__(self, *, decoder: str = "cnf", encoder_channels: Sequence[int] = (32, 64, 96),
                  metric_rows: Sequence[int] = (16, 32, 64, 96), dcn_groups: Sequence[int] = (7, 8, 8),
-                 n_flows: int = 16, flow_hidden: int = 64, fuse_width: int = 64,
+                 n_steps: int = 16, coupling_hidden: int = 64, fuse_width: int = 64,
                  fuse_branches: Sequence[int] = (32, 64, 96), base: nn.Module | None = None):
         super().__init__()
         if decoder not in DECODERS:
             raise InputError(f"decoder: expected one of {tuple(DECODERS)}, got {decoder!r}")
         self.decoder = decoder
         self.config = dict(decoder=decoder, encoder_channels=tuple(encoder_channels), metric_rows=tuple(metric_rows),
-                           dcn_groups=tuple(dcn_groups), n_flows=n_flows, flow_hidden=flow_hidden,
+                           dcn_groups=tuple(dcn_groups), n_steps=n_steps, coupling_hidden=coupling_hidden,
                            fuse_width=fuse_width, fuse_branches=tuple(fuse_branches))
         self.base = base  # parameter-free: no state-dict keys of its own
         self.featurePyramid = FeaturePyramid(channels=tuple(encoder_channels), metric_rows=tuple(metric_rows))
@@ -72,9 +75,9 @@ class PerVFI(nn.Module):
         self.attentionMerge = AttentionMerge(channels=levels)
         self.multiscaleFuse = MultiscaleFuse(in_channels=levels, stem_channels=fuse_width,
                                              bottleneck_width=fuse_width, branch_channels=tuple(fuse_branches))
-        if decoder == "flow":
-            self.condFLownet = CondFlowNet(cond_channels=levels, n_blocks=len(levels), n_flows=n_flows,
-                                           hidden=flow_hidden)
+        if decoder == "cnf":
+            self.condFLownet = CondFlowNet(cond_channels=levels, n_blocks=len(levels), n_steps=n_steps,
+                                           hidden=coupling_hidden)
         else:
             self.generator = VBDecoder(cond_channels=levels)
             if base is not None:
@@ -84,7 +87,7 @@ class PerVFI(nn.Module):
     @property
     def arch(self) -> str:
         """Architecture id: ``"pervfi-v00"`` (normalizing flow) or ``"pervfi-vb"`` (fast decoder)."""
-        return "pervfi-v00" if self.decoder == "flow" else "pervfi-vb"
+        return "pervfi-v00" if self.decoder == "cnf" else "pervfi-vb"
 
     @property
     def device(self) -> torch.device:
@@ -102,7 +105,7 @@ class PerVFI(nn.Module):
 
     def _decoder_param(self) -> torch.Tensor:
         """A parameter of the decoder: its device and dtype are where decode()/encode() compute."""
-        return next((self.condFLownet if self.decoder == "flow" else self.generator).parameters())
+        return next((self.condFLownet if self.decoder == "cnf" else self.generator).parameters())
 
     def set_blend_dtype(self, dtype: torch.dtype) -> "PerVFI":
         """Run blend() (ASB + fusion) in ``dtype`` (e.g. bfloat16) and keep the decoder as it is (float32:
@@ -151,7 +154,7 @@ class PerVFI(nn.Module):
     # -- stage 2 -------------------------------------------------------------------------------
     def z_shapes(self, blend: Blend) -> list[tuple[int, ...]]:
         """Latent shapes for this blend, finest first: (B, 6, Hp/2, Wp/2), (B, 12, Hp/4, Wp/4), (B, 48, Hp/8, Wp/8)."""
-        self._require_flow("z_shapes")
+        self._require_cnf("z_shapes")
         return self.condFLownet.z_shapes(blend.batch, *blend.padded_size)
 
     def sample_z(self, blend: Blend, tau: float = DEFAULT_TAU, seed: int = 0) -> list[torch.Tensor]:
@@ -189,7 +192,7 @@ class PerVFI(nn.Module):
         ``standardize=True`` (default) zs are the latents :meth:`decode` takes, so
         ``decode(blend, z=zs)`` gives ``gt`` back; ``standardize=False`` returns the official raw
         flow outputs instead."""
-        self._require_flow("encode")
+        self._require_cnf("encode")
         check_image("gt", gt)
         if tuple(gt.shape[-2:]) != blend.size or gt.shape[0] != blend.batch:
             raise InputError(f"gt: expected shape ({blend.batch}, 3, {blend.size[0]}, {blend.size[1]}) like the "
@@ -203,8 +206,8 @@ class PerVFI(nn.Module):
         height, width = blend.padded_size
         return -(log_p + logdet) / (math.log(2) * height * width), zs
 
-    def _require_flow(self, what: str) -> None:
-        if self.decoder != "flow":
+    def _require_cnf(self, what: str) -> None:
+        if self.decoder != "cnf":
             raise InputError(f"{what} needs the normalizing-flow model (v00); this model is {self.arch}")
 
     def forward(self, img0, img1, fflow, bflow, t=0.5, *, tau: float = DEFAULT_TAU, seed: int = 0) -> torch.Tensor:
@@ -226,19 +229,19 @@ def config_from_shapes(sd) -> dict:
     """:class:`PerVFI`'s keyword arguments read from a state dict's tensor shapes (``base`` is not in
     the weights: the training CLI's metadata carries it)."""
     shape = lambda key: shape_of(sd[key])  # noqa: E731
-    flow = any(k.startswith("condFLownet.") for k in sd)
+    cnf = any(k.startswith("condFLownet.") for k in sd)
     rows = _count(sd, r"featurePyramid\.netSoftmetric\.(\d+)x0 - \1x1\.")
     cfg = dict(
-        decoder="flow" if flow else "vb",
+        decoder="cnf" if cnf else "vb",
         encoder_channels=tuple(shape(f"featurePyramid.netEncode.net{n}.0.weight")[0] for n in ("One", "Two", "Thr")),
         metric_rows=tuple(shape(f"featurePyramid.netSoftmetric.{r}x0 - {r}x1.netMain.1.weight")[0] for r in range(rows)),
         dcn_groups=tuple(shape(f"deformableAlign.deform_conv.l{lv}.conv_offset.weight")[0] // 27 for lv in range(3)),
         fuse_width=shape("multiscaleFuse.stems.0.0.weight")[0],
         fuse_branches=tuple(shape(f"multiscaleFuse.final_layers.{i}.weight")[1] for i in range(3)),
     )
-    if flow:
-        cfg.update(n_flows=_count(sd, r"condFLownet\.blocks\.0\.flows\.(\d+)\."),
-                   flow_hidden=shape("condFLownet.blocks.0.flows.0.coupling.affine.tail.0.weight")[0])
+    if cnf:
+        cfg.update(n_steps=_count(sd, r"condFLownet\.blocks\.0\.flows\.(\d+)\."),
+                   coupling_hidden=shape("condFLownet.blocks.0.flows.0.coupling.affine.tail.0.weight")[0])
     return cfg
 
 

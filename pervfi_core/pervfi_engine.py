@@ -22,7 +22,7 @@ from .specs import EngineSpec
 # one 256x448 and one 512x896 frame, batch 1, t = 0.5 (bench/memory_per_pixel.py; the same figure at both
 # sizes: the network is convolutional). v00 and vb peak in the shared blend stage (fusion at full
 # resolution), hence one figure; the project's compact widths (fuse_width < 64) with the vb decoder need
-# less. A compact flow decoder is charged the official figure (not measured: the safe side). On a GPU the
+# less. A compact normalizing-flow decoder is charged the official figure (not measured: the safe side). On a GPU the
 # caching allocator and convolution workspaces add to it (bench/device_check.py measures the real peak).
 OFFICIAL_BYTES_PER_PIXEL = 3157
 COMPACT_VB_BYTES_PER_PIXEL = 1031
@@ -62,7 +62,7 @@ class PerVFIEngine(nn.Module):
     @property
     def stochastic(self) -> bool:
         """True when τ and the seed change the output (the normalizing-flow decoder)."""
-        return self.network.decoder == "flow"
+        return self.network.decoder == "cnf"
 
     @property
     def device(self) -> torch.device:

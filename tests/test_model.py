@@ -9,8 +9,8 @@ from pervfi_core.errors import ArchitectureMismatchError, InputError
 from pervfi_core.model import SIZE_MULTIPLE, PerVFI
 from pervfi_core.pervfi_engine import PerVFIEngine, build as build_from_weights
 
-SMALL = dict(encoder_channels=(8, 16, 24), metric_rows=(16, 16, 16, 16), dcn_groups=(1, 2, 2), n_flows=2,
-             flow_hidden=16, fuse_width=16, fuse_branches=(8, 16, 24))
+SMALL = dict(encoder_channels=(8, 16, 24), metric_rows=(16, 16, 16, 16), dcn_groups=(1, 2, 2), n_steps=2,
+             coupling_hidden=16, fuse_width=16, fuse_branches=(8, 16, 24))
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def _inputs(batch=2, height=20, width=30, seed=1):
 
 
 def test_properties_and_submodule_names(v00, vb):
-    assert isinstance(v00, PerVFI) and (v00.decoder, vb.decoder) == ("flow", "vb")
+    assert isinstance(v00, PerVFI) and (v00.decoder, vb.decoder) == ("cnf", "vb")
     assert SIZE_MULTIPLE == 8 and (v00.arch, vb.arch) == ("pervfi-v00", "pervfi-vb")
     engine = PerVFIEngine(v00)  # the engine properties live in the adapter, not in the paper's network
     assert engine.stochastic and not PerVFIEngine(vb).stochastic and engine.size_multiple == 8
@@ -151,8 +151,8 @@ def test_wrong_architecture_raises(v00, vb):
 
     assert build_from_weights(vb.state_dict()).network.arch == "pervfi-vb"
     assert build_from_weights(v00.state_dict()).network.config == v00.config
-    other = build_model("v00", **{**SMALL, "n_flows": 3})
-    with pytest.raises(ArchitectureMismatchError, match="do not fit.*n_flows"):
+    other = build_model("v00", **{**SMALL, "n_steps": 3})
+    with pytest.raises(ArchitectureMismatchError, match="do not fit.*n_steps"):
         build_from_weights(v00.state_dict(), config_metadata(other, "mine"))
     with pytest.raises(WeightsError, match="unrecognised"):
         detect({"encoder.weight": torch.zeros(1)})
@@ -187,8 +187,8 @@ def test_training_free_base_starts_at_the_training_free_frame_and_round_trips():
         build_model("vb", base="rife")
 
 
-@pytest.mark.parametrize("config", ["residual-flow", "residual-flow-wide"])
-def test_residual_flow_configs_start_at_the_motion_trust_frame_and_export_under_10_mb(config, tmp_path):
+@pytest.mark.parametrize("config", ["residual-cnf", "residual-cnf-wide"])
+def test_residual_cnf_configs_start_at_the_motion_trust_frame_and_export_under_10_mb(config, tmp_path):
     """The τ-capable residual configs, the shipped narrow one and the wide one bench/device_train.sh
     trains: untrained, τ = 0 gives the training-free engine's frame (motion trust on), so training
     starts from today's default; the exported weights stay under the 10 MB a shipped file may take."""

@@ -16,25 +16,17 @@ from .segments import DEFAULT_SEGMENT_FRAMES, MIN_SEGMENT_FRAMES
 LIST_SUFFIXES = (".txt", ".list", ".lst")
 
 
-def _segment_frames(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= {MIN_SEGMENT_FRAMES}, got {text!r}") from None
-    if value < MIN_SEGMENT_FRAMES:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= {MIN_SEGMENT_FRAMES} (input frames per Ray "
-                                         f"task, neighbours sharing one), got {value}")
-    return value
+def _count(lo: int, hint: str = ""):
+    """An argparse type: a whole number >= ``lo``; ``hint`` (what it counts) joins the error message."""
+    what = f"a whole number >= {lo}" + (f" ({hint})" if hint else "")
 
-
-def _count(lo: int):
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number >= {lo}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
         if value < lo:
-            raise argparse.ArgumentTypeError(f"expected a whole number >= {lo}, got {value}")
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
         return value
     return parse
 
@@ -47,8 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "auto (the cluster in $RAY_ADDRESS or started by `ray start` here, else one on this "
                         "machine), local (a new one on this machine), or the head's HOST:PORT. Needs "
                         "pip install \"ray[default]\"")
-    g.add_argument("--segment-frames", type=_segment_frames, default=None, metavar="N",
-                   help=f"input frames per Ray task, neighbours sharing one (default: enough segments for every "
+    segment = "input frames per Ray task, neighbours sharing one"
+    g.add_argument("--segment-frames", type=_count(MIN_SEGMENT_FRAMES, segment), default=None, metavar="N",
+                   help=f"{segment} (default: enough segments for every "
                         f"worker, at most {DEFAULT_SEGMENT_FRAMES}); boundaries move to scene cuts nearby")
     g.add_argument("--task-cpus", type=_count(1), default=1, metavar="N",
                    help="CPUs (torch threads) per Ray task (default 1); a CUDA engine also takes one GPU per task")

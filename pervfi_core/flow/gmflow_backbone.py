@@ -12,29 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .raft_extractor import ResidualBlock
+
 FEATURE_DIMS = (64, 96, 128)
-
-
-class ResidualBlock(nn.Module):
-    """Two bias-free 3×3 convs with instance norm + ReLU; 1×1 projection (with bias) on the skip
-    when the stride or the width changes."""
-
-    def __init__(self, *, in_planes: int, planes: int, stride: int = 1):
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
-        self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
-        self.norm1 = nn.InstanceNorm2d(planes)
-        self.norm2 = nn.InstanceNorm2d(planes)
-        self.downsample = None
-        if stride != 1 or in_planes != planes:
-            self.downsample = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride=stride), nn.InstanceNorm2d(planes))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.relu(self.norm1(self.conv1(x)))
-        y = F.relu(self.norm2(self.conv2(y)))
-        if self.downsample is not None:
-            x = self.downsample(x)
-        return F.relu(x + y)
 
 
 class TridentConv(nn.Module):
@@ -54,9 +34,10 @@ class TridentConv(nn.Module):
 
 
 def _layer(in_planes: int, planes: int, stride: int) -> nn.Sequential:
+    """Two of RAFT's residual blocks, bias-free, with instance norm (no keys): GMFlow's stage."""
     return nn.Sequential(
-        ResidualBlock(in_planes=in_planes, planes=planes, stride=stride),
-        ResidualBlock(in_planes=planes, planes=planes),
+        ResidualBlock(in_channels=in_planes, channels=planes, norm="instance", stride=stride, bias=False),
+        ResidualBlock(in_channels=planes, channels=planes, norm="instance", bias=False),
     )
 
 

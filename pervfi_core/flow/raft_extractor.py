@@ -37,32 +37,50 @@ def make_norm(norm: str, channels: int) -> nn.Module:
     raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
 
 
-class ResidualBlock(nn.Module):
-    """relu(shortcut(x) + relu(n2(conv2(relu(n1(conv1 x)))))) with two 3×3 convolutions."""
+class _Residual(nn.Module):
+    """relu(shortcut(x) + y), y = x through conv_k -> norm_k -> ReLU for k = 1..``depth``; the shortcut is the
+    identity, or a 1×1 projection (with bias) + norm set by :meth:`_project`."""
 
-    def __init__(self, *, in_channels: int, channels: int, norm: str, stride: int = 1):
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, channels, 3, padding=1, stride=stride)
-        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
-        self.relu = nn.ReLU()
-        self.norm1 = make_norm(norm, channels)
-        self.norm2 = make_norm(norm, channels)
-        self.downsample = None
-        if stride != 1:
-            self.norm3 = make_norm(norm, channels)
-            # Same module as norm3: the official layout stores it under both names.
-            self.downsample = nn.Sequential(nn.Conv2d(in_channels, channels, 1, stride=stride), self.norm3)
+    depth: int
+
+    def _project(self, *, in_channels: int, channels: int, stride: int, norm: str) -> None:
+        # The projection's norm is also registered as norm<depth + 1>: one module under both names, as the
+        # official layout stores it.
+        shortcut_norm = make_norm(norm, channels)
+        setattr(self, f"norm{self.depth + 1}", shortcut_norm)
+        self.downsample = nn.Sequential(nn.Conv2d(in_channels, channels, 1, stride=stride), shortcut_norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.relu(self.norm1(self.conv1(x)))
-        y = self.relu(self.norm2(self.conv2(y)))
+        y = x
+        for k in range(1, self.depth + 1):
+            y = self.relu(getattr(self, f"norm{k}")(getattr(self, f"conv{k}")(y)))
         if self.downsample is not None:
             x = self.downsample(x)
         return self.relu(x + y)
 
 
-class BottleneckBlock(nn.Module):
+class ResidualBlock(_Residual):
+    """Two 3×3 convolutions; projected shortcut when the stride or the width changes. GMFlow's backbone is
+    built of the same block, with bias-free 3×3 convolutions (``bias=False``)."""
+
+    depth = 2
+
+    def __init__(self, *, in_channels: int, channels: int, norm: str, stride: int = 1, bias: bool = True):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, channels, 3, padding=1, stride=stride, bias=bias)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=bias)
+        self.relu = nn.ReLU()
+        self.norm1 = make_norm(norm, channels)
+        self.norm2 = make_norm(norm, channels)
+        self.downsample = None
+        if stride != 1 or in_channels != channels:
+            self._project(in_channels=in_channels, channels=channels, stride=stride, norm=norm)
+
+
+class BottleneckBlock(_Residual):
     """Residual bottleneck: 1×1 to channels/4, 3×3 (strided), 1×1 back to ``channels``."""
+
+    depth = 3
 
     def __init__(self, *, in_channels: int, channels: int, norm: str, stride: int = 1):
         super().__init__()
@@ -76,16 +94,7 @@ class BottleneckBlock(nn.Module):
         self.norm3 = make_norm(norm, channels)
         self.downsample = None
         if stride != 1:
-            self.norm4 = make_norm(norm, channels)
-            self.downsample = nn.Sequential(nn.Conv2d(in_channels, channels, 1, stride=stride), self.norm4)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.relu(self.norm1(self.conv1(x)))
-        y = self.relu(self.norm2(self.conv2(y)))
-        y = self.relu(self.norm3(self.conv3(y)))
-        if self.downsample is not None:
-            x = self.downsample(x)
-        return self.relu(x + y)
+            self._project(in_channels=in_channels, channels=channels, stride=stride, norm=norm)
 
 
 class _Encoder(nn.Module):

@@ -71,38 +71,29 @@ class FlowHead(nn.Module):
         return self.conv2(self.relu(self.conv1(x)))
 
 
-class BasicMotionEncoder(nn.Module):
-    """RAFT large: corr (B, corr_planes, h, w), flow (B, 2, h, w) -> (B, out_channels, h, w), flow last."""
+class MotionEncoder(nn.Module):
+    """corr (B, corr_planes, h, w), flow (B, 2, h, w) -> (B, out_channels, h, w), the flow in the last 2 channels.
 
-    def __init__(self, *, corr_planes: int, out_channels: int = 128):
+    Correlation branch: a 1×1 conv to ``corr_widths[0]`` (``convc1``), then a 3×3 to ``corr_widths[1]``
+    (``convc2``) when given; flow branch: 7×7 then 3×3 (``convf1``, ``convf2``) to ``flow_widths``; then a 3×3
+    over both (``conv``), each followed by a ReLU. RAFT large: (256, 192), (128, 64), 128 out; RAFT-small:
+    (96,), (64, 32), 82 out.
+    """
+
+    def __init__(self, *, corr_planes: int, corr_widths: tuple[int, ...], flow_widths: tuple[int, int],
+                 out_channels: int):
         super().__init__()
-        self.convc1 = nn.Conv2d(corr_planes, 256, 1)
-        self.convc2 = nn.Conv2d(256, 192, 3, padding=1)
-        self.convf1 = nn.Conv2d(2, 128, 7, padding=3)
-        self.convf2 = nn.Conv2d(128, 64, 3, padding=1)
-        self.conv = nn.Conv2d(192 + 64, out_channels - 2, 3, padding=1)  # the flow fills the last 2
-        self.relu = nn.ReLU()
-
-    def forward(self, flow: torch.Tensor, corr: torch.Tensor) -> torch.Tensor:
-        cor = self.relu(self.convc2(self.relu(self.convc1(corr))))
-        flo = self.relu(self.convf2(self.relu(self.convf1(flow))))
-        out = self.relu(self.conv(torch.cat([cor, flo], dim=1)))
-        return torch.cat([out, flow], dim=1)
-
-
-class SmallMotionEncoder(nn.Module):
-    """RAFT-small: corr (B, corr_planes, h, w), flow (B, 2, h, w) -> (B, out_channels, h, w), flow last."""
-
-    def __init__(self, *, corr_planes: int, out_channels: int = 82):
-        super().__init__()
-        self.convc1 = nn.Conv2d(corr_planes, 96, 1)
-        self.convf1 = nn.Conv2d(2, 64, 7, padding=3)
-        self.convf2 = nn.Conv2d(64, 32, 3, padding=1)
-        self.conv = nn.Conv2d(96 + 32, out_channels - 2, 3, padding=1)
+        self.convc1 = nn.Conv2d(corr_planes, corr_widths[0], 1)
+        self.convc2 = nn.Conv2d(corr_widths[0], corr_widths[1], 3, padding=1) if len(corr_widths) > 1 else None
+        self.convf1 = nn.Conv2d(2, flow_widths[0], 7, padding=3)
+        self.convf2 = nn.Conv2d(flow_widths[0], flow_widths[1], 3, padding=1)
+        self.conv = nn.Conv2d(corr_widths[-1] + flow_widths[1], out_channels - 2, 3, padding=1)
         self.relu = nn.ReLU()
 
     def forward(self, flow: torch.Tensor, corr: torch.Tensor) -> torch.Tensor:
         cor = self.relu(self.convc1(corr))
+        if self.convc2 is not None:
+            cor = self.relu(self.convc2(cor))
         flo = self.relu(self.convf2(self.relu(self.convf1(flow))))
         out = self.relu(self.conv(torch.cat([cor, flo], dim=1)))
         return torch.cat([out, flow], dim=1)
@@ -113,7 +104,8 @@ class BasicUpdateBlock(nn.Module):
 
     def __init__(self, *, corr_planes: int, hidden_dim: int = 128, context_dim: int = 128, factor: int = 8):
         super().__init__()
-        self.encoder = BasicMotionEncoder(corr_planes=corr_planes, out_channels=128)
+        self.encoder = MotionEncoder(corr_planes=corr_planes, corr_widths=(256, 192), flow_widths=(128, 64),
+                                     out_channels=128)
         self.gru = SepConvGRU(hidden_dim=hidden_dim, input_dim=context_dim + 128)
         self.flow_head = FlowHead(in_channels=hidden_dim, hidden=256)
         self.mask = nn.Sequential(
@@ -133,7 +125,8 @@ class SmallUpdateBlock(nn.Module):
 
     def __init__(self, *, corr_planes: int, hidden_dim: int = 96, context_dim: int = 64):
         super().__init__()
-        self.encoder = SmallMotionEncoder(corr_planes=corr_planes, out_channels=82)
+        self.encoder = MotionEncoder(corr_planes=corr_planes, corr_widths=(96,), flow_widths=(64, 32),
+                                     out_channels=82)
         self.gru = ConvGRU(hidden_dim=hidden_dim, input_dim=context_dim + 82)
         self.flow_head = FlowHead(in_channels=hidden_dim, hidden=128)
 

@@ -4,11 +4,11 @@ Keys are relative to the official prefixes: ``multiscaleFuse.`` (:class:`Multisc
 ``condFLownet.`` (:class:`CondFlowNet`), ``generator.`` (:class:`VBDecoder`).
 """
 from .fuse import MultiscaleFuse
-from .glow import CondFlowNet, FlowBlock
+from .glow import CondFlowNet, GlowBlock
 from .glow_layers import (
     ActNorm,
     AffineCoupling,
-    FlowStep,
+    GlowStep,
     InvConv2d,
     ZeroConv2d,
     gaussian_log_p,
@@ -20,8 +20,8 @@ __all__ = [
     "ActNorm",
     "AffineCoupling",
     "CondFlowNet",
-    "FlowBlock",
-    "FlowStep",
+    "GlowBlock",
+    "GlowStep",
     "InvConv2d",
     "MultiscaleFuse",
     "VBDecoder",

@@ -1,7 +1,7 @@
 """Conditional normalizing flow G (paper §3.2): I_t = G⁻¹(z; c), z ~ N(0, τ²).
 
 Multi-scale Glow: ``n_blocks`` blocks, each squeeze (``pixel_unshuffle(2)``) -> ActNorm ->
-InvConv2d -> ``n_flows`` flow steps (conditioned on the fused features c_b at the block's
+InvConv2d -> ``n_steps`` Glow steps (conditioned on the fused features c_b at the block's
 resolution) -> split. Blocks 0..L-2 emit half of their channels as a latent z_b and pass the other
 half on; the last block emits everything. Each z_b has a conditional Gaussian prior predicted by a
 ZeroConv2d ``prior`` from the kept half (or from zeros for the last block).
@@ -22,7 +22,7 @@ from torch import nn
 from ..errors import InputError
 from .glow_layers import (
     ActNorm,
-    FlowStep,
+    GlowStep,
     InvConv2d,
     ZeroConv2d,
     gaussian_log_p,
@@ -31,17 +31,17 @@ from .glow_layers import (
 )
 
 
-class FlowBlock(nn.Module):
+class GlowBlock(nn.Module):
     """One scale of the flow. Input ``(B, in_channels, h, w)``; works on 4·in_channels at h/2×w/2."""
 
-    def __init__(self, *, in_channels: int, cond_channels: int, n_flows: int, hidden: int, split: bool):
+    def __init__(self, *, in_channels: int, cond_channels: int, n_steps: int, hidden: int, split: bool):
         super().__init__()
         squeezed = 4 * in_channels
         self.split = split
         self.actnorm = ActNorm(channels=squeezed)
         self.invconv = InvConv2d(channels=squeezed)
-        self.flows = nn.ModuleList(
-            FlowStep(channels=squeezed, cond_channels=cond_channels, hidden=hidden) for _ in range(n_flows)
+        self.flows = nn.ModuleList(  # "flows": the official key name of the steps
+            GlowStep(channels=squeezed, cond_channels=cond_channels, hidden=hidden) for _ in range(n_steps)
         )
         # split: prior of z (second half) from the kept half; else: a learnt constant prior (from zeros)
         z_channels = squeezed // 2 if split else squeezed
@@ -90,10 +90,11 @@ class FlowBlock(nn.Module):
 
 
 class CondFlowNet(nn.Module):
-    """The conditional normalizing flow (official key prefix ``condFLownet.``).
+    """The conditional normalizing flow (official key prefix ``condFLownet.``): the v00 decoder. The class
+    keeps the official implementation's name, and ``flows`` below its key name, so that checkpoints map 1:1.
 
     Args (keyword-only): ``in_channels`` image channels (3); ``cond_channels`` channels of the
-    conditions c_0..c_{L-1}, finest first; ``n_blocks`` L (= len(cond_channels)); ``n_flows`` flow
+    conditions c_0..c_{L-1}, finest first; ``n_blocks`` L (= len(cond_channels)); ``n_steps`` Glow
     steps K per block; ``hidden`` width of the coupling networks.
     """
 
@@ -103,7 +104,7 @@ class CondFlowNet(nn.Module):
         in_channels: int = 3,
         cond_channels: Sequence[int] = (35, 64, 96),
         n_blocks: int = 3,
-        n_flows: int = 16,
+        n_steps: int = 16,
         hidden: int = 64,
     ):
         super().__init__()
@@ -112,10 +113,10 @@ class CondFlowNet(nn.Module):
         self.in_channels = in_channels
         self.n_blocks = n_blocks
         self.blocks = nn.ModuleList(
-            FlowBlock(
+            GlowBlock(
                 in_channels=in_channels * 2**b,  # each split keeps half of 4C channels
                 cond_channels=cond_channels[b],
-                n_flows=n_flows,
+                n_steps=n_steps,
                 hidden=hidden,
                 split=b < n_blocks - 1,
             )

@@ -187,8 +187,8 @@ class AffineCoupling(nn.Module):
         return self.encode(x, cond)
 
 
-class FlowStep(nn.Module):
-    """One flow step: ActNorm -> InvConv2d -> AffineCoupling (decode runs them backwards)."""
+class GlowStep(nn.Module):
+    """One Glow step ("step of flow"): ActNorm -> InvConv2d -> AffineCoupling (decode runs them backwards)."""
 
     def __init__(self, *, channels: int, cond_channels: int, hidden: int = 64):
         super().__init__()

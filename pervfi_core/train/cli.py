@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..configs import build_model, config_metadata
+from ..configs import build_model, config_metadata, config_name
 from ..engines import load_engine
 from ..weights.io import write_safetensors
 from ..errors import InputError
@@ -63,7 +63,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--halve-every", type=int, default=20_000, help="halve the learning rate every N steps")
     p.add_argument("--mu", type=float, default=0.2, help="weight of the perceptual term (paper: 0.2)")
     p.add_argument("--anchor", type=float, default=0.0,
-                   help="flow decoder: weight of an L1 term on the τ = 0 frame (not in the paper; default 0)")
+                   help="normalizing-flow decoder: weight of an L1 term on the τ = 0 frame (not in the paper; default 0)")
     p.add_argument("--anchor-mu", type=float, default=0.0,
                    help="with --anchor: add this weight times the perceptual distance of the τ = 0 frame to its "
                    "L1 (default 0)")
@@ -167,6 +167,7 @@ def run(args) -> int:
     if args.clip and not [n for n in flow_names if n != "exact"]:
         raise InputError("--clip needs an estimator in --flows besides 'exact' (real footage has no true motion)")
     torch.manual_seed(args.seed)
+    args.config = config_name(args.config)  # an old name (configs.RENAMED) is recorded as today's
     model = build_model(args.config)
     if args.init:
         start = load_engine(args.init)

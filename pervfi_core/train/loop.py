@@ -33,7 +33,7 @@ class TrainConfig:
     lr: float = 5e-4
     halve_every: int = 20_000
     mu: float = 0.2
-    anchor: float = 0.0  # weight of the τ = 0 L1 term (flow decoder; a project extension, see losses.py)
+    anchor: float = 0.0  # weight of the τ = 0 L1 term (normalizing-flow decoder; a project extension, see losses.py)
     anchor_mu: float = 0.0  # weight of the perceptual part inside that term
     seed: int = 0
     val_fraction: float = 0.05

@@ -4,7 +4,7 @@
   from a Gaussian with the mean and variance of the encoded ground truth (Eq. 13–15), so the
   perceptual term trains the decoder on latents that resemble real ones.
 * vb (deterministic decoder): L = L1 + μ·L_perc.
-* A project extension for the flow decoder, off by default (``anchor`` λ > 0):
+* A project extension for the normalizing-flow decoder, off by default (``anchor`` λ > 0):
   + λ·(L1(G⁻¹(0; c), I_t) + μ_a·L_perc(G⁻¹(0; c), I_t)), μ_a = ``anchor_mu`` (default 0: L1 only).
   The paper's objective never trains the τ = 0 frame itself; with a small training budget it drifts
   from the residual model's base, and this term holds it to the ground truth; its perceptual part
@@ -62,7 +62,7 @@ def pervfi_loss(model, batch: dict, flows: tuple[torch.Tensor, torch.Tensor], *,
     fflow, bflow = flows
     blend = model.blend(batch["img0"], batch["img1"], fflow, bflow, batch["t"])
     logs: dict[str, float] = {}
-    if model.decoder == "flow":  # the normalizing flow: NLL (Eq. 11-12); the vb decoder: L1
+    if model.decoder == "cnf":  # the normalizing flow: NLL (Eq. 11-12); the vb decoder: L1
         nll, zs = model.encode(blend, dequantize(batch["gt"], generator).clamp(0, 1))
         loss = nll.mean()
         logs["nll_bits"] = float(dequantized_nll_bits(nll.detach()).mean())

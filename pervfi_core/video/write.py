@@ -71,6 +71,15 @@ class _Claimed:
             self.lock.release()
             self.lock = None
 
+    def _published(self) -> None:
+        """The output has its final name: flush the folder's entry (best effort: the output itself is complete
+        on disk), then release the lock."""
+        try:
+            _fsync(self.path.parent, directory=True)
+        except OSError:
+            pass
+        self._unclaim()
+
 
 class VideoWriter(_Claimed):
     """Encode ``uint8`` RGB frames ``(H, W, 3)`` to a video file; optionally copy audio from a source.
@@ -168,11 +177,7 @@ class VideoWriter(_Claimed):
         except OSError as err:
             self.abort()
             raise os_write_error(self.path, self.path, err) from err
-        try:
-            _fsync(self.path.parent, directory=True)
-        except OSError:
-            pass  # best effort: the file itself is complete
-        self._unclaim()
+        self._published()
 
     def abort(self) -> None:
         """Stop ffmpeg and delete the temporary file; the final name is never created."""
@@ -252,11 +257,7 @@ class FrameFolderWriter(_Claimed):
             raise os_write_error(self.path, self.path, err) from err
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-        try:
-            _fsync(self.path.parent, directory=True)
-        except OSError:
-            pass  # best effort: the frames themselves are written
-        self._unclaim()
+        self._published()
 
     def abort(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)

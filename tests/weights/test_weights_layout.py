@@ -117,7 +117,7 @@ def _manifest_json() -> dict:
 
 def test_detected_hyperparameters_of_official_architectures(parity_dir):
     v00 = detect(_keys(parity_dir, "keys_pervfi_v00.json"))[1]
-    assert (v00["n_flows"], v00["flow_hidden"], v00["encoder_channels"]) == (16, 64, (32, 64, 96))  # K = 16
+    assert (v00["n_steps"], v00["coupling_hidden"], v00["encoder_channels"]) == (16, 64, (32, 64, 96))  # K = 16
     assert detect(_keys(parity_dir, "keys_pervfi_vb.json"))[1]["decoder"] == "vb"
     assert detect(_keys(parity_dir, "keys_raft.json"))[1] == {"small": False}
     assert detect(_keys(parity_dir, "keys_raft_small.json"))[1] == {"small": True}
@@ -125,14 +125,14 @@ def test_detected_hyperparameters_of_official_architectures(parity_dir):
     assert (gm["num_scales"], gm["upsample_factor"], gm["num_transformer_layers"]) == (1, 8, 6)
 
 
-@pytest.mark.parametrize("entry_id", ["pervfi-own", "pervfi-own-flow", "pervfi-v00", "raft-small", "gmflow-pypi",
+@pytest.mark.parametrize("entry_id", ["pervfi-own", "pervfi-own-tau", "pervfi-v00", "raft-small", "gmflow-pypi",
                                       "pervfi-rife"])
 def test_the_config_read_from_shapes_builds_the_same_layout(entry_id):
     """What detect() reads is what the network's constructor takes: rebuilt from it, the layout is the same."""
     entry = default_manifest().get(entry_id)
     with torch.device("meta"):
         net = _build(entry.architecture)
-    arch, config = detect(net.state_dict() if entry_id not in ("pervfi-own", "pervfi-own-flow") else _own(entry))
+    arch, config = detect(net.state_dict() if entry_id not in ("pervfi-own", "pervfi-own-tau") else _own(entry))
     with torch.device("meta"):
         rebuilt = {"pervfi-v00": _pervfi, "pervfi-vb": _pervfi, "pervfi-rife": _head}.get(
             arch, lambda **c: _rebuild(arch, c))(**config)
