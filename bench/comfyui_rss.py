@@ -84,14 +84,15 @@ class Timeline(threading.Thread):
                         return
 
 
-def phases(events: list, samples: list, prompt: dict) -> list[tuple[str, float, float, float]]:
-    """(node, RSS at its start, its peak, RSS at its end) in MB for each node run, from the timeline and the
-    (time, RSS) samples."""
+def phases(events: list, samples: list, prompt: dict) -> list[tuple[str, float, float, float, float]]:
+    """(node, RSS at its start, its lowest, its peak, RSS at its end) in MB for each node run, from the timeline
+    and the (time, RSS) samples. The lowest shows what a node let go of first (the pack's nodes give the
+    heap's free pages back before they run: pervfi_core/allocator.py)."""
     out = []
     for (t0, node), (t1, _) in zip(events, events[1:]):
         at = lambda t: min(samples, key=lambda s: abs(s[0] - t))[1]  # noqa: E731
-        inside = [r for t, r in samples if t0 <= t <= t1]
-        out.append((f"{node} {prompt[node]['class_type']}", at(t0), max([at(t0), at(t1), *inside]), at(t1)))
+        around = [at(t0), at(t1), *(r for t, r in samples if t0 <= t <= t1)]
+        out.append((f"{node} {prompt[node]['class_type']}", at(t0), min(around), max(around), at(t1)))
     return out
 
 
@@ -202,11 +203,11 @@ def main(argv=None) -> int:
         n, w, h = (int(v) for v in case.split("x"))
         clip = f"pervfi_rss_{n}_{w}x{h}{'_' + args.source.stem if args.source else ''}.mp4"
         make_clip(comfy / "input" / clip, n, w, h, source=args.source)
-        out_gb = (2 * n - 1) * w * h * 3 * 4 / 2 ** 30
+        out_mb = (2 * n - 1) * w * h * 3 * 4 / 2 ** 20
         for path in args.paths:
             r = measure(comfy, args.python, args.port, path, clip, args.limit)
             row = (f"| {n} | {w}x{h} | {path.upper()} | {r['status']} | {r['seconds']:.0f} | {r['before']:.0f} | "
-                   f"{r['peak']:.0f} | {r['peak'] - r['before']:.0f} | {r['after']:.0f} | {out_gb:.2f} |")
+                   f"{r['peak']:.0f} | {r['peak'] - r['before']:.0f} | {r['after']:.0f} | {out_mb:.0f} |")
             rows.append(row)
             print(row, flush=True)
             if args.samples:
@@ -214,14 +215,15 @@ def main(argv=None) -> int:
                 (args.samples / f"{n}x{w}x{h}-{path}.json").write_text(json.dumps(
                     {"samples": r["samples"], "events": [(t, e and graph(path, clip)[e]["class_type"])
                                                          for t, e in r["events"]]}))
-            for node, start, top, end in r["phases"]:
-                line = f"| {n} {w}x{h} {path.upper()} | {node} | {start:.0f} | {top:.0f} | {end:.0f} |"
+            for node, start, low, top, end in r["phases"]:
+                line = f"| {n} {w}x{h} {path.upper()} | {node} | {start:.0f} | {low:.0f} | {top:.0f} | {end:.0f} |"
                 per_node.append(line)
                 print(line, flush=True)
     lines = ["| frames in | size | path | result | seconds | RSS before (MB) | peak RSS (MB) | growth (MB) | "
-             "RSS after (MB) | output as float32 (GB) |", "|---|---|---|---|---|---|---|---|---|---|", *rows]
+             "RSS after (MB) | output as float32 (MB) |", "|---|---|---|---|---|---|---|---|---|---|", *rows]
     if args.phases:
-        lines += ["", "| run | node | RSS at start (MB) | peak (MB) | RSS at end (MB) |", "|---|---|---|---|---|",
+        lines += ["", "| run | node | RSS at start (MB) | lowest (MB) | peak (MB) | RSS at end (MB) |",
+                  "|---|---|---|---|---|---|",
                   *per_node]
     write_report(args.out, ["## Peak server RSS in ComfyUI (x2, training-free engine, auto motion, "
                             "`python bench/comfyui_rss.py`)", "", *lines])
