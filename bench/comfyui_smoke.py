@@ -101,10 +101,11 @@ def _options(entry) -> list:
     return entry[1].get("options", []) if entry and entry[0] == "COMBO" else (entry[0] if entry else [])
 
 
-def submit(base: str, prompt: dict, limit: float) -> dict:
-    """POST one prompt and wait: {status, seconds, detail, ran (node ids executed), cached (node ids reused)}."""
+def submit(base: str, prompt: dict, limit: float, client_id: str | None = None) -> dict:
+    """POST one prompt and wait: {status, seconds, detail, ran (node ids executed), cached (node ids reused)}.
+    ``client_id``: the websocket client that gets the prompt's progress messages."""
     start = time.time()
-    status, reply = _post(f"{base}/prompt", {"prompt": prompt})
+    status, reply = _post(f"{base}/prompt", {"prompt": prompt, **({"client_id": client_id} if client_id else {})})
     if status != 200:
         return {"status": "refused", "seconds": 0.0, "ran": [], "cached": [],
                 "detail": json.dumps(reply.get("node_errors") or reply, ensure_ascii=False)[:600]}
@@ -136,22 +137,24 @@ def run_workflow(base: str, name: str, limit: float) -> tuple[str, float, str]:
     return r["status"], r["seconds"], r["detail"]
 
 
-def self_built_graphs(upscale_model: str) -> dict:
-    """Graphs a user builds around core nodes (API format), with the pack's default widgets."""
-    from example_workflows.make_workflows import choice
+def widget_defaults(node_class: str) -> dict:
+    """Our node's widgets at their defaults, as a freshly added node has them (the loaders: their first choice)."""
+    from example_workflows.make_workflows import OURS, ports
 
+    return {name: default for name, _, _, default in ports(OURS[node_class])[1] if default is not None}
+
+
+def self_built_graphs(upscale_model: str) -> dict:
+    """Graphs a user builds around core nodes (API format), every PerVFI widget at its default (the default
+    engine and motion included)."""
     load = {"1": {"class_type": "LoadVideo", "inputs": {"file": "pervfi_bunny_192x108.mp4"}},
             "2": {"class_type": "GetVideoComponents", "inputs": {"video": ["1", 0]}},
-            "3": {"class_type": "PerVFILoadModel", "inputs": {"checkpoint": choice("PerVFILoadModel", "checkpoint",
-                                                                                      "training-free"), "dtype": "auto"}},
-            "4": {"class_type": "PerVFILoadFlowModel", "inputs": {
-                "estimator": choice("PerVFILoadFlowModel", "estimator", "auto"),
-                "checkpoint": choice("PerVFILoadFlowModel", "checkpoint", "default")}}}
-    sampling = {"tau": 0.3, "seed": 0}
+            "3": {"class_type": "PerVFILoadModel", "inputs": widget_defaults("PerVFILoadModel")},
+            "4": {"class_type": "PerVFILoadFlowModel", "inputs": widget_defaults("PerVFILoadFlowModel")}}
     upscale = {**load,
-               "5": {"class_type": "PerVFIInterpolate", "inputs": {"frames": ["2", 0], "model": ["3", 0],
-                                                                   "flow_model": ["4", 0], "multiplier": 2, **sampling,
-                                                                   "source_fps": ["2", 2]}},
+               "5": {"class_type": "PerVFIInterpolate", "inputs": {**widget_defaults("PerVFIInterpolate"),
+                                                                   "frames": ["2", 0], "model": ["3", 0],
+                                                                   "flow_model": ["4", 0], "source_fps": ["2", 2]}},
                "6": {"class_type": "UpscaleModelLoader", "inputs": {"model_name": upscale_model}},
                "7": {"class_type": "ImageUpscaleWithModel", "inputs": {"upscale_model": ["6", 0], "image": ["5", 0]}},
                "8": {"class_type": "CreateVideo", "inputs": {"images": ["7", 0], "fps": ["5", 1], "audio": ["2", 1]}},
@@ -159,9 +162,11 @@ def self_built_graphs(upscale_model: str) -> dict:
                                                            "format": "auto", "codec": "auto"}}}
     split = {**load,
              "5": {"class_type": "PerVFIFlowEstimation", "inputs": {"frames": ["2", 0], "flow_model": ["4", 0]}},
-             "6": {"class_type": "PerVFIASBBlend", "inputs": {"frames": ["2", 0], "flow": ["5", 0], "model": ["3", 0],
-                                                              "multiplier": 2, "source_fps": ["2", 2]}},
-             "7": {"class_type": "PerVFIFlowDecode", "inputs": {"blend": ["6", 0], "model": ["3", 0], **sampling}},
+             "6": {"class_type": "PerVFIASBBlend", "inputs": {**widget_defaults("PerVFIASBBlend"), "frames": ["2", 0],
+                                                              "flow": ["5", 0], "model": ["3", 0],
+                                                              "source_fps": ["2", 2]}},
+             "7": {"class_type": "PerVFIFlowDecode", "inputs": {**widget_defaults("PerVFIFlowDecode"),
+                                                                "blend": ["6", 0], "model": ["3", 0]}},
              "8": {"class_type": "CreateVideo", "inputs": {"images": ["7", 0], "fps": ["7", 1]}},
              "9": {"class_type": "SaveVideo", "inputs": {"video": ["8", 0], "filename_prefix": "pervfi/self_split",
                                                          "format": "auto", "codec": "auto"}}}

@@ -8,7 +8,8 @@ frame, ready for decoding). Inside ComfyUI, PERVFI_MODEL and PERVFI_FLOW_MODEL a
 model manager loads and offloads them); stand-alone they are the plain engines.
 
 ComfyUI reads :func:`comfy_entrypoint` (re-exported by the pack's ``__init__.py``); the oldest ComfyUI it
-supports is 0.10.0, the first whose V3 schema has ``search_aliases``.
+supports is 0.14.0, the first whose V3 schema has ``ControlAfterGenerate`` (the seed's ``fixed`` default;
+``search_aliases`` came in 0.11.0; tests/nodes/test_real_comfy_api.py against each version's ``comfy_api``).
 """
 from .comfy import ComfyExtension
 from .interpolate import PerVFIInterpolate
@@ -26,7 +27,7 @@ NODES = (
     PerVFIInterpolateVideo,
     PerVFIFlowToImage,
 )
-OLDEST_COMFYUI = "0.10.0"
+OLDEST_COMFYUI = "0.14.0"
 
 
 class PerVFIExtension(ComfyExtension):

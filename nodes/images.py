@@ -70,10 +70,11 @@ def frames_from_image(image, *, name: str = "frames", min_frames: int = 1) -> to
         frames = rearrange(image, "b h w c -> b c h w")
     low, high = STRAY_RANGE
     check_image(name, frames, min_value=low, max_value=high)
-    if bool(((frames < 0) | (frames > 1)).any()):
+    lo, hi = float(frames.amin()), float(frames.amax())  # no mask the size of the clip (a bool per value)
+    if lo < 0 or hi > 1:
         log.warning("%s: values from %g to %g lie outside [0, 1] (an upstream node overshoots); clamped to "
-                    "[0, 1]", name, float(frames.amin()), float(frames.amax()))
-        frames = frames.clamp(0, 1)
+                    "[0, 1]", name, lo, hi)
+        frames = frames.clamp(0, 1)  # a copy: the IMAGE is ComfyUI's (cached upstream), never changed in place
     if frames.shape[0] < min_frames:
         raise InputError(
             f"{name}: expected at least {min_frames} frames, got {frames.shape[0]}; interpolation needs "

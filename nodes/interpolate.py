@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 
 from pervfi_core import pipeline
+from pervfi_core.allocator import trimmed
 from pervfi_core.errors import InputError
 from pervfi_core.pipeline import clips
 from pervfi_core.pipeline.memory import memory_required
@@ -81,12 +82,13 @@ def run_clip(frames, model, flow_model, schedule, *, options, loop=False, chunk=
         buffer["image"], view = image_buffer(count, *frames.shape[2:], device=comfy.intermediate_device())
         return view
 
-    if chunk is not None:
-        result = chunk.feed(frames, engine, estimator, schedule, overlap=overlap, options=options, hooks=hooks,
-                            alloc=alloc)
-    else:
-        result = clips.interpolate_clip(frames, engine, estimator, schedule, loop=loop, options=options, hooks=hooks,
-                                        alloc=alloc)
+    with trimmed():  # the run's peak sits on what is held, not on freed heap pages (pervfi_core/allocator.py)
+        if chunk is not None:
+            result = chunk.feed(frames, engine, estimator, schedule, overlap=overlap, options=options, hooks=hooks,
+                                alloc=alloc)
+        else:
+            result = clips.interpolate_clip(frames, engine, estimator, schedule, loop=loop, options=options,
+                                            hooks=hooks, alloc=alloc)
     image = buffer["image"][: result.frames.shape[0]]
     return result, image, engine, estimator, hooks
 

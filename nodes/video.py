@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 
 from pervfi_core import pipeline
+from pervfi_core.allocator import trimmed
 from pervfi_core.errors import InputError
 from pervfi_core.pipeline import clips
 from pervfi_core.pipeline.loop import RunReport, input_info, interpolate_file
@@ -51,8 +52,9 @@ def stream_file(path, model, flow_model, *, multiplier: int, target_fps: float, 
     output = comfy.output_file("pervfi", path.suffix if path.suffix.lower() in (".mp4", ".mkv", ".mov") else ".mp4")
     report = RunReport()
     start = time.perf_counter()
-    interpolate_file(path, output, engine, estimator, multiplier=None if fps_out else multiplier, fps=fps_out,
-                     options=options, hooks=hooks, report=report, loop=loop)
+    with trimmed():  # pervfi_core/allocator.py
+        interpolate_file(path, output, engine, estimator, multiplier=None if fps_out else multiplier, fps=fps_out,
+                         options=options, hooks=hooks, report=report, loop=loop)
     frames_in = report.frames_in - int(loop)  # the loop's closing pair reads the first frame again
     summary = run_report(engine=engine, estimator=estimator, options=options, timesteps=schedule, height=info.height,
                          width=info.width, fps_in=report.fps_in, frames_in=frames_in, frames_out=report.frames_out,

@@ -116,6 +116,18 @@ def test_all_in_one_equals_the_staged_graph(clip, default_models):
     assert torch.equal(out, staged)
 
 
+def test_a_run_gives_freed_heap_pages_back_before_and_after(clip, default_models, monkeypatch):
+    """The IMAGE run sits inside allocator.trimmed(): upstream nodes' freed pages go back before the output
+    is allocated, the run's own temporaries after it (bench/results/comfyui-rss.md)."""
+    from pervfi_core import allocator
+
+    calls = []
+    monkeypatch.setattr(allocator, "trim_malloc", lambda: calls.append(len(calls)) or True)
+    model, flow_model = default_models
+    run_node(PerVFIInterpolate, frames=clip[:2], model=model, flow_model=flow_model, multiplier=2, tau=0.3, seed=0)
+    assert len(calls) == 2
+
+
 def test_explicit_timesteps_override_the_multiplier(clip, default_models):
     model, flow_model = default_models
     _, _, masks, out = _staged(clip[:2], model, flow_model, multiplier=2, timesteps="0.25, 0.5, 0.75")
