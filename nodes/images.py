@@ -69,8 +69,8 @@ def frames_from_image(image, *, name: str = "frames", min_frames: int = 1) -> to
     else:
         frames = rearrange(image, "b h w c -> b c h w")
     low, high = STRAY_RANGE
-    check_image(name, frames, min_value=low, max_value=high)
-    lo, hi = float(frames.amin()), float(frames.amax())  # no mask the size of the clip (a bool per value)
+    # the range the check scanned (one pass, no mask the size of the clip); None only inside checks.trusted()
+    lo, hi = check_image(name, frames, min_value=low, max_value=high) or (0.0, 1.0)
     if lo < 0 or hi > 1:
         log.warning("%s: values from %g to %g lie outside [0, 1] (an upstream node overshoots); clamped to "
                     "[0, 1]", name, lo, hi)

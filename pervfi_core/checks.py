@@ -41,10 +41,11 @@ def trusted():
 
 
 def check_image(name: str, x, *, channels: int = 3, max_value: float | None = None, min_value: float | None = None,
-                finite: bool = True) -> None:
+                finite: bool = True) -> tuple[float, float] | None:
     """``x`` must be a float tensor ``(B, channels, H, W)`` with B >= 1 and finite values (in
     [``min_value``, ``max_value``] where ``max_value`` is given, e.g. :data:`MAX_FRAME_VALUE`;
-    ``min_value`` defaults to :data:`MIN_FRAME_VALUE`; ``finite=False``: values not scanned)."""
+    ``min_value`` defaults to :data:`MIN_FRAME_VALUE`; ``finite=False``: values not scanned).
+    Returns the (minimum, maximum) the value scan found, None where values were not scanned."""
     if not isinstance(x, torch.Tensor):
         raise InputError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
     if x.ndim != 4:
@@ -66,8 +67,7 @@ def check_image(name: str, x, *, channels: int = 3, max_value: float | None = No
             f"{name}: expected a floating-point tensor (float32/float16/bfloat16) with values "
             f"in [0, 1], got {x.dtype}; convert with x.float() / 255 for 8-bit data"
         )
-    if finite:
-        check_finite(name, x, max_value=max_value, min_value=min_value)
+    return check_finite(name, x, max_value=max_value, min_value=min_value) if finite else None
 
 
 def check_whole(name: str, value, lo: int, hi: int | None = None, *, hint: str = "", unit: str = "",
@@ -108,16 +108,16 @@ def check_estimator(name: str, estimator) -> None:
 
 
 def check_finite(name: str, x: torch.Tensor, *, max_value: float | None = None,
-                 min_value: float | None = None) -> None:
+                 min_value: float | None = None) -> tuple[float, float] | None:
     """Every value finite (and, with ``max_value``, in [``min_value`` (default :data:`MIN_FRAME_VALUE`),
     ``max_value``]): one sync; skipped inside :func:`trusted`.
 
     The scan is the maximum and the minimum (a NaN propagates into both, +Inf is the maximum, -Inf the
     minimum): no temporary the size of ``x`` (a mask of ``~isfinite(x)`` summed as int64 took 2.5 times
     ``x``, 1.7 GB for a 600-frame 448x252 clip, bench/results/comfyui-rss.md). Bad values are counted only
-    for the error."""
+    for the error. Returns the (minimum, maximum) found, None where nothing was scanned."""
     if _TRUSTED.get() or x.numel() == 0:  # nothing to scan (amax of nothing is undefined)
-        return
+        return None
     high, low = torch.stack([x.detach().amax().double(), x.detach().amin().double()]).tolist()
     if not (math.isfinite(high) and math.isfinite(low)):
         parts = x.detach().reshape(1) if x.ndim == 0 else x.detach()  # counted item by item: no copy of x
@@ -129,6 +129,7 @@ def check_finite(name: str, x: torch.Tensor, *, max_value: float | None = None,
     if max_value is not None and low < (MIN_FRAME_VALUE if min_value is None else min_value):
         hint = "map [-1, 1] data with (x + 1) / 2" if low < -0.25 else "clamp them with x.clamp(0, 1)"
         raise InputError(f"{name}: expected values in [0, 1], got a minimum of {low:g}; {hint}")
+    return low, high
 
 
 def check_flow(name: str, flow, like: torch.Tensor, *, finite: bool = True) -> None:
