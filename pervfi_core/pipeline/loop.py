@@ -61,11 +61,6 @@ def to_array(x: torch.Tensor, dtype=np.uint8) -> np.ndarray:
     return x.permute(1, 2, 0).cpu().numpy().astype(dtype, copy=False)
 
 
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """(3,H,W) or (1,3,H,W) in [0,1] -> uint8 (H,W,3), rounded."""
-    return to_array(x)
-
-
 def interpolate_frames(frames: Iterable[np.ndarray], engine, estimator, schedule, *, options: Options | None = None,
                        hooks: Hooks | None = None, total_pairs: int | None = None, report: RunReport | None = None,
                        first_frame: int = 0, final: bool = True, **overrides) -> Iterator[np.ndarray]:
