@@ -109,22 +109,36 @@ class IFNet(nn.Module):
             self.add_module(f"block{i}", _Block(first if i == 0 else later, c))
         self.encode = _Head()
 
-    def forward(self, img0, img1, t: float | torch.Tensor = 0.5, *, features: bool = False):
+    def inputs(self, img0, img1, t: float | torch.Tensor = 0.5) -> tuple[torch.Tensor, ...]:
+        """What every block sees besides the running estimate: both frames, their features, the time map."""
         b, _, h, w = img0.shape
         tmap = (t.to(img0).view(-1, 1, 1, 1) if torch.is_tensor(t) else img0.new_tensor(float(t))).expand(b, 1, h, w)
-        f0, f1 = self.encode(img0), self.encode(img1)
-        flow = mask = feat = None
-        for i, scale in enumerate(SCALES):
-            block = getattr(self, f"block{i}")
-            if flow is None:
-                flow, mask, feat = block(torch.cat([img0, img1, f0, f1, tmap], 1), None, scale)
-                continue
-            w0, w1 = (backward_warp(x, flow[:, k:k + 2], padding="border")
-                      for x, k in ((torch.cat([img0, f0], 1), 0), (torch.cat([img1, f1], 1), 2)))
-            delta, mask, feat = block(torch.cat([w0[:, :3], w1[:, :3], w0[:, 3:], w1[:, 3:], tmap, mask, feat], 1),
-                                      flow, scale)
-            flow = flow + delta
+        return img0, img1, self.encode(img0), self.encode(img1), tmap
+
+    @staticmethod
+    def step(block: nn.Module, i: int, inputs, state):
+        """Block ``i`` (at 1/SCALES[i]) on the inputs and the running (flow, mask logit, features), None before
+        the first block: the next running estimate."""
+        img0, img1, f0, f1, tmap = inputs
+        if state is None:
+            return block(torch.cat([img0, img1, f0, f1, tmap], 1), None, SCALES[i])
+        flow, mask, feat = state
+        w0, w1 = (backward_warp(x, flow[:, k:k + 2], padding="border")
+                  for x, k in ((torch.cat([img0, f0], 1), 0), (torch.cat([img1, f1], 1), 2)))
+        delta, mask, feat = block(torch.cat([w0[:, :3], w1[:, :3], w0[:, 3:], w1[:, 3:], tmap, mask, feat], 1),
+                                  flow, SCALES[i])
+        return flow + delta, mask, feat
+
+    @staticmethod
+    def finish(state, features: bool):
+        flow, mask, feat = state
         return (flow, torch.sigmoid(mask), feat) if features else (flow, torch.sigmoid(mask))
+
+    def forward(self, img0, img1, t: float | torch.Tensor = 0.5, *, features: bool = False):
+        inputs, state = self.inputs(img0, img1, t), None
+        for i in range(len(SCALES)):
+            state = self.step(getattr(self, f"block{i}"), i, inputs, state)
+        return self.finish(state, features)
 
 
 class RIFEEstimator(FlowEstimator):

