@@ -54,7 +54,7 @@ def differences(engine, root: Path, tau: float, limit: int | None) -> dict[str, 
                 * 255)
         out = engine.trunk(i0, i1, 0.5)
         h, w = blend.size
-        grad = gradient(blend.base[..., :h, :w])
+        grad = gradient(blend.frame[..., :h, :w])
         textured = grad >= torch.quantile(grad.flatten()[::7], 0.75)
         misaligned = (out.warped0 - out.warped1).abs().mean(1, keepdim=True) > MISALIGNED
         for name, sel in (("all", torch.ones_like(textured)), ("textured", textured), ("misaligned", misaligned),
