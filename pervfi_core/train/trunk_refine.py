@@ -32,17 +32,9 @@ from pathlib import Path
 
 import torch
 
-from ..ops.warp import backward_warp
-from ..pervfi_rife.trunk import META_TRUNK_DIGEST, REFINED_PREFIX, trunk_digest
+from ..pervfi_rife.trunk import META_TRUNK_DIGEST, REFINED_PREFIX, rife_frame, trunk_digest, trunk_output
 
 META_REFINED_STEPS = "pervfi_rife_refined_steps"
-
-
-def rife_synthesis(network, img0: torch.Tensor, img1: torch.Tensor, t: float = 0.5) -> torch.Tensor:
-    """RIFE's own frame at t from an IFNet (frames' sides multiples of 64), with gradients where it has them."""
-    flows, mask = network(img0, img1, t)
-    return (backward_warp(img0, flows[:, :2], padding="border") * mask
-            + backward_warp(img1, flows[:, 2:4], padding="border") * (1 - mask))
 
 
 class TripletSampler:
@@ -123,7 +115,7 @@ def fit(args) -> None:
             group["lr"] = lr
         tri = torch.stack([sample() for _ in range(args.batch)]).to(device)
         x0, gt, x1 = tri[:, 0], tri[:, 1], tri[:, 2]
-        frame = rife_synthesis(net, x0, x1)
+        frame = rife_frame(trunk_output(net, x0, x1))
         l1 = ((frame - gt) ** 2 + 1e-6).sqrt().mean()  # Charbonnier
         clamped = frame.clamp(0, 1)
         la, ld = alex(clamped, gt).mean(), dists(clamped, gt).mean()

@@ -8,8 +8,8 @@ import torch
 from pervfi_core.flow.rife import IFNet
 from pervfi_core.pervfi_rife import engine as rife_engine
 from pervfi_core.pervfi_rife.engine import Head, PerVFIRife
-from pervfi_core.pervfi_rife.trunk import RIFETrunk, trunk_digest, with_refined_blocks
-from pervfi_core.train.trunk_refine import TripletSampler, rife_synthesis, write_refined
+from pervfi_core.pervfi_rife.trunk import RIFETrunk, rife_frame, trunk_digest, trunk_output, with_refined_blocks
+from pervfi_core.train.trunk_refine import TripletSampler, write_refined
 
 
 def _ifnet(seed: int) -> IFNet:
@@ -113,7 +113,7 @@ def test_fine_tune_trains_only_the_chosen_blocks_and_samples_repeatably():
     for p in net.block4.parameters():
         p.requires_grad_(True)
     x0, x1 = torch.rand(2, 1, 3, 64, 64).unbind(0)
-    rife_synthesis(net, x0, x1).mean().backward()
+    rife_frame(trunk_output(net, x0, x1)).mean().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.block4.parameters() if p.dim() > 1)
     assert all(p.grad is None for p in net.block3.parameters())
     clips = [(torch.rand(9, 3, 40, 48) * 255).to(torch.uint8)]
