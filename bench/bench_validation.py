@@ -161,7 +161,10 @@ def main(argv=None) -> dict | None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--time-only", action="store_true", help="only the side-by-side timing (printed)")
     p.add_argument("--light-taus", action="store_true",
-                   help="τ > 0 rows get PSNR, LPIPS-alex and DISTS only (SSIM and LPIPS-vgg: '–'), a third of the cost")
+                   help="τ rows not in --full-taus get PSNR, LPIPS-alex and DISTS only (SSIM and LPIPS-vgg: '–'), "
+                        "a third of the cost")
+    p.add_argument("--full-taus", type=float, nargs="*", default=[0.0],
+                   help="with --light-taus, the τ values that still get every metric (default: 0)")
     p.add_argument("--out", type=Path, default=HERE / "results" / "validation.md")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
@@ -192,7 +195,8 @@ def main(argv=None) -> dict | None:
             frames, wall, cpu = timed(fn, i0, i1, k)
             seconds[key].append((wall, cpu))
             for label, y in frames.items():
-                full = not args.light_taus or ":tau=" not in label or float(label.split(":tau=")[1].split(":")[0]) == 0
+                full = (not args.light_taus or ":tau=" not in label
+                        or float(label.split(":tau=")[1].split(":")[0]) in args.full_taus)
                 scores[label].append({**score(y, full=full), "set": item["set"], "class": item["motion_class"],
                                       "name": item["name"]})
         print(f"{k + 1}/{len(items)} {item['set']}/{item['name']}", file=sys.stderr)
@@ -219,11 +223,15 @@ def _table(title: str, scores: dict[str, list[dict]], key: str | None) -> list[s
     return lines + [""]
 
 
+def _full_taus(args) -> str:
+    return f" --full-taus {' '.join(f'{t:g}' for t in args.full_taus)}" if args.light_taus and args.full_taus != [0.0] else ""
+
+
 def report(args, results) -> list[str]:
     scores, secs, side = results["scores"], results["seconds"], results["side_by_side"]
     lines = [f"# Validation on real footage ({datetime.date.today()})", "",
              f"`python bench/bench_validation.py --engines {' '.join(args.engines)}"
-             f"{f' --limit {args.limit}' if args.limit else ''}{' --light-taus' if args.light_taus else ''}` — {results['n']} triplets of ../shared/validation "
+             f"{f' --limit {args.limit}' if args.limit else ''}{' --light-taus' if args.light_taus else ''}{_full_taus(args)}` — {results['n']} triplets of ../shared/validation "
              f"(t = 0.5, full resolution), {args.threads} threads; overall = mean over triplets. "
              "Engines' default estimator `auto` is DIS on a CPU.", ""]
     lines += _table("## Overall", scores, None)

@@ -50,8 +50,8 @@ BENCHES = {
     "tau": ("τ sweep and flicker of the τ-capable embedded model on held-out clips",
             ["bench_tau.py", "--weights", "weights/pervfi_own_flow.safetensors"], "results/tau.md"),
     "validation": ("Validation on real footage (../shared/validation): engines against RIFE 4.25/4.26 and frame averaging",
-                   ["bench_validation.py", "--light-taus", "--engines", "training-free", *(f"pervfi-rife:tau={t}" for t in
-                                                                         ("0", "0.1", "0.2", "0.3", "0.5", "1"))],
+                   ["bench_validation.py", "--light-taus", "--full-taus", "0", "0.2", "0.3", "0.4", "--engines",
+                    "training-free", *(f"pervfi-rife:tau={t}" for t in ("0", "0.1", "0.2", "0.3", "0.4", "0.5", "0.7", "1"))],
                    "results/validation.md"),
     "rife-tau": ("pervfi-rife: what τ changes, and flicker on a real clip",
                  ["bench_rife_tau.py", "--tau", "0.5"], "results/rife_tau.md"),

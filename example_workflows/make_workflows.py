@@ -156,7 +156,7 @@ def _topological(graph) -> dict:
     return order
 
 
-def loaders(checkpoint: str = "training-free") -> list:  # no download: the templates run offline
+def loaders(checkpoint: str = "training-free") -> list:  # no download, except the τ comparison (the default)
     return [("3", "PerVFILoadModel", {"checkpoint": choice("PerVFILoadModel", "checkpoint", checkpoint),
                                       "dtype": "auto"}, None),
             ("4", "PerVFILoadFlowModel", {"estimator": choice("PerVFILoadFlowModel", "estimator", "auto"),
@@ -185,8 +185,9 @@ DESCRIPTIONS = {
           "so the saved clip repeats without a jump.",
     TAU: "The three stages as separate nodes: **PerVFI Motion (optical flow) -> PerVFI Asymmetric Blend (ASB) -> "
          "PerVFI Decode (τ)**, decoded at τ = 0, 0.3 and 0.6 and stitched side by side. Change τ or the seed and only "
-         "the decoders re-run. Uses pervfi-own-tau (shipped, stochastic); pick pervfi-v00 for the official model "
-         "(downloaded on first use).",
+         "the decoders re-run. Uses the default engine, pervfi-rife (its RIFE trunk is downloaded once, 25 MB): it "
+         "finds its own motion (the Motion node's flow feeds the preview), and τ acts where the two warped frames "
+         "disagree — moving edges, occlusions. Pick pervfi-own-tau for a run with no download.",
     UPSCALE: "**PerVFI Interpolate Frames** (x2) chained with core's Load Upscale Model -> Upscale Image (using "
              "Model) -> Create Video -> Save Video. Put an ESRGAN-family x2 model (e.g. RealESRGAN_x2plus.pth) into "
              "models/upscale_models and pick it in Load Upscale Model.",
@@ -215,7 +216,7 @@ WORKFLOWS = {
     TAU: [
         ("1", "LoadVideo", {"file": CLIP}, None),
         ("2", "GetVideoComponents", {"video": ("1", 0)}, None),
-        *loaders("pervfi-own-tau"),
+        *loaders("default"),
         ("5", "ImageFromBatch", {"image": ("2", 0), "batch_index": 0, "length": 2}, "First two frames"),
         ("6", "PerVFIFlowEstimation", {"frames": ("5", 0), "flow_model": ("4", 0)}, None),
         ("7", "PerVFIASBBlend", {"frames": ("5", 0), "flow": ("6", 0), "model": ("3", 0), "multiplier": 2,

@@ -22,9 +22,10 @@ MODEL_TOOLTIP = "The engine from 'Load PerVFI Model'. Use the same one for blend
 MOTION_MODEL_TOOLTIP = "The motion estimator from 'Load PerVFI Motion Estimator (optical flow)'."
 TAU_TOOLTIP = (
     "Sampling temperature τ of a normalizing-flow decoder (paper §3.2): the latent is drawn from N(0, τ²). "
-    "0 = the most probable (smoothest) frame; higher = more texture and randomness. Used only by stochastic "
-    "engines (pervfi-rife, the default; pervfi-v00, pervfi-own-tau); deterministic ones (training-free, pervfi-own, "
-    "pervfi-vb) ignore it, and a change re-uses the last result.")
+    "0 = the most probable (smoothest) frame; higher = more texture and randomness (pervfi-rife, the default: only "
+    "where the two warped frames disagree, at moving edges and occlusions). Used only by stochastic engines "
+    "(pervfi-rife, pervfi-v00, pervfi-own-tau); deterministic ones (training-free, pervfi-own, pervfi-vb) ignore it, "
+    "and a change re-uses the last result.")
 SEED_TOOLTIP = (
     "Seed of the random latent of a stochastic engine (pervfi-rife, pervfi-v00, pervfi-own-tau): same seed and τ = "
     "same frames. Deterministic engines ignore it (a change re-uses the last result). Stays fixed after each "

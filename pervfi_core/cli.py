@@ -189,7 +189,8 @@ def add_interpolate(sub) -> argparse.ArgumentParser:
                       help=f"retime to this frame rate instead (any value within {MAX_RATE_RATIO}x of the input "
                            "rate, e.g. 24 -> 60; exact ratios as N/D, e.g. 60000/1001)")
     p.add_argument("--tau", type=float, default=DEFAULT_TAU,
-                   help=f"sampling temperature of a stochastic engine (pervfi-v00), 0..1 (default {DEFAULT_TAU})")
+                   help=f"sampling temperature of a stochastic engine (the default pervfi-rife, pervfi-v00, pervfi-own-tau), "
+                        f"0..1 (default {DEFAULT_TAU})")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED,
                    help=f"seed of a stochastic engine's latent (default {DEFAULT_SEED})")
     p.add_argument("--noise", default=DEFAULT_NOISE, choices=NOISE_MODES,

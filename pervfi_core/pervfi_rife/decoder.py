@@ -6,11 +6,17 @@ space-to-depth grid (12 channels at half resolution, Glow's squeeze, Eq. 10):
 
     c = CondNet(B, W0, W1, M̃, |W0 − W1|, trunk features)                       conditions (Eq. 13-14)
     u = z;  u_b ← u_b · exp(s_k(u_a, c)) + t_k(u_a, c),  swap halves,  k = 1..K   affine couplings (Eq. 11)
-    r = μ(c) + σ(c) · u,   I_t = B + unsqueeze(r)                                  conditional affine (Eq. 12)
+    r = g · unsqueeze(μ(c) + σ(c) · u),   I_t = B + r                              conditional affine (Eq. 12)
 
-so log p(r | c) = log N(z; 0, 1) − Σ log σ − Σ_k Σ s_k (Eq. 11-12), computed by :meth:`ResidualDecoder.nll`,
-exactly invertible. Every last layer starts at zero: untrained, r = σ0·z, so τ = 0 (z = 0) returns B
-itself — never worse than the blend before training moves it — and τ > 0 adds noise of std σ0·τ.
+so log p(r | c) = log N(z; 0, 1) − Σ log σ − Σ_k Σ s_k − Σ log g (Eq. 11-12), computed by
+:meth:`ResidualDecoder.nll`, exactly invertible. g is the *disagreement envelope* (:func:`envelope`), a fixed
+per-pixel scale in [1/L, 1] that rises with |W0 − W1|: where the two warped frames agree the blend is already
+determined and the flow has nothing to generate (its residual there is the ground truth's own sensor noise,
+which sampling would only add as grain); where they disagree — misalignment, occlusion, the pixels PerVFI's
+ASB exists for — the flow's samples pass at full strength. L = 0 (a head file without ``envelope``) is g = 1.
+
+Every last layer starts at zero: untrained, r = g·σ0·z, so τ = 0 (z = 0) returns B itself — never worse than
+the blend before training moves it — and τ > 0 adds noise of std g·σ0·τ.
 ``sigma0`` sets the scale of σ at initialisation (residuals are a few 8-bit levels).
 """
 from __future__ import annotations
@@ -25,6 +31,15 @@ SQUEEZE = 2
 RES_CHANNELS = 3 * SQUEEZE * SQUEEZE  # the residual after the 2x2 squeeze
 #: Condition inputs at full resolution: B (3), W0 (3), W1 (3), M̃ (1), |W0 − W1| (1), trunk features (8).
 COND_INPUTS = 3 + 3 + 3 + 1 + 1 + 8
+#: L of the shipped head's envelope: 8 levels, the line where the benches call two warped frames misaligned.
+ENVELOPE_LEVELS = 8.0
+
+
+def envelope(warped0: torch.Tensor, warped1: torch.Tensor, levels: float) -> torch.Tensor:
+    """g (B, 1, H, W) = clamp(d / L, 1/L, 1), d the two warped frames' largest per-channel difference in 8-bit
+    levels: full strength from L levels of disagreement, 1/L (a disagreement under one level, i.e. none) below."""
+    d = (warped0 - warped1).abs().amax(1, keepdim=True) * 255
+    return (d / levels).clamp(1 / levels, 1)
 
 
 def _zero(conv: nn.Conv2d) -> nn.Conv2d:
@@ -91,18 +106,25 @@ class ResidualDecoder(nn.Module):
         mu, log_sigma = self.affine(c).chunk(2, 1)
         return mu, log_sigma + self.log_sigma0
 
-    def forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, c: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
+        """The residual (B, 3, H, W); ``g`` the envelope (B, 1, H, W) or None (g = 1)."""
         u = z
         for step in self.couplings:
             u = step(u, c)
         mu, log_sigma = self._mu_logsigma(c)
-        return F.pixel_shuffle(mu + log_sigma.exp() * u, SQUEEZE)
+        r = F.pixel_shuffle(mu + log_sigma.exp() * u, SQUEEZE)
+        return r if g is None else r * g
 
-    def nll(self, residual: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        """−log p(residual | c) per dimension, (B,) in nats (Eq. 11-12); ``residual`` (B, 3, H, W)."""
+    def nll(self, residual: torch.Tensor, c: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
+        """−log p(residual | c) per dimension, (B,) in nats (Eq. 11-12); ``residual`` (B, 3, H, W), ``g`` as
+        in :meth:`forward`."""
+        logdet = residual.new_zeros(residual.shape[0])
+        if g is not None:
+            residual = residual / g
+            logdet = logdet + residual.shape[1] * g.log().flatten(1).sum(1)  # one g for the 3 channels
         mu, log_sigma = self._mu_logsigma(c)
         u = (F.pixel_unshuffle(residual, SQUEEZE) - mu) * (-log_sigma).exp()
-        logdet = log_sigma.flatten(1).sum(1)
+        logdet = logdet + log_sigma.flatten(1).sum(1)
         for step in reversed(self.couplings):
             u, s = step.inverse(u, c)
             logdet = logdet + s

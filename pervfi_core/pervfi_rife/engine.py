@@ -26,7 +26,7 @@ from ..errors import InputError
 from ..ops.padding import padding_for
 from ..specs import Architecture, EngineSpec, shape_of
 from .blend import AsymmetricBlend
-from .decoder import CondNet, ResidualDecoder, latent
+from .decoder import CondNet, ResidualDecoder, envelope, latent
 from .trunk import META_TRUNK_DIGEST, MULTIPLE, REFINED_PREFIX, RIFETrunk, TrunkOutput, with_refined_blocks
 
 logger = logging.getLogger(__name__)
@@ -47,25 +47,29 @@ class Head(nn.Module):
     (:class:`CondNet`), ``flow`` (:class:`ResidualDecoder`). Keyword-only hyperparameters (``config``)."""
 
     def __init__(self, *, width: int = 32, blocks: int = 3, hidden: int = 32, couplings: int = 2,
-                 sigma0: float = 0.02, sharpness: float = 1.0, bias: float = 0.0):
+                 sigma0: float = 0.02, sharpness: float = 1.0, bias: float = 0.0, envelope: float = 0.0):
         super().__init__()
         self.config = dict(width=width, blocks=blocks, hidden=hidden, couplings=couplings, sigma0=sigma0,
-                           sharpness=sharpness, bias=bias)
+                           sharpness=sharpness, bias=bias, envelope=envelope)
+        self.envelope = float(envelope)  # L of the decoder's disagreement envelope (decoder.envelope); 0: none
         self.asb = AsymmetricBlend(sharpness=sharpness, bias=bias)
         self.cond_net = CondNet(width=width, blocks=blocks)
         self.flow = ResidualDecoder(  # 'flow.': the key prefix of the shipped head (its file keeps its bytes)
             cond=width, hidden=hidden, couplings=couplings, sigma0=sigma0)
 
-    def condition(self, out: TrunkOutput, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(B (B,3,H,W), M̃ (B,1,H,W), c (B,C,H/2,W/2)) from the trunk's output on an even grid."""
+    def condition(self, out: TrunkOutput, t: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(B (B,3,H,W), M̃ (B,1,H,W), c (B,C,H/2,W/2), envelope g (B,1,H,W) or None) from the trunk's output
+        on an even grid."""
         base, m = self.asb(out, t)
         disagree = (out.warped0 - out.warped1).abs().mean(1, keepdim=True)
         c = self.cond_net(torch.cat([base, out.warped0, out.warped1, m, disagree, out.features], 1))
-        return base, m, c
+        return base, m, c, envelope(out.warped0, out.warped1, self.envelope) if self.envelope else None
 
-    def decode(self, base: torch.Tensor, c: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """I_t = B + G⁻¹(z; c), unclamped (B, 3, H, W)."""
-        return base + self.flow(z, c)
+    def decode(self, base: torch.Tensor, c: torch.Tensor, z: torch.Tensor, g: torch.Tensor | None = None
+               ) -> torch.Tensor:
+        """I_t = B + G⁻¹(z; c) (the envelope g inside G⁻¹), unclamped (B, 3, H, W)."""
+        return base + self.flow(z, c, g)
 
 
 class PerVFIRife(nn.Module):
@@ -91,27 +95,31 @@ class PerVFIRife(nn.Module):
     @torch.no_grad()
     def blend(self, img0, img1, fflow=None, bflow=None, t=0.5) -> Blend:
         """Frames (B, 3, H, W) in [0, 1], t a float or (B,) in [0, 1]; the flows are ignored (may be None).
-        The :class:`~pervfi_core.engine.Blend` holds conds = [c (B, C, Hp/2, Wp/2)], masks = [M̃ (B, 1, Hp, Wp)]
-        and frame = the asymmetric blend B (B, 3, Hp, Wp), on the grid padded to a multiple of 64."""
+        The :class:`~pervfi_core.engine.Blend` holds conds = [c (B, C, Hp/2, Wp/2)] and, with an envelope, its
+        g (B, 1, Hp, Wp) after c; masks = [M̃ (B, 1, Hp, Wp)]; frame = the asymmetric blend B (B, 3, Hp, Wp);
+        all on the grid padded to a multiple of 64."""
         h, w = img0.shape[-2:]
         t = as_timesteps(t, img0.shape[0], device=img0.device, dtype=torch.float32)
         padding = padding_for((h, w), MULTIPLE, mode="bottom_right")  # the trunk then pads nothing more
         x0, x1 = (padding.apply(x.float(), fill="replicate") for x in (img0, img1))
-        base, m, c = self.head.condition(self.trunk(x0, x1, t), t)
-        return Blend(conds=[c], masks=[m], size=(h, w), padding=padding, frame=base)
+        base, m, c, g = self.head.condition(self.trunk(x0, x1, t), t)
+        return Blend(conds=[c] if g is None else [c, g], masks=[m], size=(h, w), padding=padding, frame=base)
 
     @torch.no_grad()
     def decode(self, blend: Blend, tau: float = 0.0, seed: int | None = 0, z: torch.Tensor | None = None
                ) -> torch.Tensor:
         """Frames (B, 3, H, W) in [0, 1]; z ~ N(0, τ²) from ``seed`` (or ``z`` given, (B, 12, Hp/2, Wp/2));
         τ = 0 is deterministic whatever the seed."""
-        if not isinstance(blend, Blend) or blend.frame is None or len(blend.conds) != 1:
-            raise InputError(f"decode: expected the Blend returned by blend(), got {type(blend).__name__}")
+        if (not isinstance(blend, Blend) or blend.frame is None
+                or len(blend.conds) != (2 if self.head.envelope else 1)):
+            raise InputError(f"decode: expected the Blend returned by this engine's blend(), got "
+                             f"{type(blend).__name__}")
         blend = blend.to(device=self.device, dtype=torch.float32)
         b, _, hp, wp = blend.frame.shape
         if z is None:
             z = latent((b, 12, hp // 2, wp // 2), float(tau), seed, device=self.device, dtype=torch.float32)
-        return blend.padding.crop(self.head.decode(blend.frame, blend.conds[0], z)).clamp(0, 1)
+        c, g = blend.conds[0], blend.conds[1] if self.head.envelope else None
+        return blend.padding.crop(self.head.decode(blend.frame, c, z, g)).clamp(0, 1)
 
     def forward(self, img0, img1, fflow=None, bflow=None, t=0.5, tau: float = 0.0, seed: int = 0):
         return self.decode(self.blend(img0, img1, fflow, bflow, t), tau=tau, seed=seed)

