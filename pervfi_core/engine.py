@@ -50,9 +50,9 @@ class EngineInfo:
 class Blend:
     """What ``blend`` hands to ``decode`` (reusable for many τ / seeds), on a padded grid (Hp, Wp).
 
-    conds: what a learned decoder is conditioned on, finest first (PerVFI: the fused conditions c,
-        [(B, 35, Hp/2, Wp/2), (B, 64, Hp/4, Wp/4), (B, 96, Hp/8, Wp/8)] for the official widths); empty
-        for an engine whose decoder needs none.
+    conds: what a learned decoder is conditioned on, each engine's own list (PerVFI: the fused conditions c,
+        finest first, [(B, 35, Hp/2, Wp/2), (B, 64, Hp/4, Wp/4), (B, 96, Hp/8, Wp/8)] for the official widths;
+        pervfi-rife: c and its envelope); empty for an engine whose decoder needs none.
     masks: the blending masks M̃ in [0, 1] (1 = take frame 1 / the filling frame), finest first, (B, 1, ·, ·).
     size: (H, W) of the input frames; padding: what was added to reach (Hp, Wp).
     frame: a frame the blend already made, (B, 3, Hp, Wp) in [0, 1]: the output of an image-space engine,

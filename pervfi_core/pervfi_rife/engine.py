@@ -39,7 +39,7 @@ META_STEPS = "trained_steps"
 
 #: Bytes per pixel of one blend + decode call, float32, trunk included: the peak of live tensor bytes (torch
 #: profiler, bench/memory_per_pixel.py's peak_bytes), the same at 256x448 and 512x896.
-MEMORY_PER_PIXEL = 540
+MEMORY_PER_PIXEL = 568
 
 
 class Head(nn.Module):
