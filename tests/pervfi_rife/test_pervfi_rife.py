@@ -156,13 +156,18 @@ def test_head_export_loads_through_the_weights_loader(tmp_path, trunk, pair):
     from pervfi_core.pervfi_rife.engine import head_from_state
     from pervfi_core.train.pervfi_rife import export
 
-    head = _trained_like(Head(width=16, blocks=1, hidden=8, couplings=1))
+    head = _trained_like(Head(width=16, blocks=1, hidden=8, couplings=1, envelope=8.0))
     path = export(head, tmp_path / "head.safetensors", 7)
     loaded = weights.load(path, arch="pervfi-rife", download=False)
     assert loaded.info.architecture == "pervfi-rife" and loaded.metadata["trained_steps"] == "7"
     again = head_from_state(loaded.state_dict, loaded.metadata)
+    assert again.envelope == 8.0
     a, b = PerVFIRife(trunk, head).eval(), PerVFIRife(trunk, again).eval()
     assert torch.equal(a(*pair, tau=0.3, seed=4), b(*pair, tau=0.3, seed=4))
+    # a head file written before the envelope (no 'envelope' in its config) runs as it was trained: g = 1
+    meta = dict(loaded.metadata, pervfi_rife_config=loaded.metadata["pervfi_rife_config"].replace('"envelope": 8.0, ', ""))
+    older = head_from_state(loaded.state_dict, meta)
+    assert older.envelope == 0 and len(PerVFIRife(trunk, older).eval().blend(*pair).conds) == 1
 
 
 def test_shipped_head_loads_through_the_manifest():
