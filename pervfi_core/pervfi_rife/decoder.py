@@ -35,10 +35,10 @@ COND_INPUTS = 3 + 3 + 3 + 1 + 1 + 8
 ENVELOPE_LEVELS = 8.0
 
 
-def envelope(warped0: torch.Tensor, warped1: torch.Tensor, levels: float) -> torch.Tensor:
-    """g (B, 1, H, W) = clamp(d / L, 1/L, 1), d the two warped frames' largest per-channel difference in 8-bit
-    levels: full strength from L levels of disagreement, 1/L (a disagreement under one level, i.e. none) below."""
-    d = (warped0 - warped1).abs().amax(1, keepdim=True) * 255
+def envelope(difference: torch.Tensor, levels: float) -> torch.Tensor:
+    """g (B, 1, H, W) = clamp(d / L, 1/L, 1) from ``difference`` = |W0 − W1| (B, 3, H, W), d its largest channel in
+    8-bit levels: full strength from L levels of disagreement, 1/L (a disagreement under one level, i.e. none) below."""
+    d = difference.amax(1, keepdim=True) * 255
     return (d / levels).clamp(1 / levels, 1)
 
 

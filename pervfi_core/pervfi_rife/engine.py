@@ -62,9 +62,10 @@ class Head(nn.Module):
         """(B (B,3,H,W), M̃ (B,1,H,W), c (B,C,H/2,W/2), envelope g (B,1,H,W) or None) from the trunk's output
         on an even grid."""
         base, m = self.asb(out, t)
-        disagree = (out.warped0 - out.warped1).abs().mean(1, keepdim=True)
-        c = self.cond_net(torch.cat([base, out.warped0, out.warped1, m, disagree, out.features], 1))
-        return base, m, c, envelope(out.warped0, out.warped1, self.envelope) if self.envelope else None
+        difference = (out.warped0 - out.warped1).abs()  # one |W0 − W1| for the conditions and the envelope
+        c = self.cond_net(torch.cat([base, out.warped0, out.warped1, m, difference.mean(1, keepdim=True),
+                                     out.features], 1))
+        return base, m, c, envelope(difference, self.envelope) if self.envelope else None
 
     def decode(self, base: torch.Tensor, c: torch.Tensor, z: torch.Tensor, g: torch.Tensor | None = None
                ) -> torch.Tensor:
