@@ -88,13 +88,18 @@ def test_asymmetric_mask_takes_the_nearer_frame_and_sharpens(trunk, pair):
     assert float(sharp.mean()) < float(soft.mean()) and float(far.mean()) > float(soft.mean())  # primary preferred
 
 
-def test_flow_is_invertible_and_its_nll_is_a_density():
+def _random_flow():
+    """A residual flow with every weight random (seed 0), conditions c (2, 8, 6, 6) and latents z (2, 12, 6, 6)."""
     torch.manual_seed(0)
     flow = ResidualDecoder(cond=8, hidden=8)
     with torch.no_grad():
         for p in flow.parameters():
             p.normal_(std=0.1)
-    c, z = torch.randn(2, 8, 6, 6), torch.randn(2, 12, 6, 6)
+    return flow, torch.randn(2, 8, 6, 6), torch.randn(2, 12, 6, 6)
+
+
+def test_flow_is_invertible_and_its_nll_is_a_density():
+    flow, c, z = _random_flow()
     r = flow(z, c)
     nll_true = flow.nll(r, c)
     nll_off = flow.nll(r + 0.2 * torch.randn_like(r), c)
@@ -116,12 +121,7 @@ def test_envelope_is_one_over_l_where_the_warps_agree_and_one_from_l_levels():
 
 
 def test_envelope_is_a_flow_step_its_log_determinant_in_the_nll():
-    torch.manual_seed(0)
-    flow = ResidualDecoder(cond=8, hidden=8)
-    with torch.no_grad():
-        for p in flow.parameters():
-            p.normal_(std=0.1)
-    c, z = torch.randn(2, 8, 6, 6), torch.randn(2, 12, 6, 6)
+    flow, c, z = _random_flow()
     g = torch.rand(2, 1, 12, 12).clamp(min=0.125)
     r = flow(z, c)
     torch.testing.assert_close(flow(z, c, g), r * g)  # the same sample, scaled per pixel
