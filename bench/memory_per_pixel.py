@@ -69,7 +69,7 @@ def estimator(name: str):
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", nargs="+", default=["256x448", "512x896"], help="HxW")
-    p.add_argument("--engines", nargs="*", default=["v00", "vb", "pervfi-own", "training-free"])
+    p.add_argument("--engines", nargs="*", default=["pervfi-rife", "v00", "vb", "pervfi-own", "training-free"])
     p.add_argument("--estimators", nargs="*", default=["gmflow-refine", "raft", "raft-small"])
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
