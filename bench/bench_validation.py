@@ -3,6 +3,7 @@
     python bench/bench_validation.py [--engines training-free pervfi-rife:tau=0 pervfi-rife:tau=0.3 ...]
                                      [--validation ../shared/validation] [--limit N] [--time-size 448x256]
                                      [--out bench/results/validation.md] [--json OUT.json]
+    python bench/bench_validation.py --from-json OUT.json [the run's own options]   # the report again, no rerun
 
 An engine spec is ``NAME[:tau=T][:flow=ESTIMATOR][:seed=S]`` (a ``load_engine`` name, id or file; flow default
 ``auto``, i.e. DIS on a CPU; engines with ``needs_motion = False`` get no flows). Specs of one engine and
@@ -15,7 +16,10 @@ Metrics (:mod:`pervfi_core.metrics`): PSNR, SSIM, LPIPS-alex, LPIPS-vgg, DISTS o
 frame at t = 0.5, averaged per set, per motion class (the manifest's) and overall (mean over triplets).
 Time: seconds per frame (wall and this process's CPU time, estimator + blend + one decode) over the set,
 and side by side on one 448x256 pair (``--time-size``, median of ``--time-repeats``) — the CPU figure is
-the robust one on a shared machine. The validation set is never trained on (its README).
+the robust one on a shared machine. Paired against RIFE: each method's per-triplet difference to RIFE's frame
+on the same triplet, its mean with a 95 % bootstrap interval (triplets resampled, seeded) and how many triplets
+it wins, per motion class and overall — whether a class's gap is one that its few triplets resolve.
+The validation set is never trained on (its README).
 """
 from __future__ import annotations
 
@@ -43,6 +47,7 @@ DEFAULT_VALIDATION = HERE.parent.parent / "shared" / "validation"
 METRICS = ("psnr", "ssim", "lpips_alex", "lpips_vgg", "dists")
 HEADER = ("PSNR↑", "SSIM↑", "LPIPS-alex↓", "LPIPS-vgg↓", "DISTS↓")
 RIFE, AVERAGE = "RIFE 4.25/4.26", "frame averaging"
+BOOTSTRAP = 10_000  # resamples of the paired interval
 
 
 @dataclass
@@ -167,7 +172,13 @@ def main(argv=None) -> dict | None:
                    help="with --light-taus, the τ values that still get every metric (default: 0)")
     p.add_argument("--out", type=Path, default=HERE / "results" / "validation.md")
     p.add_argument("--json", type=Path)
+    p.add_argument("--from-json", type=Path, help="write the report of a saved --json run again (no rerun; give "
+                                                  "the run's own options for the report's command line)")
     args = p.parse_args(argv)
+    if args.from_json:
+        results = json.loads(args.from_json.read_text())
+        write_report(args.out, report(args, results))
+        return results
     if not (args.validation / "manifest.json").is_file():
         print(f"skipped: no validation set at {args.validation} (manifest.json missing); it sits beside the "
               "checkout in ../shared/validation", file=sys.stderr)
@@ -202,7 +213,8 @@ def main(argv=None) -> dict | None:
         print(f"{k + 1}/{len(items)} {item['set']}/{item['name']}", file=sys.stderr)
     side = time_side_by_side(methods, *first, (w, h), args.time_repeats)
     results = {"scores": scores, "seconds": {k: np.mean(v, axis=0).tolist() for k, v in seconds.items()},
-               "side_by_side": side, "time_size": args.time_size, "n": len(items)}
+               "side_by_side": side, "time_size": args.time_size, "time_repeats": args.time_repeats, "n": len(items),
+               "date": datetime.date.today().isoformat()}
     lines = report(args, results)
     write_report(args.out, lines, data=results, json_path=args.json)
     return results
@@ -223,25 +235,64 @@ def _table(title: str, scores: dict[str, list[dict]], key: str | None) -> list[s
     return lines + [""]
 
 
+def paired(rows: list[dict], anchor: list[dict], metric: str, *, seed: int = 0) -> tuple[float, float, float, int]:
+    """(mean, 2.5 %, 97.5 %, wins) of the per-triplet difference ``rows`` − ``anchor`` in ``metric``: the mean, its
+    95 % bootstrap interval over triplets (``BOOTSTRAP`` resamples, ``seed``) and the triplets where it is lower."""
+    if [r["name"] for r in rows] != [a["name"] for a in anchor]:
+        raise ValueError("paired rows must be the same triplets in the same order")
+    d = np.array([r[metric] - a[metric] for r, a in zip(rows, anchor)])
+    means = np.random.default_rng(seed).choice(d, (BOOTSTRAP, len(d))).mean(1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return float(d.mean()), float(lo), float(hi), int((d < 0).sum())
+
+
+def _paired_table(scores: dict[str, list[dict]]) -> list[str]:
+    if RIFE not in scores:
+        return []
+    anchor = scores[RIFE]
+    classes = sorted({r["class"] for r in anchor})
+    lines = ["## Paired against RIFE 4.25/4.26", "",
+             "Per triplet, method − RIFE on the same triplet: the mean difference, its 95 % bootstrap interval over "
+             f"triplets ({BOOTSTRAP:,} resamples) and the triplets where the method is lower (better). An interval "
+             "that spans 0 is a difference these triplets do not resolve.", "",
+             "| class | method | n | Δ LPIPS-alex [95 %] | lower on | Δ DISTS [95 %] | lower on |",
+             "|---|---|---|---|---|---|---|"]
+    for cls in classes + [None]:
+        keep = [i for i, r in enumerate(anchor) if cls is None or r["class"] == cls]
+        for label, rows in scores.items():
+            if label in (RIFE, AVERAGE):
+                continue
+            cells = []
+            for metric in ("lpips_alex", "dists"):
+                mean, lo, hi, wins = paired([rows[i] for i in keep], [anchor[i] for i in keep], metric)
+                cells += [f"{mean:+.5f} [{lo:+.5f}, {hi:+.5f}]", f"{wins}/{len(keep)}"]
+            lines.append(f"| {cls or 'all'} | {label} | {len(keep)} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def _full_taus(args) -> str:
     return f" --full-taus {' '.join(f'{t:g}' for t in args.full_taus)}" if args.light_taus and args.full_taus != [0.0] else ""
 
 
 def report(args, results) -> list[str]:
     scores, secs, side = results["scores"], results["seconds"], results["side_by_side"]
-    lines = [f"# Validation on real footage ({datetime.date.today()})", "",
+    size, repeats = results.get("time_size", args.time_size), results.get("time_repeats", args.time_repeats)
+    timing = ((f" --time-size {size}" if size != "448x256" else "")
+              + (f" --time-repeats {repeats}" if repeats != 5 else ""))
+    lines = [f"# Validation on real footage ({results.get('date', datetime.date.today())})", "",
              f"`python bench/bench_validation.py --engines {' '.join(args.engines)}"
-             f"{f' --limit {args.limit}' if args.limit else ''}{' --light-taus' if args.light_taus else ''}{_full_taus(args)}` — {results['n']} triplets of ../shared/validation "
+             f"{f' --limit {args.limit}' if args.limit else ''}{' --light-taus' if args.light_taus else ''}{_full_taus(args)}{timing}` — {results['n']} triplets of ../shared/validation "
              f"(t = 0.5, full resolution), {args.threads} threads; overall = mean over triplets. "
              "Engines' default estimator `auto` is DIS on a CPU.", ""]
     lines += _table("## Overall", scores, None)
     lines += _table("## Per motion class", scores, "class")
     lines += _table("## Per set", scores, "set")
+    lines += _paired_table(scores)
     lines += [f"## Seconds per frame ({args.threads} threads)", "",
               "Over the set: estimator + blend + every decode of the row (an engine with several τ decodes them all "
-              f"from one blend); at {args.time_size}: estimator + blend + one decode, median of {args.time_repeats}.", "",
-              f"| method | wall s/frame (set) | CPU s/frame (set) | wall s ({args.time_size}) | CPU s ({args.time_size}) |"
-              f" CPU vs RIFE ({args.time_size}) |", "|---|---|---|---|---|---|"]
+              f"from one blend); at {size}: estimator + blend + one decode, median of {repeats}.", "",
+              f"| method | wall s/frame (set) | CPU s/frame (set) | wall s ({size}) | CPU s ({size}) |"
+              f" CPU vs RIFE ({size}) |", "|---|---|---|---|---|---|"]
     for key in secs:
         lines.append(f"| {key} | {secs[key][0]:.3f} | {secs[key][1]:.3f} | {side[key][0]:.3f} | {side[key][1]:.3f} | "
                      f"{side[key][1] / side[RIFE][1]:.2f}x |")

@@ -50,8 +50,8 @@ BENCHES = {
     "tau": ("τ sweep and flicker of the τ-capable embedded model on held-out clips",
             ["bench_tau.py", "--weights", "weights/pervfi_own_flow.safetensors"], "results/tau.md"),
     "validation": ("Validation on real footage (../shared/validation): engines against RIFE 4.25/4.26 and frame averaging",
-                   ["bench_validation.py", "--light-taus", "--full-taus", "0", "0.2", "0.3", "0.4", "--engines",
-                    "training-free", *(f"pervfi-rife:tau={t}" for t in ("0", "0.1", "0.2", "0.3", "0.4", "0.5", "0.7", "1"))],
+                   ["bench_validation.py", "--light-taus", "--full-taus", "0", "0.2", "0.3", "0.4", "--time-repeats", "7",
+                    "--engines", "training-free", *(f"pervfi-rife:tau={t}" for t in ("0", "0.1", "0.2", "0.3", "0.4", "0.5", "0.7", "1"))],
                    "results/validation.md"),
     "rife-tau": ("pervfi-rife: what τ changes, and flicker on a real clip",
                  ["bench_rife_tau.py", "--tau", "0.5"], "results/rife_tau.md"),
@@ -71,8 +71,9 @@ BENCHES = {
 # sections written by hand from a run elsewhere (bench/device_check.sh needs a GPU) or a long run, kept as they are
 # soak: bench/soak.py takes as long as its clip (20 minutes of video); comfyui: bench/comfyui_smoke.py needs a
 # ComfyUI checkout with its own environment (comfyui-rss: bench/comfyui_rss.py, the same); hotloop:
-# bench/bench_hotloop.py --baseline REV, a before/after of one change
-EXTERNAL = ("device", "device-train", "soak", "comfyui", "comfyui-rss", "hotloop")
+# bench/bench_hotloop.py --baseline REV, a before/after of one change; scene-cuts: bench/bench_scenes.py needs
+# opencv-doc's videos (its own --out writes the bare table, results/scenes.md)
+EXTERNAL = ("device", "device-train", "soak", "comfyui", "comfyui-rss", "hotloop", "scene-cuts")
 # summary: what the figures decide, written by hand from the sections (the README links to it); it comes first
 SUMMARY = "summary"
 QUICK = {"core": ["--sizes", "448x256", "--repeats", "1"], "core-malloc": ["--repeats", "1"], "flow": ["--pairs", "1"], "pipeline": ["--pairs", "2"],
