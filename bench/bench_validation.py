@@ -18,7 +18,7 @@ Time: seconds per frame (wall and this process's CPU time, estimator + blend + o
 and side by side on one 448x256 pair (``--time-size``, median of ``--time-repeats``) — the CPU figure is
 the robust one on a shared machine. Paired against RIFE: each method's per-triplet difference to RIFE's frame
 on the same triplet, its mean with a 95 % bootstrap interval (triplets resampled, seeded) and how many triplets
-it wins, per motion class and overall — whether a class's gap is one that its few triplets resolve.
+it wins, per motion class, per set and overall — whether a class's gap is one that its few triplets resolve.
 The validation set is never trained on (its README).
 """
 from __future__ import annotations
@@ -246,19 +246,19 @@ def paired(rows: list[dict], anchor: list[dict], metric: str, *, seed: int = 0) 
     return float(d.mean()), float(lo), float(hi), int((d < 0).sum())
 
 
-def _paired_table(scores: dict[str, list[dict]]) -> list[str]:
+def _paired_table(scores: dict[str, list[dict]], key: str) -> list[str]:
     if RIFE not in scores:
         return []
     anchor = scores[RIFE]
-    classes = sorted({r["class"] for r in anchor})
-    lines = ["## Paired against RIFE 4.25/4.26", "",
+    title = {"class": "per motion class", "set": "per set"}[key]
+    lines = [f"## Paired against RIFE 4.25/4.26, {title}", "",
              "Per triplet, method − RIFE on the same triplet: the mean difference, its 95 % bootstrap interval over "
              f"triplets ({BOOTSTRAP:,} resamples) and the triplets where the method is lower (better). An interval "
              "that spans 0 is a difference these triplets do not resolve.", "",
-             "| class | method | n | Δ LPIPS-alex [95 %] | lower on | Δ DISTS [95 %] | lower on |",
+             f"| {key} | method | n | Δ LPIPS-alex [95 %] | lower on | Δ DISTS [95 %] | lower on |",
              "|---|---|---|---|---|---|---|"]
-    for cls in classes + [None]:
-        keep = [i for i, r in enumerate(anchor) if cls is None or r["class"] == cls]
+    for group in sorted({r[key] for r in anchor}) + [None]:
+        keep = [i for i, r in enumerate(anchor) if group is None or r[key] == group]
         for label, rows in scores.items():
             if label in (RIFE, AVERAGE):
                 continue
@@ -266,7 +266,7 @@ def _paired_table(scores: dict[str, list[dict]]) -> list[str]:
             for metric in ("lpips_alex", "dists"):
                 mean, lo, hi, wins = paired([rows[i] for i in keep], [anchor[i] for i in keep], metric)
                 cells += [f"{mean:+.5f} [{lo:+.5f}, {hi:+.5f}]", f"{wins}/{len(keep)}"]
-            lines.append(f"| {cls or 'all'} | {label} | {len(keep)} | " + " | ".join(cells) + " |")
+            lines.append(f"| {group or 'all'} | {label} | {len(keep)} | " + " | ".join(cells) + " |")
     return lines + [""]
 
 
@@ -287,7 +287,7 @@ def report(args, results) -> list[str]:
     lines += _table("## Overall", scores, None)
     lines += _table("## Per motion class", scores, "class")
     lines += _table("## Per set", scores, "set")
-    lines += _paired_table(scores)
+    lines += _paired_table(scores, "class") + _paired_table(scores, "set")
     lines += [f"## Seconds per frame ({args.threads} threads)", "",
               "Over the set: estimator + blend + every decode of the row (an engine with several τ decodes them all "
               f"from one blend); at {size}: estimator + blend + one decode, median of {repeats}.", "",

@@ -46,6 +46,8 @@ def test_the_report_is_rebuilt_from_a_saved_run_with_the_paired_table(tmp_path):
     bv.main(["--from-json", str(tmp_path / "run.json"), "--out", str(out), "--engines", "pervfi-rife:tau=0.2"])
     text = out.read_text()
     assert "# Validation on real footage (2026-01-02)" in text and "--time-repeats 7" in text
-    assert "## Paired against RIFE 4.25/4.26" in text
+    assert "## Paired against RIFE 4.25/4.26, per motion class" in text
+    assert "## Paired against RIFE 4.25/4.26, per set" in text
     assert "| near | pervfi-rife:tau=0.2 | 2 | -0.01000 [-0.01000, -0.01000] | 2/2 |" in text
+    assert "| s | pervfi-rife:tau=0.2 | 2 | -0.01000 [-0.01000, -0.01000] | 2/2 |" in text
     assert "| all | frame averaging |" not in text  # the anchors are not compared with themselves
