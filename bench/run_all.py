@@ -89,6 +89,12 @@ def machine() -> str:
             f"Python {platform.python_version()}, torch {torch.__version__}")
 
 
+def sections() -> dict[str, str]:
+    """The bench/results sections of BENCHMARKS.md by name, in order: summary, benches, external ones."""
+    files = [RESULTS / f"{n}.md" for n in (SUMMARY, *BENCHES, *EXTERNAL)]
+    return {f.stem: f.read_text() for f in files if f.is_file()}
+
+
 def run(name: str, quick: bool) -> tuple[bool, str]:
     title, cmd, source = BENCHES[name]
     script = HERE / cmd[0]
@@ -117,13 +123,12 @@ def main() -> int:
         print(f"[bench] {name}: {'ok' if ok else 'FAILED ' + info}", flush=True)
         if not ok:
             failures.append(f"- {name}: {info}")
-    sections = [(RESULTS / f"{n}.md").read_text() for n in (SUMMARY, *BENCHES, *EXTERNAL) if (RESULTS / f"{n}.md").is_file()]
     header = (f"# Benchmarks\n\nWritten by `python bench/run_all.py` on {datetime.date.today()}: {machine()}.\n"
               "Each section names the command that produced it; timings on a shared 2-core CPU are "
               "indicative (re-run for your machine).\n")
     if failures:
         header += "\nLast run, benchmarks that failed (their sections are from an earlier run or absent):\n" + "\n".join(failures) + "\n"
-    (ROOT / "BENCHMARKS.md").write_text(header + "\n" + "\n".join(sections))
+    (ROOT / "BENCHMARKS.md").write_text(header + "\n" + "\n".join(sections().values()))
     print(f"wrote {ROOT / 'BENCHMARKS.md'}")
     return 1 if failures else 0
 

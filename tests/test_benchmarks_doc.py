@@ -12,8 +12,7 @@ import run_all  # noqa: E402
 
 def test_every_assembled_section_is_in_benchmarks_md_as_written_and_nothing_else_is():
     doc = (ROOT / "BENCHMARKS.md").read_text()
-    files = [run_all.RESULTS / f"{n}.md" for n in (run_all.SUMMARY, *run_all.BENCHES, *run_all.EXTERNAL)]
-    sections = {f.stem: f.read_text() for f in files if f.is_file()}
+    sections = run_all.sections()
     stale = [name for name, text in sections.items() if text not in doc]
     assert not stale, f"bench/results sections not in BENCHMARKS.md as written: {stale}"
     body = doc[doc.index("## What the figures decide"):]
