@@ -12,7 +12,7 @@ truth) in ``RUN/trunk_*.pt`` (float16). ``fit`` then trains only the :class:`~pe
 
 (``--perceptual alex-dists``: LPIPS-alex + DISTS in place of LPIPS-vgg, the metrics the validation set ranks by)
 r = I_gt − B (dequantised by uniform 8-bit noise), NLL in nats per dimension (Eq. 11-12), the perceptual
-term on the τ = 0 decode (the frame the engine ships by default), on random 192 px crops with flips.
+term on the τ = 0 decode (the deterministic frame), on random 192 px crops with flips.
 Checkpoints (``RUN/last.pt``) every ``--save-every`` steps and at ``--time-limit``; the same command
 resumes. The learning curve (train loss, held-out LPIPS-alex / PSNR of the decode against the untrained
 head = the blend) goes to ``RUN/curve.jsonl``.
