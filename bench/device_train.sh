@@ -19,8 +19,9 @@
 # frozen RIFE trunk's outputs, prepared here (`python -m pervfi_core.train.pervfi_rife prepare --out DIR`,
 # a folder of trunk_*.pt, carried) in DEVICE_ITEMS (default bench/device_items_rife); OUT gets
 # weights.safetensors (the head, for weights/pervfi_rife_head.safetensors), metrics.jsonl (its learning
-# curve), environment.json, summary.md, log.txt (GPU: batch 16 at 256 px). Evaluate with
-# bench/bench_validation.py.
+# curve), environment.json, summary.md, log.txt (GPU: batch 16 at 256 px), with the shipped head's objective
+# (LPIPS-alex + DISTS, trained with g = 1, exported with the envelope L = 8); the LPIPS/DISTS weights come from
+# PERVFI_HOME. Evaluate with bench/bench_validation.py.
 #
 # DEVICE_ENGINE=trunk-refine fine-tunes the two finest blocks of pervfi-rife's RIFE trunk for perception
 # (pervfi_core/train/trunk_refine.py) on the training clips in DEVICE_ITEMS (default bench/device_clips: a folder
@@ -67,7 +68,8 @@ elif [ "${DEVICE_ENGINE:-}" = "pervfi-rife" ]; then
   else
     ARGS=(--device cuda --steps 20000 --batch 16 --crop 256 --eval-every 250 --time-limit "${DEVICE_TRAIN_S:-420}")
   fi
-  TRAIN=(-m pervfi_core.train.pervfi_rife fit --items "$ITEMS" "${ARGS[@]}" --save-every 500)
+  TRAIN=(-m pervfi_core.train.pervfi_rife fit --items "$ITEMS" --perceptual alex-dists --envelope 0 --export-envelope 8
+         "${ARGS[@]}" --save-every 500)
   CURVE=curve.jsonl
 else
   ITEMS="${DEVICE_ITEMS:-$ROOT/bench/device_items.pt}"

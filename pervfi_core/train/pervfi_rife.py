@@ -197,7 +197,7 @@ def fit(args) -> None:
             break
     save()
     if args.export:
-        export(head, args.export, step)
+        export(head, args.export, step, envelope=args.export_envelope)
 
 
 def perceptual_term(kind: str, alex, device):
@@ -215,12 +215,14 @@ def perceptual_term(kind: str, alex, device):
     raise InputError(f"perceptual: expected 'lpips-vgg' or 'alex-dists', got {kind!r}")
 
 
-def export(head: Head, dest, steps: int) -> Path:
-    """The head as safetensors with its hyperparameters and step count (what ``load_engine`` reads)."""
+def export(head: Head, dest, steps: int, *, envelope: float | None = None) -> Path:
+    """The head as safetensors with its hyperparameters and step count (what ``load_engine`` reads); ``envelope``:
+    the L the engine applies (default: the head's own, the one it was trained with)."""
     from ..weights.io import write_safetensors
 
     sd = {k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}
-    return write_safetensors(sd, Path(dest), {META_CONFIG: json.dumps(head.config, sort_keys=True),
+    config = head.config if envelope is None else {**head.config, "envelope": float(envelope)}
+    return write_safetensors(sd, Path(dest), {META_CONFIG: json.dumps(config, sort_keys=True),
                                               META_STEPS: str(steps), "pervfi_architecture": NAME})
 
 
@@ -260,6 +262,9 @@ def main(argv=None) -> None:
     pf.add_argument("--device", default="cpu")
     pf.add_argument("--seed", type=int, default=0)
     pf.add_argument("--export", help="write the trained head as safetensors here at the end")
+    pf.add_argument("--export-envelope", type=float, default=None,
+                    help="L the exported head applies at inference (default: --envelope; the shipped head: "
+                         "trained with 0, exported with 8)")
     pf.set_defaults(func=fit)
     args = p.parse_args(argv)
     args.func(args)

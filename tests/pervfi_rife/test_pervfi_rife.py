@@ -168,6 +168,14 @@ def test_head_export_loads_through_the_weights_loader(tmp_path, trunk, pair):
     meta = dict(loaded.metadata, pervfi_rife_config=loaded.metadata["pervfi_rife_config"].replace('"envelope": 8.0, ', ""))
     older = head_from_state(loaded.state_dict, meta)
     assert older.envelope == 0 and len(PerVFIRife(trunk, older).eval().blend(*pair).conds) == 1
+    # trained with g = 1 (envelope 0), exported to run with L = 8: the same weights, the envelope at inference
+    plain = Head(width=16, blocks=1, hidden=8, couplings=1, envelope=0.0)
+    plain.load_state_dict(head.state_dict())
+    exported = weights.load(export(plain, tmp_path / "plain.safetensors", 7, envelope=8.0), arch="pervfi-rife",
+                            download=False)
+    enveloped = head_from_state(exported.state_dict, exported.metadata)
+    assert enveloped.envelope == 8.0 and plain.envelope == 0.0
+    assert torch.equal(PerVFIRife(trunk, enveloped).eval()(*pair, tau=0.3, seed=4), a(*pair, tau=0.3, seed=4))
 
 
 def test_shipped_head_loads_through_the_manifest():
