@@ -23,7 +23,7 @@ import torch
 from .ops.padding import Padding
 
 #: The default sampling temperature of a run and of every stochastic decoder: the τ that is best in DISTS (and
-#: within 0.00001 of the best LPIPS-alex, τ 0.3's) for the default engine on real footage
+#: within 0.00001 of the best LPIPS-alex, τ 0's) for the default engine on real footage
 #: (bench/results/validation.md: τ 0 … 1). τ = 0 is deterministic.
 DEFAULT_TAU = 0.1
 
