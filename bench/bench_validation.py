@@ -48,6 +48,7 @@ METRICS = ("psnr", "ssim", "lpips_alex", "lpips_vgg", "dists")
 HEADER = ("PSNR↑", "SSIM↑", "LPIPS-alex↓", "LPIPS-vgg↓", "DISTS↓")
 RIFE, AVERAGE = "RIFE 4.25/4.26", "frame averaging"
 BOOTSTRAP = 10_000  # resamples of the paired interval
+TIME_SIZE, TIME_REPEATS = "448x256", 5  # the side-by-side timing's defaults (the report names only other values)
 
 
 @dataclass
@@ -161,8 +162,8 @@ def main(argv=None) -> dict | None:
     p.add_argument("--engines", nargs="*", default=["training-free"])
     p.add_argument("--validation", type=Path, default=DEFAULT_VALIDATION)
     p.add_argument("--limit", type=int, help="only the first N triplets (a smoke run)")
-    p.add_argument("--time-size", default="448x256")
-    p.add_argument("--time-repeats", type=int, default=5)
+    p.add_argument("--time-size", default=TIME_SIZE)
+    p.add_argument("--time-repeats", type=int, default=TIME_REPEATS)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--time-only", action="store_true", help="only the side-by-side timing (printed)")
     p.add_argument("--light-taus", action="store_true",
@@ -277,8 +278,8 @@ def _full_taus(args) -> str:
 def report(args, results) -> list[str]:
     scores, secs, side = results["scores"], results["seconds"], results["side_by_side"]
     size, repeats = results.get("time_size", args.time_size), results.get("time_repeats", args.time_repeats)
-    timing = ((f" --time-size {size}" if size != "448x256" else "")
-              + (f" --time-repeats {repeats}" if repeats != 5 else ""))
+    timing = ((f" --time-size {size}" if size != TIME_SIZE else "")
+              + (f" --time-repeats {repeats}" if repeats != TIME_REPEATS else ""))
     lines = [f"# Validation on real footage ({results.get('date', datetime.date.today())})", "",
              f"`python bench/bench_validation.py --engines {' '.join(args.engines)}"
              f"{f' --limit {args.limit}' if args.limit else ''}{' --light-taus' if args.light_taus else ''}{_full_taus(args)}{timing}` — {results['n']} triplets of ../shared/validation "
